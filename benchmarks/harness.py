@@ -1,0 +1,74 @@
+"""A small harness: records the command, machine and versions with each result table."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+
+from tfcompress.report.table import render_table
+from tfcompress.utils.io import atomic_write_text
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """Command, machine and package versions, recorded with every result."""
+    versions = {}
+    for package in ("tensorflow", "keras", "numpy", "ai-edge-litert", "tfcompress"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    spec = sys.modules["__main__"].__spec__
+    program = ["-m", spec.name] if spec is not None else [os.path.relpath(sys.argv[0])]
+    return {
+        "command": " ".join(["python", *program, *sys.argv[1:]]),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def write_results(
+    name: str,
+    title: str,
+    headers: list[str],
+    rows: list[list[str]],
+    records: list[dict],
+    notes: str = "",
+) -> tuple[str, str]:
+    """Writes `results/<name>.json` and `results/<name>.md`; returns both paths."""
+    env = environment()
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    json_path = os.path.join(RESULTS_DIR, f"{name}.json")
+    md_path = os.path.join(RESULTS_DIR, f"{name}.md")
+    atomic_write_text(json_path, json.dumps({"environment": env, "results": records}, indent=2))
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    markdown = "\n\n".join(
+        part for part in [
+            f"# {title}",
+            render_table(headers, rows, markdown=True),
+            notes,
+            f"Command: `{env['command']}`  \nMachine: {env['cpu']}, {env['cores']} cores, "
+            f"Python {env['python']}  \nVersions: {versions}  \nDate: {env['date']}",
+        ] if part
+    ) + "\n"  # fmt: skip
+    atomic_write_text(md_path, markdown)
+    return json_path, md_path

@@ -1,0 +1,45 @@
+"""Shared fixtures: real data, and small models trained briefly once per session."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+from helpers import compile_classifier  # noqa: E402
+
+import tfcompress as tc  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    return tc.datasets.load_mnist5k()
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return tc.datasets.load_digits()
+
+
+@pytest.fixture(scope="session")
+def trained_lenet(mnist):
+    keras.utils.set_random_seed(1)
+    model = compile_classifier(tc.models.lenet_300_100())
+    model.fit(mnist.x_train, mnist.y_train, epochs=2, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(mnist):
+    keras.utils.set_random_seed(2)
+    model = compile_classifier(tc.models.small_cnn())
+    model.fit(mnist.x_train[:2000], mnist.y_train[:2000], epochs=1, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def trained_mobilenet(mnist):
+    keras.utils.set_random_seed(3)
+    model = compile_classifier(tc.models.tiny_mobilenet(), learning_rate=3e-3)
+    model.fit(mnist.x_train, mnist.y_train, epochs=3, batch_size=64, verbose=0)
+    return model

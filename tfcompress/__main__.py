@@ -1,0 +1,5 @@
+"""`python -m tfcompress`: the command line."""
+
+from tfcompress.cli import run
+
+run()

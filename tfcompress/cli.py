@@ -1,0 +1,149 @@
+"""The `tfcompress` command line (also `python -m tfcompress`), with absl flags.
+
+Subcommands: `demo`, `export`, `report`. `tfcompress SUBCOMMAND --help` lists
+each one's flags.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from absl import flags
+
+Subcommand = tuple[str, Callable[[flags.FlagValues], None], Callable[[flags.FlagValues], int]]
+
+
+def _demo_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string(
+        "output_dir",
+        None,
+        "New folder for the outputs (default: tfcompress-demo-<time> under the current folder).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer("epochs", 3, "Training epochs.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer(
+        "seed", 0, "Seed of data split, initialisation and shuffling.", flag_values=fv
+    )
+    flags.DEFINE_integer("latency_runs", 200, "Timed interpreter runs per model.",
+                         lower_bound=1, flag_values=fv)  # fmt: skip
+
+
+def _demo(fv: flags.FlagValues) -> int:
+    from tfcompress.demo import run_demo
+
+    run_demo(fv.output_dir, epochs=fv.epochs, seed=fv.seed, latency_runs=fv.latency_runs)
+    return 0
+
+
+def _load_data(name: str | None):
+    from tfcompress import datasets
+
+    return {"mnist5k": datasets.load_mnist5k, "digits": datasets.load_digits}[name]()
+
+
+def _export_flags(fv: flags.FlagValues) -> None:
+    from tfcompress.export.tflite import MODES
+
+    flags.DEFINE_string("model", None, "Path of a .keras model.", flag_values=fv)
+    flags.DEFINE_string("output", None, "Path of the .tflite to write.", flag_values=fv)
+    flags.DEFINE_enum("mode", "float32", MODES, "Export mode.", flag_values=fv)
+    flags.DEFINE_enum("calibration", None, ["mnist5k", "digits"],
+                      "Bundled dataset whose training images calibrate int8/int16x8.",
+                      flag_values=fv)  # fmt: skip
+    flags.DEFINE_enum("io_type", "float32", ["float32", "int8", "int16"],
+                      "Input/output type of quantized models.", flag_values=fv)  # fmt: skip
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing output file.", flag_values=fv)
+    flags.mark_flags_as_required(["model", "output"], flag_values=fv)
+
+
+def _export(fv: flags.FlagValues) -> int:
+    import keras
+
+    from tfcompress.export import export_tflite
+
+    if os.path.exists(fv.output) and not fv.overwrite:
+        raise FileExistsError(f"--output={fv.output!r} exists; pass --overwrite to replace it.")
+    model = keras.saving.load_model(fv.model)
+    calibration = _load_data(fv.calibration).x_train[:200] if fv.calibration else None
+    content = export_tflite(model, fv.output, fv.mode, calibration, io_type=fv.io_type)
+    print(f"Wrote {fv.output} ({len(content):,} bytes, mode {fv.mode}).")
+    return 0
+
+
+def _report_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("model", None, "Path of a .keras model.", flag_values=fv)
+    flags.DEFINE_string("tflite", None, "Path of a .tflite model.", flag_values=fv)
+    flags.DEFINE_string("baseline_tflite", None, "Optional .tflite to compare against "
+                        "(shown as 'before').", flag_values=fv)  # fmt: skip
+    flags.DEFINE_enum("data", None, ["mnist5k", "digits"],
+                      "Bundled dataset whose test split gives accuracy and latency.",
+                      flag_values=fv)  # fmt: skip
+    flags.DEFINE_enum("format", "text", ["text", "markdown", "json"], "Output format.",
+                      flag_values=fv)  # fmt: skip
+
+
+def _report(fv: flags.FlagValues) -> int:
+    from tfcompress.report import report
+
+    model = None
+    if fv.model:
+        import keras
+
+        model = keras.saving.load_model(fv.model)
+    data = None
+    if fv.data:
+        split = _load_data(fv.data)
+        data = (split.x_test, split.y_test)
+    result = report(model, fv.tflite, data=data)
+    if fv.baseline_tflite:
+        result = report(tflite=fv.baseline_tflite, data=data, name="baseline").compare(result)
+    render = {"text": result.to_text, "markdown": result.to_markdown, "json": result.to_json}
+    print(render[fv.format]())
+    return 0
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "demo": ("Train the small CNN on MNIST-5k, compress it, print the report.", _demo_flags,
+             _demo),
+    "export": ("Convert a .keras model to .tflite.", _export_flags, _export),
+    "report": ("Measure a .keras and/or .tflite model.", _report_flags, _report),
+}  # fmt: skip
+
+
+def _usage() -> str:
+    lines = ["usage: tfcompress SUBCOMMAND [--flags]   (tfcompress SUBCOMMAND --help)", ""]
+    lines += [f"  {name:<8} {help_text}" for name, (help_text, _, _) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Runs `argv` (`[program, subcommand, *flags]`); returns the exit status."""
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if len(argv) >= 2 else 2
+    name = argv[1]
+    if name not in SUBCOMMANDS:
+        print(f"Unknown subcommand {name!r}.\n\n{_usage()}", file=sys.stderr)
+        return 2
+    help_text, define, run_subcommand = SUBCOMMANDS[name]
+    fv = flags.FlagValues()
+    define(fv)
+    if any(arg in ("-h", "--help", "-help", "--helpfull") for arg in argv[2:]):
+        print(f"tfcompress {name}: {help_text}\n\n{fv.get_help()}")
+        return 0
+    try:
+        extra = fv([f"tfcompress {name}", *argv[2:]])[1:]
+    except flags.Error as err:
+        print(f"tfcompress {name}: {err}\n\nSee: tfcompress {name} --help", file=sys.stderr)
+        return 2
+    if extra:
+        print(f"tfcompress {name}: unexpected arguments {extra}", file=sys.stderr)
+        return 2
+    return run_subcommand(fv)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main(sys.argv))

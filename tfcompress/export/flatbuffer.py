@@ -1,0 +1,222 @@
+"""A minimal reader of the `.tflite` flatbuffer: ops, tensors, types and constant data.
+
+Written from the public TFLite schema (`schema.fbs`); it reads only what the
+report and the tests need and never touches an interpreter, so it sees the
+model exactly as stored, before any delegate rewrites it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+# TensorType enum of the schema -> numpy dtype (None: no numpy equivalent).
+TENSOR_TYPES: dict[int, tuple[str, object]] = {
+    0: ("float32", np.float32),
+    1: ("float16", np.float16),
+    2: ("int32", np.int32),
+    3: ("uint8", np.uint8),
+    4: ("int64", np.int64),
+    5: ("string", None),
+    6: ("bool", np.bool_),
+    7: ("int16", np.int16),
+    8: ("complex64", np.complex64),
+    9: ("int8", np.int8),
+    10: ("float64", np.float64),
+    11: ("complex128", np.complex128),
+    12: ("uint64", np.uint64),
+    13: ("resource", None),
+    14: ("variant", None),
+    15: ("uint32", np.uint32),
+    16: ("uint16", np.uint16),
+    17: ("int4", None),
+}
+
+# BuiltinOperator enum values of the ops this project meets; others print as BUILTIN_<code>.
+BUILTIN_OPS: dict[int, str] = {
+    0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D",
+    6: "DEQUANTIZE", 7: "EMBEDDING_LOOKUP", 9: "FULLY_CONNECTED", 11: "L2_NORMALIZATION",
+    14: "LOGISTIC", 17: "MAX_POOL_2D", 18: "MUL", 19: "RELU", 20: "RELU_N1_TO_1", 21: "RELU6",
+    22: "RESHAPE", 23: "RESIZE_BILINEAR", 25: "SOFTMAX", 28: "TANH", 34: "PAD", 36: "GATHER",
+    39: "TRANSPOSE", 40: "MEAN", 41: "SUB", 42: "DIV", 43: "SQUEEZE",
+    44: "UNIDIRECTIONAL_SEQUENCE_LSTM", 45: "STRIDED_SLICE", 47: "EXP", 49: "SPLIT", 53: "CAST",
+    54: "PRELU", 55: "MAXIMUM", 56: "ARG_MAX", 57: "MINIMUM", 65: "SLICE", 67: "TRANSPOSE_CONV",
+    74: "SUM", 75: "SQRT", 76: "RSQRT", 77: "SHAPE", 78: "POW", 83: "PACK", 88: "UNPACK",
+    97: "RESIZE_NEAREST_NEIGHBOR", 98: "LEAKY_RELU", 99: "SQUARED_DIFFERENCE", 102: "SPLIT_V",
+    114: "QUANTIZE", 117: "HARD_SWISH", 126: "BATCH_MATMUL", 132: "CONV_3D", 150: "GELU",
+}  # fmt: skip
+
+
+class _Table:
+    """One flatbuffer table: fields are looked up through its vtable."""
+
+    def __init__(self, buf: bytes, pos: int):
+        self.buf, self.pos = buf, pos
+        self.vtable = pos - struct.unpack_from("<i", buf, pos)[0]
+        self.vtable_size = struct.unpack_from("<H", buf, self.vtable)[0]
+
+    def _field(self, index: int) -> int:
+        entry = 4 + 2 * index
+        if entry >= self.vtable_size:
+            return 0
+        return struct.unpack_from("<H", self.buf, self.vtable + entry)[0]
+
+    def scalar(self, index: int, fmt: str, default=0):
+        off = self._field(index)
+        return struct.unpack_from("<" + fmt, self.buf, self.pos + off)[0] if off else default
+
+    def _target(self, index: int) -> int | None:
+        off = self._field(index)
+        if not off:
+            return None
+        at = self.pos + off
+        return at + struct.unpack_from("<I", self.buf, at)[0]
+
+    def table(self, index: int) -> _Table | None:
+        at = self._target(index)
+        return None if at is None else _Table(self.buf, at)
+
+    def string(self, index: int) -> str:
+        at = self._target(index)
+        if at is None:
+            return ""
+        n = struct.unpack_from("<I", self.buf, at)[0]
+        return self.buf[at + 4 : at + 4 + n].decode("utf-8", "replace")
+
+    def vector(self, index: int, fmt: str) -> tuple:
+        at = self._target(index)
+        if at is None:
+            return ()
+        n = struct.unpack_from("<I", self.buf, at)[0]
+        return struct.unpack_from(f"<{n}{fmt}", self.buf, at + 4)
+
+    def bytes_vector(self, index: int) -> memoryview:
+        at = self._target(index)
+        if at is None:
+            return memoryview(b"")
+        n = struct.unpack_from("<I", self.buf, at)[0]
+        return memoryview(self.buf)[at + 4 : at + 4 + n]
+
+    def tables(self, index: int) -> list[_Table]:
+        at = self._target(index)
+        if at is None:
+            return []
+        n = struct.unpack_from("<I", self.buf, at)[0]
+        out = []
+        for i in range(n):
+            elem = at + 4 + 4 * i
+            out.append(_Table(self.buf, elem + struct.unpack_from("<I", self.buf, elem)[0]))
+        return out
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A tensor of the main subgraph as stored in the file."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    quantized_dimension: int
+    data: np.ndarray | None  # constant data, None for activations and variables
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """An operator of the main subgraph, with its input and output tensor indices."""
+
+    index: int
+    name: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+class TFLiteFile:
+    """Reads the main subgraph of a `.tflite` model from its bytes.
+
+    Args:
+        content: The flatbuffer bytes of the model.
+
+    Example:
+        >>> info = TFLiteFile(open("model.tflite", "rb").read())  # doctest: +SKIP
+        >>> [op.name for op in info.ops]  # doctest: +SKIP
+        ['FULLY_CONNECTED', 'FULLY_CONNECTED', 'FULLY_CONNECTED']
+    """
+
+    def __init__(self, content: bytes):
+        content = bytes(content)
+        if len(content) < 8 or content[4:8] != b"TFL3":
+            raise ValueError(
+                "Not a TFLite flatbuffer: the file identifier at bytes 4..8 is "
+                f"{content[4:8]!r}, expected b'TFL3'."
+            )
+        model = _Table(content, struct.unpack_from("<I", content, 0)[0])
+        opcodes = []
+        for code in model.tables(1):
+            builtin = max(code.scalar(0, "b"), code.scalar(3, "i"))
+            custom = code.string(1)
+            opcodes.append(custom or BUILTIN_OPS.get(builtin, f"BUILTIN_{builtin}"))
+        buffers = model.tables(4)
+        subgraph = model.tables(2)[0]
+        self.tensors = [
+            self._tensor(i, t, buffers, content) for i, t in enumerate(subgraph.tables(0))
+        ]
+        self.inputs = subgraph.vector(1, "i")
+        self.outputs = subgraph.vector(2, "i")
+        self.ops = [
+            OpInfo(i, opcodes[op.scalar(0, "I")], op.vector(1, "i"), op.vector(2, "i"))
+            for i, op in enumerate(subgraph.tables(3))
+        ]
+        self.num_subgraphs = len(model.tables(2))
+
+    @staticmethod
+    def _tensor(index: int, t: _Table, buffers: list[_Table], content: bytes) -> TensorInfo:
+        type_name, np_type = TENSOR_TYPES.get(t.scalar(1, "b"), ("unknown", None))
+        shape = tuple(t.vector(0, "i"))
+        data = None
+        buffer_index = t.scalar(2, "I")
+        if 0 < buffer_index < len(buffers) and np_type is not None:
+            buf = buffers[buffer_index]
+            raw = buf.bytes_vector(0)
+            offset, size = buf.scalar(1, "Q"), buf.scalar(2, "Q")
+            if offset > 1 and size:  # models over 2 GB keep data after the flatbuffer
+                raw = memoryview(content)[offset : offset + size]
+            if len(raw):
+                data = np.frombuffer(raw, dtype=np_type).reshape(shape).copy()
+        quant = t.table(4)
+        scale = quant.vector(2, "f") if quant else ()
+        zero_point = quant.vector(3, "q") if quant else ()
+        axis = quant.scalar(6, "i") if quant else 0
+        return TensorInfo(index, t.string(3), shape, type_name, scale, zero_point, axis, data)
+
+    def producer(self, tensor_index: int) -> OpInfo | None:
+        """The op that writes `tensor_index`, or None for inputs and constants."""
+        for op in self.ops:
+            if tensor_index in op.outputs:
+                return op
+        return None
+
+    def constant(self, tensor_index: int) -> TensorInfo | None:
+        """The constant behind `tensor_index`, looking through a DEQUANTIZE of a constant.
+
+        float16 and some dynamic-range models store weights in a narrow type and
+        widen them with a DEQUANTIZE op; this returns the stored tensor.
+        """
+        if tensor_index < 0:
+            return None
+        tensor = self.tensors[tensor_index]
+        if tensor.is_constant:
+            return tensor
+        op = self.producer(tensor_index)
+        if op is not None and op.name == "DEQUANTIZE":
+            source = self.tensors[op.inputs[0]]
+            return source if source.is_constant else None
+        return None

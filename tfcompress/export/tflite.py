@@ -1,0 +1,165 @@
+"""`export_tflite`: Keras model -> `.tflite` bytes in every common quantization mode."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcompress.utils.io import atomic_write_bytes, check_output_path
+from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
+
+MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
+_IO_TYPES = {"int8": ("float32", "int8"), "int16x8": ("float32", "int16")}
+
+RepresentativeData = np.ndarray | Callable[[], Iterable] | tf.data.Dataset
+
+
+def _concrete_function(model: keras.Model, shapes: list[tuple]):
+    signature = [
+        tf.TensorSpec((None, *shape), tf.float32, name=f"input_{i}")
+        for i, shape in enumerate(shapes)
+    ]
+
+    @tf.function(input_signature=signature)
+    def serve(*inputs):
+        return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
+
+    return serve.get_concrete_function()
+
+
+def _representative_gen(data: RepresentativeData, shapes: list[tuple], limit: int):
+    """Turns arrays, datasets or generator functions into the converter's generator."""
+    if isinstance(data, np.ndarray):
+        if len(shapes) != 1:
+            raise ValueError(
+                "`representative_data` as one array works for single-input models only; "
+                f"this model has {len(shapes)} inputs. Pass a generator function instead."
+            )
+        check_samples(data, shapes[0], "representative_data", "the model's input")
+        samples = data[:limit].astype("float32")
+
+        def gen():
+            for sample in samples:
+                yield [sample[None]]
+
+        return gen
+    if isinstance(data, tf.data.Dataset):
+
+        def gen():
+            for item in data.take(limit):
+                item = item[0] if isinstance(item, tuple) else item
+                yield [tf.cast(item, tf.float32)]
+
+        return gen
+    if callable(data):
+
+        def gen():
+            for i, item in enumerate(data()):
+                if i >= limit:
+                    break
+                yield item if isinstance(item, list) else [item]
+
+        return gen
+    raise TypeError(
+        "`representative_data` must be a numpy array of samples, a tf.data.Dataset of "
+        f"batches or a generator function. Received: type {type(data).__name__}"
+    )
+
+
+def export_tflite(
+    model: keras.Model,
+    path: str | os.PathLike | None = None,
+    mode: str = "float32",
+    representative_data: RepresentativeData | None = None,
+    io_type: str = "float32",
+    num_calibration_samples: int = 200,
+    input_shape: tuple[int, ...] | None = None,
+) -> bytes:
+    """Converts a Keras model to a `.tflite` flatbuffer.
+
+    Modes:
+        * `float32`: no quantization.
+        * `float16`: weights stored as float16, computed in float32 (DEQUANTIZE ops).
+        * `dynamic`: dynamic-range quantization: int8 weights, float activations.
+        * `int8`: full integer quantization calibrated on `representative_data`;
+          only int8 builtin ops are allowed.
+        * `int16x8`: int16 activations and int8 weights, calibrated likewise.
+
+    Args:
+        model: A built Keras model (Sequential, functional, or subclassed with
+            `input_shape` given).
+        path: Where to write the file. Written atomically (temporary file, then
+            rename); the folder must exist. None: return the bytes only.
+        mode: One of `MODES`.
+        representative_data: Required for `int8` and `int16x8`: an array of input
+            samples, a `tf.data.Dataset` of batches of size 1, or a function
+            returning an iterable of `[input]` lists.
+        io_type: Input/output type of quantized models: `"float32"` (the
+            interpreter quantizes at the boundary) or the integer type of the mode
+            (`"int8"`, or `"int16"` for `int16x8`).
+        num_calibration_samples: At most this many representative samples are used.
+        input_shape: The shape of one sample, needed only for subclassed models.
+
+    Returns:
+        The `.tflite` bytes.
+
+    Raises:
+        ValueError: Unknown `mode` or `io_type`, missing representative data,
+            a model that was never built, data of the wrong shape.
+        FileNotFoundError: The folder of `path` does not exist.
+
+    Example:
+        >>> model = tfcompress.models.lenet_300_100()
+        >>> content = export_tflite(model, mode="dynamic")
+        >>> content[4:8]
+        b'TFL3'
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown `mode`. Expected one of {MODES}. Received: mode={mode!r}")
+    allowed_io = _IO_TYPES.get(mode, ("float32",))
+    if io_type not in allowed_io:
+        raise ValueError(
+            f"`io_type` for mode={mode!r} must be one of {allowed_io}. "
+            f"Received: io_type={io_type!r}"
+        )
+    if mode in _IO_TYPES and representative_data is None:
+        raise ValueError(
+            f"mode={mode!r} calibrates activation ranges and needs `representative_data` "
+            "(e.g. a few hundred training inputs). Received: representative_data=None"
+        )
+    if num_calibration_samples < 1:
+        raise ValueError(
+            "`num_calibration_samples` must be >= 1. "
+            f"Received: num_calibration_samples={num_calibration_samples}"
+        )
+    check_built(model)
+    if path is not None:
+        check_output_path(path)
+    shapes = model_input_shapes(model, input_shape)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([_concrete_function(model, shapes)])
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode in _IO_TYPES:
+        converter.representative_dataset = _representative_gen(
+            representative_data, shapes, num_calibration_samples
+        )
+        ops = tf.lite.OpsSet
+        converter.target_spec.supported_ops = [
+            ops.TFLITE_BUILTINS_INT8
+            if mode == "int8"
+            else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+        if io_type != "float32":
+            converter.inference_input_type = tf.as_dtype(io_type)
+            converter.inference_output_type = tf.as_dtype(io_type)
+    content = converter.convert()
+    if path is not None:
+        atomic_write_bytes(path, content)
+    return content

@@ -1,0 +1,237 @@
+"""`CompressionReport` and `report()`: what every technique is judged by."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from tfcompress.export.flatbuffer import TFLiteFile
+from tfcompress.export.interpreter import TFLiteModel
+from tfcompress.report.keras_stats import keras_layer_stats
+from tfcompress.report.layer_stats import LayerStats
+from tfcompress.report.table import fmt_float, fmt_int, fmt_pct, render_table
+from tfcompress.report.tflite_stats import tflite_op_stats
+from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
+
+LAYER_HEADERS = ["layer", "type", "params", "nonzero", "sparsity", "structure", "unique", "MACs",
+                 "bytes"]  # fmt: skip
+
+
+def gzip_size(content: bytes) -> int:
+    """Bytes of `content` gzipped at level 9 with a fixed timestamp (reproducible)."""
+    return len(gzip.compress(content, compresslevel=9, mtime=0))
+
+
+def _sum(rows: list[LayerStats], attr: str) -> int | None:
+    values = [getattr(r, attr) for r in rows]
+    return None if any(v is None for v in values) else int(sum(values))
+
+
+def _totals(rows: list[LayerStats]) -> dict:
+    kernel_params = sum(r.kernel_params for r in rows)
+    known_macs = [r.macs for r in rows if r.macs is not None]
+    return {
+        "params": sum(r.params for r in rows),
+        "nonzero": sum(r.nonzero for r in rows),
+        "kernel_params": kernel_params,
+        "sparsity": sum(r.kernel_zeros for r in rows) / kernel_params if kernel_params else None,
+        "macs": _sum(rows, "macs"),
+        "macs_known": sum(known_macs),
+        "stored_bytes": sum(r.stored_bytes for r in rows),
+    }
+
+
+def _layer_row(r: LayerStats) -> list[str]:
+    return [r.name, r.kind, fmt_int(r.params), fmt_int(r.nonzero), fmt_pct(r.sparsity),
+            r.structure or "-", fmt_int(r.unique) if r.unique is not None else "-",
+            fmt_int(r.macs), fmt_int(r.stored_bytes)]  # fmt: skip
+
+
+@dataclass
+class CompressionReport:
+    """Sizes, counts, accuracy and latency of a Keras model and/or its `.tflite`.
+
+    Build it with `tfcompress.report(...)`. Per-layer rows come from the Keras
+    model (`layers`) and from the `.tflite` ops (`ops`); `summary` holds the
+    totals and measurements. Render it with `to_text()`, `to_markdown()` or
+    `to_json()`, and compare two with `compare()`.
+
+    Summary keys: `params`, `nonzero`, `sparsity` (zeros among kernel
+    elements), `macs` (per sample; None if a layer's is unknown), `float32_bytes`,
+    `tflite_params`, `tflite_nonzero`, `tflite_sparsity`, `tflite_macs`,
+    `tflite_weight_bytes`, `tflite_bytes`, `gzip_bytes`, `keras_accuracy`,
+    `tflite_accuracy`, `latency_ms` (median) and `latency_p90_ms`, each present
+    when the inputs allow it.
+    """
+
+    name: str
+    layers: list[LayerStats] = field(default_factory=list)
+    ops: list[LayerStats] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    latency: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "latency": self.latency,
+            "layers": [r.to_dict() for r in self.layers],
+            "ops": [r.to_dict() for r in self.ops],
+        }
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def _summary_rows(self) -> list[list[str]]:
+        s = self.summary
+        labels = [
+            ("params", "parameters", fmt_int),
+            ("nonzero", "non-zero parameters", fmt_int),
+            ("sparsity", "kernel sparsity", fmt_pct),
+            ("macs", "MACs per sample", fmt_int),
+            ("float32_bytes", "bytes as float32", fmt_int),
+            ("tflite_params", ".tflite parameters", fmt_int),
+            ("tflite_nonzero", ".tflite non-zero parameters", fmt_int),
+            ("tflite_sparsity", ".tflite kernel sparsity", fmt_pct),
+            ("tflite_macs", ".tflite MACs per sample", fmt_int),
+            ("tflite_weight_bytes", ".tflite weight bytes", fmt_int),
+            ("tflite_bytes", ".tflite bytes", fmt_int),
+            ("gzip_bytes", ".tflite gzip bytes", fmt_int),
+            ("keras_accuracy", "Keras accuracy", fmt_float),
+            ("tflite_accuracy", ".tflite accuracy", fmt_float),
+            ("latency_ms", "latency median (ms)", lambda v: fmt_float(v, 4)),
+            ("latency_p90_ms", "latency p90 (ms)", lambda v: fmt_float(v, 4)),
+        ]
+        return [[label, fmt(s[key])] for key, label, fmt in labels if key in s]
+
+    def _render(self, markdown: bool) -> str:
+        heading = f"## {self.name}" if markdown else f"Compression report: {self.name}"
+        parts = [heading]
+        for title, rows in (("Keras layers", self.layers), (".tflite ops", self.ops)):
+            shown = [r for r in rows if r.params or r.macs]
+            if shown:
+                total = LayerStats(
+                    "total", "", params=sum(r.params for r in shown),
+                    nonzero=sum(r.nonzero for r in shown),
+                    kernel_params=sum(r.kernel_params for r in shown),
+                    kernel_zeros=sum(r.kernel_zeros for r in shown),
+                    macs=_sum(shown, "macs"), stored_bytes=sum(r.stored_bytes for r in shown),
+                )  # fmt: skip
+                table = [_layer_row(r) for r in shown] + [_layer_row(total)]
+                parts.append(("### " if markdown else "") + title)
+                parts.append(render_table(LAYER_HEADERS, table, markdown))
+        parts.append(("### " if markdown else "") + "Summary")
+        parts.append(render_table(["measure", "value"], self._summary_rows(), markdown))
+        if self.latency:
+            lat = self.latency
+            parts.append(
+                f"Latency: {lat['runs']} runs after warm-up, batch {lat['batch']}, "
+                f"{lat['num_threads']} thread(s), {lat['backend']} interpreter."
+            )
+        return "\n\n".join(parts) + "\n"
+
+    def to_text(self) -> str:
+        """A plain-text rendering for the terminal."""
+        return self._render(markdown=False)
+
+    def to_markdown(self) -> str:
+        """A Markdown rendering."""
+        return self._render(markdown=True)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def compare(self, other: CompressionReport):
+        """Side by side with `other` (this report is "before", `other` "after")."""
+        from tfcompress.report.comparison import ReportComparison
+
+        return ReportComparison(self, other)
+
+
+def report(
+    model: keras.Model | None = None,
+    tflite: bytes | str | os.PathLike | None = None,
+    data: tuple[np.ndarray, np.ndarray] | None = None,
+    name: str | None = None,
+    latency_runs: int = 200,
+    num_threads: int = 1,
+    input_shape: tuple[int, ...] | None = None,
+) -> CompressionReport:
+    """Measures a Keras model, its `.tflite`, or both.
+
+    Args:
+        model: A built Keras model: per-layer parameters, non-zeros, sparsity,
+            structure, unique values, MACs and float32 bytes.
+        tflite: `.tflite` bytes or path: per-op counts read from the flatbuffer,
+            file bytes and gzip bytes.
+        data: `(x, y)` with integer labels: accuracy of the Keras model and of
+            the `.tflite`, and the `.tflite` latency on one sample of `x`.
+        name: Title of the report (default: the model's name or "tflite").
+        latency_runs: Timed `invoke()` calls (after 10 warm-up calls).
+        num_threads: Interpreter threads for accuracy and latency.
+        input_shape: One sample's shape, for subclassed models with `data`.
+
+    Returns:
+        A `CompressionReport`.
+
+    Example:
+        >>> before = tfcompress.report(model, export_tflite(model), data=(x, y))
+        >>> after = tfcompress.report(tflite=export_tflite(model, mode="int8",
+        ...                           representative_data=x[:100]), data=(x, y))
+        >>> print(before.compare(after))  # doctest: +SKIP
+    """
+    if model is None and tflite is None:
+        raise ValueError("Pass `model` (a Keras model), `tflite` (bytes or a path), or both.")
+    if model is not None:
+        check_built(model)
+    summary: dict = {}
+    result = CompressionReport(name or (model.name if model is not None else "tflite"))
+    x = y = None
+    if data is not None:
+        if not (isinstance(data, (tuple, list)) and len(data) == 2):
+            raise ValueError(f"`data` must be a pair (x, y). Received: type {type(data).__name__}")
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+        if len(x) != len(y):
+            raise ValueError(f"`data` has {len(x)} samples but {len(y)} labels: they must match.")
+    if model is not None:
+        result.layers = keras_layer_stats(model)
+        totals = _totals(result.layers)
+        summary.update(
+            params=totals["params"],
+            nonzero=totals["nonzero"],
+            sparsity=totals["sparsity"],
+            macs=totals["macs"],
+            float32_bytes=4 * totals["params"],
+        )
+        if x is not None:
+            shape = model_input_shapes(model, input_shape)[0]
+            check_samples(x, shape, "data[0]", f"model {model.name!r}")
+            logits = model.predict(x, batch_size=256, verbose=0)
+            summary["keras_accuracy"] = float(np.mean(logits.argmax(-1) == y))
+    if tflite is not None:
+        runner = TFLiteModel(tflite, num_threads=num_threads)
+        result.ops = tflite_op_stats(TFLiteFile(runner.content))
+        totals = _totals(result.ops)
+        summary.update(
+            tflite_params=totals["params"],
+            tflite_macs=totals["macs"],
+            tflite_weight_bytes=totals["stored_bytes"],
+            tflite_bytes=len(runner.content),
+            gzip_bytes=gzip_size(runner.content),
+        )
+        summary.update(tflite_nonzero=totals["nonzero"], tflite_sparsity=totals["sparsity"])
+        if x is not None:
+            summary["tflite_accuracy"] = runner.evaluate(x, y)
+            result.latency = {
+                **runner.latency(x[:1], warmup=10, runs=latency_runs),
+                "backend": runner.backend,
+            }
+            summary["latency_ms"] = result.latency["median_ms"]
+            summary["latency_p90_ms"] = result.latency["p90_ms"]
+    result.summary = summary
+    return result

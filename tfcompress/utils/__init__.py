@@ -1,0 +1,1 @@
+"""Small helpers shared by every technique: atomic file output and argument checks."""

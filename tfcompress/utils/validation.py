@@ -1,0 +1,55 @@
+"""Argument checks shared by export, evaluation and the report."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def check_built(model: keras.Model, argument: str = "model") -> None:
+    """Raises when `model` is not a built Keras model."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`{argument}` must be a keras.Model. Received: {argument} of type "
+            f"{type(model).__name__}"
+        )
+    if not model.built:
+        raise ValueError(
+            f"`{argument}` ({model.name!r}) was never built, so its input shape is unknown. "
+            "Call it on data once, or build it with `model.build(input_shape)`, or define it "
+            "with `keras.Input`."
+        )
+
+
+def model_input_shapes(model: keras.Model, input_shape: tuple | None = None) -> list[tuple]:
+    """The per-sample input shapes of a built model (batch dimension dropped).
+
+    Sequential and functional models know them; a subclassed model does not, so
+    the caller passes `input_shape` (one sample's shape) for it.
+    """
+    if input_shape is not None:
+        return [tuple(input_shape)]
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if inputs:
+        return [tuple(t.shape[1:]) for t in inputs]
+    raise ValueError(
+        f"Cannot tell the input shape of model {model.name!r}: it has no symbolic inputs "
+        "(a subclassed model). Pass `input_shape=` (the shape of one sample)."
+    )
+
+
+def check_samples(x: np.ndarray, shape: tuple, argument: str, where: str) -> np.ndarray:
+    """Checks that `x` is a batch of samples of per-sample `shape` (None matches any size)."""
+    x = np.asarray(x)
+    if x.ndim != len(shape) + 1 or any(
+        want is not None and want != got for want, got in zip(shape, x.shape[1:])
+    ):
+        expected = "(n, " + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+        raise ValueError(
+            f"`{argument}` has the wrong shape for {where}: expected {expected}, "
+            f"received {argument}.shape={x.shape}."
+        )
+    return x
