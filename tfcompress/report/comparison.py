@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from tfcompress.report.layer_stats import LayerStats
 from tfcompress.report.report import CompressionReport
-from tfcompress.report.table import fmt_float, fmt_int, fmt_pct, fmt_ratio, render_table
+from tfcompress.report.table import Renderable, fmt_float, fmt_int, fmt_pct, fmt_ratio, render_table
 
 # (summary key, label, formatter, how the change is shown)
 _MEASURES = [
@@ -46,7 +44,7 @@ def _pairs(before: list[LayerStats], after: list[LayerStats]):
     return list(zip(b, a)) if len(a) == len(b) else []
 
 
-class ReportComparison:
+class ReportComparison(Renderable):
     """Before/after view of two `CompressionReport`s.
 
     Ratios read "how many times smaller/faster" (before / after); accuracy
@@ -104,12 +102,6 @@ class ReportComparison:
             parts.append(render_table(headers, layer_rows, markdown))
         return "\n\n".join(parts) + "\n"
 
-    def to_text(self) -> str:
-        return self._render(markdown=False)
-
-    def to_markdown(self) -> str:
-        return self._render(markdown=True)
-
     def to_dict(self) -> dict:
         keys = [key for key, *_ in _MEASURES]
         return {
@@ -117,9 +109,3 @@ class ReportComparison:
             "after": self.after.to_dict(),
             "ratios": {k: self.ratio(k) for k in keys if self.ratio(k) is not None},
         }
-
-    def to_json(self, indent: int = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    def __str__(self) -> str:
-        return self.to_text()

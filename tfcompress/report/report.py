@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 import os
 from dataclasses import dataclass, field
 
@@ -14,7 +13,7 @@ from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.interpreter import TFLiteModel
 from tfcompress.report.keras_stats import keras_layer_stats
 from tfcompress.report.layer_stats import LayerStats
-from tfcompress.report.table import fmt_float, fmt_int, fmt_pct, render_table
+from tfcompress.report.table import Renderable, fmt_float, fmt_int, fmt_pct, render_table
 from tfcompress.report.tflite_stats import tflite_op_stats
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
@@ -53,7 +52,7 @@ def _layer_row(r: LayerStats) -> list[str]:
 
 
 @dataclass
-class CompressionReport:
+class CompressionReport(Renderable):
     """Sizes, counts, accuracy and latency of a Keras model and/or its `.tflite`.
 
     Build it with `tfcompress.report(...)`. Per-layer rows come from the Keras
@@ -83,9 +82,6 @@ class CompressionReport:
             "layers": [r.to_dict() for r in self.layers],
             "ops": [r.to_dict() for r in self.ops],
         }
-
-    def to_json(self, indent: int = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
 
     def _summary_rows(self) -> list[list[str]]:
         s = self.summary
@@ -134,17 +130,6 @@ class CompressionReport:
                 f"{lat['num_threads']} thread(s), {lat['backend']} interpreter."
             )
         return "\n\n".join(parts) + "\n"
-
-    def to_text(self) -> str:
-        """A plain-text rendering for the terminal."""
-        return self._render(markdown=False)
-
-    def to_markdown(self) -> str:
-        """A Markdown rendering."""
-        return self._render(markdown=True)
-
-    def __str__(self) -> str:
-        return self.to_text()
 
     def compare(self, other: CompressionReport):
         """Side by side with `other` (this report is "before", `other` "after")."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def fmt_int(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
@@ -38,3 +40,27 @@ def render_table(headers: list[str], rows: list[list[str]], markdown: bool = Fal
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+class Renderable:
+    """Text, Markdown and JSON renderings from `_render(markdown)` and `to_dict()`."""
+
+    def _render(self, markdown: bool) -> str:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def to_text(self) -> str:
+        """A plain-text rendering for the terminal."""
+        return self._render(markdown=False)
+
+    def to_markdown(self) -> str:
+        """A Markdown rendering."""
+        return self._render(markdown=True)
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __str__(self) -> str:
+        return self.to_text()
