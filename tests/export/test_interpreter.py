@@ -1,5 +1,7 @@
 """TFLiteModel: batching, quantized I/O scaling, accuracy, latency and both runtimes."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,12 @@ class TestBadInput:
     def test_missing_file(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="m.tflite"):
             tc.TFLiteModel(str(tmp_path / "m.tflite"))
+
+
+def test_falls_back_to_tf_lite_without_litert(lenet_int8, mnist, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    runner = tc.TFLiteModel(lenet_int8)
+    assert runner.backend == "tensorflow"
+    assert runner.evaluate(mnist.x_test[:100], mnist.y_test[:100]) > 0.7
+    with pytest.raises(ImportError, match=r"tfcompress\[litert\]"):
+        tc.TFLiteModel(lenet_int8, backend="litert")
