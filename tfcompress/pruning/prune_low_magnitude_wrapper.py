@@ -1,0 +1,221 @@
+"""`PruneLowMagnitude`: the wrapper that holds a layer's pruning masks and step."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcompress.pruning.constant_sparsity import ConstantSparsity
+from tfcompress.pruning.masks import POOLING, check_structure, compute_masks
+from tfcompress.pruning.prunable import is_prunable_layer, prunable_weights
+from tfcompress.pruning.schedule import PruningSchedule
+
+MISSING_CALLBACK = (
+    "Pruning wrappers were trained without the step callback: add "
+    "`tfcompress.pruning.UpdatePruningStep()` to the `callbacks` of `fit`."
+)
+
+
+def default_schedule() -> PruningSchedule:
+    """tfmot's default: 50% sparsity from step 0, masks updated every 100 steps."""
+    return ConstantSparsity(0.5, begin_step=0)
+
+
+def _pair(name: str, value, layer_name: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and v >= 1 for v in value)
+    ):
+        raise ValueError(
+            f"Layer {layer_name!r}: `{name}` must be a pair of positive integers. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value[0]), int(value[1])
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class PruneLowMagnitude(keras.layers.Wrapper):
+    """Wraps a layer so that `UpdatePruningStep` can prune its weights during `fit`.
+
+    The wrapper adds, per prunable weight, a `mask` (1 keep, 0 pruned) and a
+    `threshold` (the smallest importance kept), and one `pruning_step`. The
+    callback advances the step, recomputes masks when the schedule says so, and
+    multiplies the weights by their masks after every optimizer step, so the
+    forward pass always sees pruned weights and `call` stays a plain call of the
+    wrapped layer. Masks and step are weights: they save and load with the model.
+
+    Structure, on each weight viewed as `[out, in]` (see `tfcompress.pruning.masks`):
+    `block_size=(16, 4)` prunes tiles of 16 output channels by 4 inputs. For a
+    Dense kernel `[in, out]` a tile is `kernel[i:i+4, o:o+16]`; for a Conv2D
+    kernel `[kh, kw, in, out]` the inputs are the flattened `(kh, kw, in)`
+    window, so a tile spans 16 filters and 4 consecutive `(kh, kw, in)`
+    positions, matching the rows of TFLite's FULLY_CONNECTED and CONV_2D
+    weights. `sparsity_m_by_n=(2, 4)` keeps 2 of every 4 consecutive inputs.
+
+    Args:
+        layer: The layer to prune (a built-in one, or one implementing
+            `PrunableLayer` or registered with `register_prunable`).
+        pruning_schedule: A `PruningSchedule` (default: 50% from step 0).
+        block_size: `(out, in)` tile pruned as a whole; `(1, 1)` is unstructured.
+        block_pooling_type: `"AVG"` or `"MAX"`: a tile's score from its elements.
+        sparsity_m_by_n: `(n, m)` with `n < m`, or None. The schedule then only
+            decides when; the sparsity is `1 - n / m`.
+        pruning_group: Wrappers sharing a group name share one magnitude
+            threshold (global pruning); None prunes this layer on its own.
+        **kwargs: Base layer arguments.
+
+    Example:
+        >>> dense = PruneLowMagnitude(keras.layers.Dense(64), ConstantSparsity(0.8, 0),
+        ...                           block_size=(16, 4))
+    """
+
+    def __init__(
+        self,
+        layer: keras.layers.Layer,
+        pruning_schedule: PruningSchedule | None = None,
+        block_size: tuple[int, int] = (1, 1),
+        block_pooling_type: str = "AVG",
+        sparsity_m_by_n: tuple[int, int] | None = None,
+        pruning_group: str | None = None,
+        **kwargs,
+    ):
+        if isinstance(layer, PruneLowMagnitude):
+            raise ValueError(
+                f"Layer {layer.name!r} is already wrapped for pruning; call "
+                "`strip_pruning` first to prune it again."
+            )
+        if not isinstance(layer, keras.layers.Layer):
+            raise TypeError(
+                f"`layer` must be a keras.layers.Layer. Received: type {type(layer).__name__}"
+            )
+        if not is_prunable_layer(layer):
+            raise ValueError(
+                f"Layer {layer.name!r} of type {type(layer).__name__} is not supported by "
+                "pruning. Make the class implement `tfcompress.pruning.PrunableLayer` "
+                "(`get_prunable_weights()`), or register it with "
+                f"`tfcompress.pruning.register_prunable({type(layer).__name__}, fn)`."
+            )
+        kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
+        super().__init__(layer, **kwargs)
+        if pruning_schedule is None:
+            pruning_schedule = default_schedule()
+        if isinstance(pruning_schedule, dict):
+            pruning_schedule = keras.saving.deserialize_keras_object(pruning_schedule)
+        if not isinstance(pruning_schedule, PruningSchedule):
+            raise TypeError(
+                f"Layer {layer.name!r}: `pruning_schedule` must be a PruningSchedule. "
+                f"Received: {pruning_schedule!r}"
+            )
+        self.pruning_schedule = pruning_schedule
+        self.block_size = _pair("block_size", block_size, layer.name)
+        if block_pooling_type not in POOLING:
+            raise ValueError(
+                f"Layer {layer.name!r}: `block_pooling_type` must be one of {POOLING}. "
+                f"Received: block_pooling_type={block_pooling_type!r}"
+            )
+        self.block_pooling_type = block_pooling_type
+        self.sparsity_m_by_n = _pair("sparsity_m_by_n", sparsity_m_by_n, layer.name)
+        if self.sparsity_m_by_n is not None:
+            n, m = self.sparsity_m_by_n
+            if n >= m:
+                raise ValueError(
+                    f"Layer {layer.name!r}: N:M sparsity needs N < M. "
+                    f"Received: sparsity_m_by_n={tuple(sparsity_m_by_n)}"
+                )
+            if self.block_size != (1, 1):
+                raise ValueError(
+                    f"Layer {layer.name!r}: use either `block_size` or `sparsity_m_by_n`. "
+                    f"Received: block_size={self.block_size}, "
+                    f"sparsity_m_by_n={self.sparsity_m_by_n}"
+                )
+        self.pruning_group = pruning_group
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        self._prunable = prunable_weights(self.layer)
+        where = f"Layer {self.layer.name!r}"
+        self.masks, self.thresholds = [], []
+        for i, weight in enumerate(self._prunable):
+            check_structure(tuple(weight.shape), self.block_size, self.sparsity_m_by_n, where)
+            self.masks.append(
+                self.add_weight(
+                    name=f"mask_{i}",
+                    shape=weight.shape,
+                    initializer="ones",
+                    trainable=False,
+                    dtype="float32",
+                )  # fmt: skip
+            )
+            self.thresholds.append(
+                self.add_weight(
+                    name=f"threshold_{i}",
+                    shape=(),
+                    initializer="zeros",
+                    trainable=False,
+                    dtype="float32",
+                )  # fmt: skip
+            )
+        self.pruning_step = self.add_weight(
+            name="pruning_step", shape=(), dtype="int64", trainable=False,
+            initializer=keras.initializers.Constant(-1),
+        )  # fmt: skip
+        self.built = True
+
+    def call(self, inputs, training=None, **kwargs):
+        if training and self._prunable:
+            tf.debugging.assert_non_negative(self.pruning_step.value, message=MISSING_CALLBACK)
+        return self.layer(inputs, **kwargs)
+
+    @property
+    def prunable_weights(self) -> list:
+        """The wrapped layer's weights that pruning acts on."""
+        return list(self._prunable)
+
+    def importance(self) -> list[np.ndarray]:
+        """Magnitude `|w|` of each prunable weight."""
+        return [np.abs(keras.ops.convert_to_numpy(w)) for w in self._prunable]
+
+    def set_masks(self, masks: list[np.ndarray], scores: list[np.ndarray]) -> None:
+        """Stores new masks, the smallest kept score as threshold, and applies the masks."""
+        for mask_var, threshold_var, mask, score in zip(self.masks, self.thresholds, masks, scores):
+            mask_var.assign(mask)
+            kept = score[mask > 0]
+            threshold_var.assign(float(kept.min()) if kept.size else 0.0)
+        self.apply_masks()
+
+    def update_masks(self, sparsity: float) -> None:
+        """Recomputes this layer's masks on its own (per-layer pruning)."""
+        scores = self.importance()
+        self.set_masks(self.compute(scores, sparsity), scores)
+
+    def compute(self, scores: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
+        return compute_masks(
+            scores, sparsity, self.block_size, self.block_pooling_type, self.sparsity_m_by_n
+        )
+
+    def apply_masks(self) -> None:
+        """Multiplies each prunable weight by its mask."""
+        for weight, mask in zip(self._prunable, self.masks):
+            weight.assign(keras.ops.multiply(weight, keras.ops.cast(mask, weight.dtype)))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        return {
+            **config,
+            "pruning_schedule": keras.saving.serialize_keras_object(self.pruning_schedule),
+            "block_size": list(self.block_size),
+            "block_pooling_type": self.block_pooling_type,
+            "sparsity_m_by_n": None if self.sparsity_m_by_n is None else list(self.sparsity_m_by_n),
+            "pruning_group": self.pruning_group,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        return cls(**config)

@@ -1,0 +1,74 @@
+"""`UpdatePruningStep`: the callback that advances pruning during `fit`."""
+
+from __future__ import annotations
+
+import keras
+
+from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude
+
+
+def collect_wrappers(layer) -> list[PruneLowMagnitude]:
+    """Every pruning wrapper inside `layer` (models nested at any depth included)."""
+    if isinstance(layer, PruneLowMagnitude):
+        return [layer]
+    if isinstance(layer, keras.Model):
+        children = layer.layers
+    elif isinstance(layer, keras.layers.Wrapper):
+        children = [layer.layer]
+    else:
+        children = []
+    return [wrapper for child in children for wrapper in collect_wrappers(child)]
+
+
+class UpdatePruningStep(keras.callbacks.Callback):
+    """Required callback for training pruning wrappers.
+
+    Before each batch it advances every wrapper's `pruning_step` and, when the
+    schedule says so, recomputes the masks: per layer, or with one threshold
+    per `pruning_group` (global pruning). After each batch it multiplies the
+    pruned weights by their masks again, so the optimizer cannot revive them.
+    Training wrappers without it fails with a message that says to add it.
+
+    Example:
+        >>> model.fit(x, y, callbacks=[tfcompress.pruning.UpdatePruningStep()])
+    """
+
+    def on_train_begin(self, logs=None):
+        self._wrappers = collect_wrappers(self.model)
+        if not self._wrappers:
+            raise ValueError(
+                f"UpdatePruningStep found no pruning wrappers in model {self.model.name!r}; "
+                "wrap it with `tfcompress.prune_low_magnitude` first."
+            )
+        groups: dict[object, list[PruneLowMagnitude]] = {}
+        for wrapper in self._wrappers:
+            key = wrapper.pruning_group if wrapper.pruning_group is not None else id(wrapper)
+            groups.setdefault(key, []).append(wrapper)
+        self._groups = list(groups.values())
+        self._step = max(int(keras.ops.convert_to_numpy(w.pruning_step)) for w in self._wrappers)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._step += 1
+        for wrapper in self._wrappers:
+            wrapper.pruning_step.assign(self._step)
+        for group in self._groups:
+            should_prune, sparsity = group[0].pruning_schedule(self._step)
+            if not should_prune:
+                continue
+            if len(group) == 1:
+                group[0].update_masks(sparsity)
+            else:
+                update_group(group, sparsity)
+
+    def on_train_batch_end(self, batch, logs=None):
+        for wrapper in self._wrappers:
+            wrapper.apply_masks()
+
+
+def update_group(group: list[PruneLowMagnitude], sparsity: float) -> None:
+    """One threshold across all weights of the group (global pruning)."""
+    scores = [wrapper.importance() for wrapper in group]
+    flat = [s for per_wrapper in scores for s in per_wrapper]
+    masks = iter(group[0].compute(flat, sparsity))
+    for wrapper, per_wrapper in zip(group, scores):
+        wrapper.set_masks([next(masks) for _ in per_wrapper], per_wrapper)
