@@ -12,6 +12,7 @@ from tfcompress.pruning import (
     PolynomialDecay,
     PrunableLayer,
     PruneLowMagnitude,
+    PruningSummaries,
     UpdatePruningStep,
     get_sparsity,
     prune_low_magnitude,
@@ -210,6 +211,40 @@ def test_save_and_load_mid_pruning_then_resume(digits, tmp_path):
                callbacks=[UpdatePruningStep()])  # fmt: skip
     assert int(wrapper.pruning_step.numpy()) == step + 4 * 23
     assert mid < 0.8 and kernel_sparsity(loaded)["fc1"] == pytest.approx(0.8)
+
+
+def test_pruning_summaries_write_sparsity_and_threshold(digits, tmp_path):
+    from tensorflow.core.util import event_pb2
+
+    model = prune_low_magnitude(tc.models.lenet_300_100((8, 8, 1)), FAST)
+    callbacks = [UpdatePruningStep(), PruningSummaries(tmp_path, update_freq=5)]
+    compile_classifier(model).fit(
+        digits.x_train[:640], digits.y_train[:640], batch_size=64, verbose=0, callbacks=callbacks
+    )
+    scalars = {}
+    for path in tmp_path.iterdir():
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append(
+                    (event.step, float(tf.make_ndarray(value.tensor)))
+                )
+    assert scalars["fc1/sparsity_0"][-1] == (9, 0.75)
+    assert [step for step, _ in scalars["fc1/sparsity_0"]][:2] == [4, 9]
+    stored = float(model.layers[2].thresholds[0].numpy())
+    assert scalars["fc1/threshold_0"][-1][1] == pytest.approx(stored) and stored > 0
+
+
+def test_mask_update_keeps_largest_and_records_threshold():
+    wrapper = PruneLowMagnitude(keras.layers.Dense(8), FAST)
+    wrapper.build((None, 16))
+    before = np.abs(wrapper.layer.kernel.numpy())
+    wrapper.update_masks(0.5)
+    kernel = wrapper.layer.kernel.numpy()
+    assert (kernel == 0).mean() == 0.5
+    kept = before[kernel != 0]
+    assert float(wrapper.thresholds[0].numpy()) == pytest.approx(kept.min())
+    assert before[kernel == 0].max() <= kept.min()
 
 
 class TestBadInput:

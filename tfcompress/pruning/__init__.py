@@ -6,6 +6,7 @@ from tfcompress.pruning.polynomial_decay import PolynomialDecay
 from tfcompress.pruning.prunable import PrunableLayer, register_prunable
 from tfcompress.pruning.prune import get_sparsity, prune_low_magnitude, strip_pruning
 from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude
+from tfcompress.pruning.pruning_summaries import PruningSummaries
 from tfcompress.pruning.schedule import PruningSchedule
 from tfcompress.pruning.update_pruning_step import UpdatePruningStep
 
@@ -15,6 +16,7 @@ __all__ = [
     "PrunableLayer",
     "PruneLowMagnitude",
     "PruningSchedule",
+    "PruningSummaries",
     "UpdatePruningStep",
     "get_sparsity",
     "prune_low_magnitude",
