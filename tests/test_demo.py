@@ -10,16 +10,19 @@ from tfcompress.demo import new_output_dir, run_demo
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    comparison = run_demo(str(out), epochs=1, latency_runs=20)
+    comparison = run_demo(str(out), epochs=1, prune_epochs=1, latency_runs=20)
     printed = capsys.readouterr().out
-    assert "Comparison: float32 -> int8 (post-training)" in printed
+    assert "Comparison: float32 -> 16x4 block-pruned 80% + int8" in printed
     before, after = comparison.before.summary, comparison.after.summary
     assert before["tflite_accuracy"] > 0.85
-    assert abs(after["tflite_accuracy"] - before["tflite_accuracy"]) <= 0.02
-    assert comparison.ratio("tflite_bytes") > 3.5
+    assert abs(after["tflite_accuracy"] - before["tflite_accuracy"]) <= 0.03
+    assert comparison.ratio("tflite_bytes") > 3.5 and comparison.ratio("gzip_bytes") > 8
+    structures = {r.name: r.structure for r in comparison.after.ops}
+    assert structures["fc1"] == structures["conv2"] == "block 16x4"
+    assert after["sparsity"] > 0.75
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["float32.tflite", "int8.tflite", "model.keras", "report.json", "report.md",
-                     "report.txt"]  # fmt: skip
+    assert files == ["float32.tflite", "int8.tflite", "model.keras", "pruned.keras",
+                     "report.json", "report.md", "report.txt"]  # fmt: skip
     assert json.loads((out / "report.json").read_text())["ratios"]["tflite_bytes"] > 3.5
 
 

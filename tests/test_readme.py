@@ -7,13 +7,19 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_tour_runs(tmp_path, monkeypatch):
-    tour = re.search(r"## A short tour\n\n```python\n(.*?)```", README, re.S).group(1)
+def test_python_examples_run(tmp_path, monkeypatch):
+    """Every ```python block, in order, in one namespace (with shorter training)."""
+    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    code = "\n".join(blocks).replace("epochs=3)", "epochs=1, verbose=0)")
+    code = code.replace("epochs=1, callbacks", "epochs=1, verbose=0, callbacks")
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(tour.replace("epochs=3)", "epochs=1, verbose=0)"), namespace)
+    exec(code, namespace)
     assert namespace["after"].summary["tflite_bytes"] < namespace["before"].summary["tflite_bytes"]
     assert (tmp_path / "model_int8.tflite").exists()
+    sparsity = namespace["tc"].get_sparsity(namespace["plain"])
+    assert abs(sparsity["fc1/kernel"] - 0.8) < 0.002 and abs(sparsity["conv2/kernel"] - 0.8) < 0.002
+    assert sparsity["conv1/kernel"] == sparsity["logits/kernel"] == 0.0
 
 
 def test_ci_runs_the_readme_test_command():

@@ -24,6 +24,15 @@ def _demo_flags(fv: flags.FlagValues) -> None:
     )
     flags.DEFINE_integer("epochs", 3, "Training epochs.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer(
+        "prune_epochs",
+        2,
+        "Fine-tuning epochs while block-pruning (0: no pruning).",
+        lower_bound=0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float("sparsity", 0.8, "Target sparsity of the 16x4 block-pruned layers.",
+                       lower_bound=0.0, upper_bound=0.99, flag_values=fv)  # fmt: skip
+    flags.DEFINE_integer(
         "seed", 0, "Seed of data split, initialisation and shuffling.", flag_values=fv
     )
     flags.DEFINE_integer("latency_runs", 200, "Timed interpreter runs per model.",
@@ -33,7 +42,8 @@ def _demo_flags(fv: flags.FlagValues) -> None:
 def _demo(fv: flags.FlagValues) -> int:
     from tfcompress.demo import run_demo
 
-    run_demo(fv.output_dir, epochs=fv.epochs, seed=fv.seed, latency_runs=fv.latency_runs)
+    run_demo(fv.output_dir, epochs=fv.epochs, prune_epochs=fv.prune_epochs,
+             sparsity=fv.sparsity, seed=fv.seed, latency_runs=fv.latency_runs)  # fmt: skip
     return 0
 
 
@@ -105,7 +115,8 @@ def _report(fv: flags.FlagValues) -> int:
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
-    "demo": ("Train the small CNN on MNIST-5k, compress it, print the report.", _demo_flags,
+    "demo": ("Train the small CNN on MNIST-5k, block-prune and quantize it, print the report.",
+             _demo_flags,
              _demo),
     "export": ("Convert a .keras model to .tflite.", _export_flags, _export),
     "report": ("Measure a .keras and/or .tflite model.", _report_flags, _report),
