@@ -48,6 +48,7 @@ def test_mirrored_strategy_two_cpus():
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2
     assert "Mirrored" in out["mirrored"]
-    # 4x4 tiles on 300/100/10-row kernels: exact to within one tile
-    assert all(abs(v - 0.75) < 0.01 for v in out["sparsity"].values()), out["sparsity"]
+    # 4x4 tiles (8 elements in the partial ones) on kernels of 1,000 elements and more:
+    # exact to within one tile, 16 / 1,000
+    assert all(abs(v - 0.75) <= 0.016 for v in out["sparsity"].values()), out["sparsity"]
     assert out["accuracy"] > 0.5

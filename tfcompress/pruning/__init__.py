@@ -8,6 +8,7 @@ from tfcompress.pruning.prune import get_sparsity, prune_low_magnitude, strip_pr
 from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude
 from tfcompress.pruning.pruning_summaries import PruningSummaries
 from tfcompress.pruning.schedule import PruningSchedule
+from tfcompress.pruning.shrink import shrink
 from tfcompress.pruning.update_pruning_step import UpdatePruningStep
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "get_sparsity",
     "prune_low_magnitude",
     "register_prunable",
+    "shrink",
     "strip_pruning",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 POOLING = ("AVG", "MAX")
+CHANNEL_NORMS = ("L1", "L2")
 
 
 def to_matrix(value: np.ndarray) -> np.ndarray:
@@ -138,3 +139,22 @@ def compute_masks(
         kept = _keep_largest(list(pooled), list(sizes), sparsity)
         masks = [expand_blocks(b, block_size, s.shape) for b, s in zip(kept, matrices)]
     return [from_matrix(mask, s.shape) for mask, s in zip(masks, scores)]
+
+
+def channel_masks(scores: list[np.ndarray], sparsity: float, norm: str) -> list[np.ndarray]:
+    """Masks that prune whole output channels (filters, units) of the lowest norm.
+
+    Each channel's score is the L1 norm (mean of `|w|`) or L2 norm (root mean
+    square) of its weights over its fan-in, so channels of layers with
+    different fan-ins compare fairly under one global threshold. With one
+    weight this is plain L1/L2 ranking. `sparsity` counts weight elements.
+    """
+    matrices = [to_matrix(np.abs(s)) for s in scores]
+    if norm == "L1":
+        rows = [m.mean(axis=1, keepdims=True) for m in matrices]
+    else:
+        rows = [np.sqrt((m**2).mean(axis=1, keepdims=True)) for m in matrices]
+    sizes = [np.full_like(r, m.shape[1]) for r, m in zip(rows, matrices)]
+    kept = _keep_largest(rows, sizes, sparsity)
+    return [from_matrix(np.repeat(k, m.shape[1], axis=1), s.shape)
+            for k, m, s in zip(kept, matrices, scores)]  # fmt: skip

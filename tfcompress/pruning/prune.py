@@ -70,6 +70,7 @@ def prune_low_magnitude(
     layer_sparsity: LayerSparsity = None,
     skip: Iterable[str | type] = (),
     scope: str = "layer",
+    channel_norm: str | None = None,
 ):
     """Wraps a layer, a list of layers, or a whole model for magnitude pruning.
 
@@ -99,6 +100,11 @@ def prune_low_magnitude(
         scope: `"layer"` (each layer reaches the sparsity on its own) or
             `"global"` (one magnitude threshold across all pruned layers, so
             sensitive small layers keep more weights).
+        channel_norm: `"L1"` or `"L2"`: prune whole units/filters of the lowest
+            norm instead of single weights, then `shrink` the stripped model.
+            On a model only the Dense/ConvND layers whose channels `shrink` can
+            remove are wrapped (not those feeding an Add, a Concatenate or an
+            output); flat Sequential and functional models only.
 
     Returns:
         The wrapped layer, list of wrapped layers, or pruned model.
@@ -125,7 +131,9 @@ def prune_low_magnitude(
         "block_pooling_type": block_pooling_type,
         "sparsity_m_by_n": sparsity_m_by_n,
         "pruning_group": "global" if scope == "global" else None,
+        "channel_norm": channel_norm,
     }
+    removable = None
 
     def target_for(layer) -> float | None:
         if layer_sparsity is None:
@@ -148,6 +156,8 @@ def prune_low_magnitude(
         )
         if not explicit and (skipped or not is_prunable_layer(layer) or not _has_prunable(layer)):
             return None
+        if not explicit and removable is not None and layer.name not in removable:
+            return None
         kwargs = dict(options)
         target = target_for(layer)
         if target == 0.0:
@@ -166,6 +176,10 @@ def prune_low_magnitude(
                 f"Model {to_prune.name!r} already contains pruning wrappers; call "
                 "`strip_pruning` first to prune it again."
             )
+        if channel_norm is not None:
+            from tfcompress.pruning.channel_graph import channel_chains
+
+            removable = set(channel_chains(to_prune))
 
         def replace(layer):
             kwargs = None if isinstance(layer, keras.Model) else wrap(layer, explicit=False)

@@ -7,9 +7,20 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.pruning.constant_sparsity import ConstantSparsity
-from tfcompress.pruning.masks import POOLING, check_structure, compute_masks
+from tfcompress.pruning.masks import (
+    CHANNEL_NORMS,
+    POOLING,
+    channel_masks,
+    check_structure,
+    compute_masks,
+    to_matrix,
+)
 from tfcompress.pruning.prunable import is_prunable_layer, prunable_weights
 from tfcompress.pruning.schedule import PruningSchedule
+
+# Layers whose output channels (units, filters) channel pruning removes:
+# kernel [..., out] and bias [out].
+CHANNEL_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 
 MISSING_CALLBACK = (
     "Pruning wrappers were trained without the step callback: add "
@@ -66,6 +77,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             decides when; the sparsity is `1 - n / m`.
         pruning_group: Wrappers sharing a group name share one magnitude
             threshold (global pruning); None prunes this layer on its own.
+        channel_norm: `"L1"` or `"L2"` prunes whole output channels (Dense
+            units, Conv filters) of the lowest norm, bias included, so
+            `tfcompress.pruning.shrink` can remove them; None prunes weights.
         **kwargs: Base layer arguments.
 
     Example:
@@ -81,6 +95,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         block_pooling_type: str = "AVG",
         sparsity_m_by_n: tuple[int, int] | None = None,
         pruning_group: str | None = None,
+        channel_norm: str | None = None,
         **kwargs,
     ):
         if isinstance(layer, PruneLowMagnitude):
@@ -133,6 +148,24 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                     f"sparsity_m_by_n={self.sparsity_m_by_n}"
                 )
         self.pruning_group = pruning_group
+        if channel_norm is not None:
+            if channel_norm not in CHANNEL_NORMS:
+                raise ValueError(
+                    f"Layer {layer.name!r}: `channel_norm` must be one of {CHANNEL_NORMS} or None. "
+                    f"Received: channel_norm={channel_norm!r}"
+                )
+            if not isinstance(layer, CHANNEL_LAYERS):
+                raise ValueError(
+                    f"Layer {layer.name!r}: channel pruning supports "
+                    f"{[c.__name__ for c in CHANNEL_LAYERS]}. Received: {type(layer).__name__}"
+                )
+            if self.block_size != (1, 1) or self.sparsity_m_by_n is not None:
+                raise ValueError(
+                    f"Layer {layer.name!r}: `channel_norm` prunes whole channels; do not combine "
+                    f"it with block_size={self.block_size} or sparsity_m_by_n="
+                    f"{self.sparsity_m_by_n}."
+                )
+        self.channel_norm = channel_norm
 
     def build(self, input_shape=None):
         if not self.layer.built:
@@ -160,6 +193,12 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                     dtype="float32",
                 )  # fmt: skip
             )
+        self.bias_mask = None
+        if self.channel_norm is not None and self.layer.use_bias:
+            self.bias_mask = self.add_weight(
+                name="bias_mask", shape=self.layer.bias.shape, initializer="ones",
+                trainable=False, dtype="float32",
+            )  # fmt: skip
         self.pruning_step = self.add_weight(
             name="pruning_step", shape=(), dtype="int64", trainable=False,
             initializer=keras.initializers.Constant(-1),
@@ -186,6 +225,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             mask_var.assign(mask)
             kept = score[mask > 0]
             threshold_var.assign(float(kept.min()) if kept.size else 0.0)
+        if self.bias_mask is not None:
+            self.bias_mask.assign(to_matrix(masks[0]).max(axis=1))
         self.apply_masks()
 
     def update_masks(self, sparsity: float) -> None:
@@ -194,13 +235,18 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.set_masks(self.compute(scores, sparsity), scores)
 
     def compute(self, scores: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
+        if self.channel_norm is not None:
+            return channel_masks(scores, sparsity, self.channel_norm)
         return compute_masks(
             scores, sparsity, self.block_size, self.block_pooling_type, self.sparsity_m_by_n
         )
 
     def apply_masks(self) -> None:
         """Multiplies each prunable weight by its mask."""
-        for weight, mask in zip(self._prunable, self.masks):
+        pairs = list(zip(self._prunable, self.masks))
+        if self.bias_mask is not None:
+            pairs.append((self.layer.bias, self.bias_mask))
+        for weight, mask in pairs:
             weight.assign(keras.ops.multiply(weight, keras.ops.cast(mask, weight.dtype)))
 
     def get_config(self) -> dict:
@@ -212,6 +258,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             "block_pooling_type": self.block_pooling_type,
             "sparsity_m_by_n": None if self.sparsity_m_by_n is None else list(self.sparsity_m_by_n),
             "pruning_group": self.pruning_group,
+            "channel_norm": self.channel_norm,
         }
 
     @classmethod
