@@ -193,11 +193,21 @@ def test_mixed_precision_keeps_the_mask(digits):
     assert set(kernel_sparsity(model).values()) == {0.75}
 
 
+def test_resume_takes_the_latest_step_of_any_wrapper(digits):
+    model = fit(prune_low_magnitude(tc.models.lenet_300_100((8, 8, 1)), FAST), digits, n=320)
+    wrappers = [layer for layer in model.layers if isinstance(layer, PruneLowMagnitude)]
+    assert [int(w.pruning_step.numpy()) for w in wrappers] == [5, 5, 5]
+    wrappers[1].pruning_step.assign(3)  # as a checkpoint written mid-epoch would hold it
+    model.fit(digits.x_train[:64], digits.y_train[:64], batch_size=64, verbose=0,
+              callbacks=[UpdatePruningStep()])  # fmt: skip
+    assert [int(w.pruning_step.numpy()) for w in wrappers] == [6, 6, 6]
+
+
 def test_save_and_load_mid_pruning_then_resume(digits, tmp_path):
     schedule = PolynomialDecay(0.0, 0.8, 0, 60, frequency=2)
     model = fit(prune_low_magnitude(tc.models.lenet_300_100((8, 8, 1)), schedule), digits, n=960)
     step = int(model.layers[2].pruning_step.numpy())
-    assert step == 14  # 15 batches, first step is 0
+    assert step == 15  # completed steps
     mid = kernel_sparsity(model)["fc1"]
     path = tmp_path / "pruning.keras"
     model.save(path)
@@ -229,8 +239,8 @@ def test_pruning_summaries_write_sparsity_and_threshold(digits, tmp_path):
                 scalars.setdefault(value.tag, []).append(
                     (event.step, float(tf.make_ndarray(value.tensor)))
                 )
-    assert scalars["fc1/sparsity_0"][-1] == (9, 0.75)
-    assert [step for step, _ in scalars["fc1/sparsity_0"]][:2] == [4, 9]
+    assert scalars["fc1/sparsity_0"][-1] == (10, 0.75)
+    assert [step for step, _ in scalars["fc1/sparsity_0"]][:2] == [5, 10]
     stored = float(model.layers[2].thresholds[0].numpy())
     assert scalars["fc1/threshold_0"][-1][1] == pytest.approx(stored) and stored > 0
 

@@ -219,6 +219,7 @@ def strip_pruning(model: keras.Model | PruneLowMagnitude):
     """
     if isinstance(model, PruneLowMagnitude):
         model.apply_masks()
+        model.remove_constraints()
         return model.layer
     if not isinstance(model, keras.Model):
         raise TypeError(

@@ -28,6 +28,22 @@ MISSING_CALLBACK = (
 )
 
 
+class MaskConstraint(keras.constraints.Constraint):
+    """Keeps pruned weights at zero: the optimizer applies it right after each update.
+
+    Keras optimizers apply a variable's `constraint` inside the compiled
+    training step, so masking costs no extra call per batch. It wraps the
+    constraint the weight already had, if any.
+    """
+
+    def __init__(self, mask, inner=None):
+        self.mask, self.inner = mask, inner
+
+    def __call__(self, w):
+        w = self.inner(w) if self.inner is not None else w
+        return keras.ops.multiply(w, keras.ops.cast(self.mask, w.dtype))
+
+
 def default_schedule() -> PruningSchedule:
     """tfmot's default: 50% sparsity from step 0, masks updated every 100 steps."""
     return ConstantSparsity(0.5, begin_step=0)
@@ -54,10 +70,12 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     The wrapper adds, per prunable weight, a `mask` (1 keep, 0 pruned) and a
     `threshold` (the smallest importance kept), and one `pruning_step`. The
-    callback advances the step, recomputes masks when the schedule says so, and
-    multiplies the weights by their masks after every optimizer step, so the
-    forward pass always sees pruned weights and `call` stays a plain call of the
-    wrapped layer. Masks and step are weights: they save and load with the model.
+    callback advances the step and recomputes masks when the schedule says so;
+    a `MaskConstraint` on each pruned variable makes the optimizer multiply it
+    by its mask right after every update, inside the compiled training step.
+    So the forward pass always sees pruned weights and `call` stays a plain
+    call of the wrapped layer. Masks and step are weights: they save and load
+    with the model.
 
     Structure, on each weight viewed as `[out, in]` (see `tfcompress.pruning.masks`):
     `block_size=(16, 4)` prunes tiles of 16 output channels by 4 inputs. For a
@@ -203,7 +221,21 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             name="pruning_step", shape=(), dtype="int64", trainable=False,
             initializer=keras.initializers.Constant(-1),
         )  # fmt: skip
+        for weight, mask in self._masked_pairs():
+            weight.constraint = MaskConstraint(mask, weight.constraint)
         self.built = True
+
+    def _masked_pairs(self) -> list:
+        pairs = list(zip(self._prunable, self.masks))
+        if self.bias_mask is not None:
+            pairs.append((self.layer.bias, self.bias_mask))
+        return pairs
+
+    def remove_constraints(self) -> None:
+        """Gives each pruned variable back the constraint it had before wrapping."""
+        for weight, _ in self._masked_pairs():
+            if isinstance(weight.constraint, MaskConstraint):
+                weight.constraint = weight.constraint.inner
 
     def call(self, inputs, training=None, **kwargs):
         if training and self._prunable:
@@ -243,10 +275,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     def apply_masks(self) -> None:
         """Multiplies each prunable weight by its mask."""
-        pairs = list(zip(self._prunable, self.masks))
-        if self.bias_mask is not None:
-            pairs.append((self.layer.bias, self.bias_mask))
-        for weight, mask in pairs:
+        for weight, mask in self._masked_pairs():
             weight.assign(keras.ops.multiply(weight, keras.ops.cast(mask, weight.dtype)))
 
     def get_config(self) -> dict:

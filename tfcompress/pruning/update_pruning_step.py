@@ -23,11 +23,16 @@ def collect_wrappers(layer) -> list[PruneLowMagnitude]:
 class UpdatePruningStep(keras.callbacks.Callback):
     """Required callback for training pruning wrappers.
 
-    Before each batch it advances every wrapper's `pruning_step` and, when the
-    schedule says so, recomputes the masks: per layer, or with one threshold
-    per `pruning_group` (global pruning). After each batch it multiplies the
-    pruned weights by their masks again, so the optimizer cannot revive them.
-    Training wrappers without it fails with a message that says to add it.
+    Before each batch it asks each schedule whether this step is a pruning
+    turn and, if so, recomputes the masks: per layer, or with one threshold per
+    `pruning_group` (global pruning). The optimizer keeps pruned weights at zero
+    through the wrappers' `MaskConstraint`s. The wrappers' `pruning_step`
+    counts completed training steps and is saved with the model: after each
+    batch the first wrapper's is advanced (one small write, whatever the number
+    of layers), and all of them at the end of each epoch and of training;
+    training resumes from the largest, so a checkpoint taken mid-epoch resumes
+    at the right step. Training wrappers without this callback fails with a
+    message that says to add it.
 
     Example:
         >>> model.fit(x, y, callbacks=[tfcompress.pruning.UpdatePruningStep()])
@@ -46,11 +51,14 @@ class UpdatePruningStep(keras.callbacks.Callback):
             groups.setdefault(key, []).append(wrapper)
         self._groups = list(groups.values())
         self._step = max(int(keras.ops.convert_to_numpy(w.pruning_step)) for w in self._wrappers)
+        self._step = max(self._step, 0)  # -1: never trained
+        self._write_all_steps()
 
-    def on_train_batch_begin(self, batch, logs=None):
-        self._step += 1
+    def _write_all_steps(self) -> None:
         for wrapper in self._wrappers:
             wrapper.pruning_step.assign(self._step)
+
+    def on_train_batch_begin(self, batch, logs=None):
         for group in self._groups:
             should_prune, sparsity = group[0].pruning_schedule(self._step)
             if not should_prune:
@@ -61,8 +69,14 @@ class UpdatePruningStep(keras.callbacks.Callback):
                 update_group(group, sparsity)
 
     def on_train_batch_end(self, batch, logs=None):
-        for wrapper in self._wrappers:
-            wrapper.apply_masks()
+        self._step += 1
+        self._wrappers[0].pruning_step.assign(self._step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._write_all_steps()
+
+    def on_train_end(self, logs=None):
+        self._write_all_steps()
 
 
 def update_group(group: list[PruneLowMagnitude], sparsity: float) -> None:
