@@ -20,6 +20,8 @@ def test_python_examples_run(tmp_path, monkeypatch):
     sparsity = namespace["tc"].get_sparsity(namespace["plain"])
     assert abs(sparsity["fc1/kernel"] - 0.8) < 0.002 and abs(sparsity["conv2/kernel"] - 0.8) < 0.002
     assert sparsity["conv1/kernel"] == sparsity["logits/kernel"] == 0.0
+    small = namespace["small"]
+    assert [small.get_layer(n).output.shape[-1] for n in ("conv1", "conv2", "fc1")] == [16, 32, 64]
 
 
 def test_ci_runs_the_readme_test_command():

@@ -18,6 +18,7 @@ import numpy as np
 import tfcompress as tc
 from tfcompress.pruning import ConstantSparsity, UpdatePruningStep, get_sparsity
 
+keras.utils.set_random_seed(0)
 data = tc.datasets.load_digits()
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
@@ -27,7 +28,7 @@ with strategy.scope():
     )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-history = model.fit(data.x_train, data.y_train, epochs=2, batch_size=64, verbose=0,
+history = model.fit(data.x_train, data.y_train, epochs=4, batch_size=64, verbose=0,
                     callbacks=[UpdatePruningStep()])
 mask = model.layers[2].masks[0]
 print(json.dumps({
@@ -46,9 +47,9 @@ def test_mirrored_strategy_two_cpus():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["replicas"] == 2
-    assert "Mirrored" in out["mirrored"]
+    assert out["replicas"] == 2, out
+    assert "Mirrored" in out["mirrored"], out
     # 4x4 tiles (8 elements in the partial ones) on kernels of 1,000 elements and more:
     # exact to within one tile, 16 / 1,000
     assert all(abs(v - 0.75) <= 0.016 for v in out["sparsity"].values()), out["sparsity"]
-    assert out["accuracy"] > 0.5
+    assert out["accuracy"] > 0.5, out

@@ -48,11 +48,6 @@ def _copy_into(old: keras.layers.Layer, new: keras.layers.Layer) -> Callable[[],
     return lambda: new.set_weights(old.get_weights())
 
 
-def _check_model_kind(model: keras.Model, entry: str) -> None:
-    if not isinstance(model, (keras.Sequential, keras.Model)) or not model.built:
-        raise ValueError(f"{entry}: the model must be a built keras.Model. Received: {model!r}")
-
-
 def _is_graph_model(model: keras.Model) -> bool:
     """Sequential and functional models have a layer graph that can be cloned."""
     try:
@@ -71,6 +66,7 @@ def prune_low_magnitude(
     skip: Iterable[str | type] = (),
     scope: str = "layer",
     channel_norm: str | None = None,
+    importance: str = "magnitude",
 ):
     """Wraps a layer, a list of layers, or a whole model for magnitude pruning.
 
@@ -105,6 +101,8 @@ def prune_low_magnitude(
             On a model only the Dense/ConvND layers whose channels `shrink` can
             remove are wrapped (not those feeding an Add, a Concatenate or an
             output); flat Sequential and functional models only.
+        importance: `"magnitude"` (`|w|`) or `"taylor"` (`|w * dL/dw|` summed
+            over the batches since the last mask update); see `PruneLowMagnitude`.
 
     Returns:
         The wrapped layer, list of wrapped layers, or pruned model.
@@ -132,6 +130,7 @@ def prune_low_magnitude(
         "sparsity_m_by_n": sparsity_m_by_n,
         "pruning_group": "global" if scope == "global" else None,
         "channel_norm": channel_norm,
+        "importance": importance,
     }
     removable = None
 
@@ -168,7 +167,11 @@ def prune_low_magnitude(
         return kwargs
 
     if isinstance(to_prune, keras.Model):
-        _check_model_kind(to_prune, "prune_low_magnitude")
+        if not to_prune.built:
+            raise ValueError(
+                f"prune_low_magnitude: model {to_prune.name!r} was never built; build it (or "
+                "define it with `keras.Input`) first."
+            )
         if not _is_graph_model(to_prune):
             raise ValueError(_SUBCLASSED.format(name=to_prune.name))
         if collect_wrappers(to_prune):
@@ -181,8 +184,8 @@ def prune_low_magnitude(
 
             removable = set(channel_chains(to_prune))
 
-        def replace(layer):
-            kwargs = None if isinstance(layer, keras.Model) else wrap(layer, explicit=False)
+        def replace(layer):  # nested models are recursed into, never passed here
+            kwargs = wrap(layer, explicit=False)
             if kwargs is None:
                 new = _fresh(layer)
                 return new, _copy_into(layer, new)

@@ -44,6 +44,23 @@ class MaskConstraint(keras.constraints.Constraint):
         return keras.ops.multiply(w, keras.ops.cast(self.mask, w.dtype))
 
 
+IMPORTANCE = ("magnitude", "taylor")
+
+
+def _taylor_probe(score):
+    """Identity on a weight whose gradient adds `|w * dL/dw|` to `score` (first-order Taylor)."""
+
+    @tf.custom_gradient
+    def probe(w):
+        def grad(g):
+            score.assign_add(tf.abs(w * g))
+            return g
+
+        return tf.identity(w), grad
+
+    return probe
+
+
 def default_schedule() -> PruningSchedule:
     """tfmot's default: 50% sparsity from step 0, masks updated every 100 steps."""
     return ConstantSparsity(0.5, begin_step=0)
@@ -95,6 +112,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             decides when; the sparsity is `1 - n / m`.
         pruning_group: Wrappers sharing a group name share one magnitude
             threshold (global pruning); None prunes this layer on its own.
+        importance: `"magnitude"` ranks weights by `|w|`; `"taylor"` by the
+            first-order Taylor estimate of the loss change, `|w * dL/dw|`
+            summed over the training batches since the last mask update (the
+            first update, with no gradients seen yet, uses magnitude). Taylor
+            needs a layer whose variables are all trainable (Dense, ConvND...).
         channel_norm: `"L1"` or `"L2"` prunes whole output channels (Dense
             units, Conv filters) of the lowest norm, bias included, so
             `tfcompress.pruning.shrink` can remove them; None prunes weights.
@@ -114,6 +136,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         sparsity_m_by_n: tuple[int, int] | None = None,
         pruning_group: str | None = None,
         channel_norm: str | None = None,
+        importance: str = "magnitude",
         **kwargs,
     ):
         if isinstance(layer, PruneLowMagnitude):
@@ -184,6 +207,12 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                     f"{self.sparsity_m_by_n}."
                 )
         self.channel_norm = channel_norm
+        if importance not in IMPORTANCE:
+            raise ValueError(
+                f"Layer {layer.name!r}: `importance` must be one of {IMPORTANCE}. "
+                f"Received: importance={importance!r}"
+            )
+        self.importance_kind = importance
 
     def build(self, input_shape=None):
         if not self.layer.built:
@@ -221,6 +250,19 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             name="pruning_step", shape=(), dtype="int64", trainable=False,
             initializer=keras.initializers.Constant(-1),
         )  # fmt: skip
+        self.scores = []
+        if self.importance_kind == "taylor":
+            if self.layer.non_trainable_variables:
+                raise ValueError(
+                    f"Layer {self.layer.name!r}: importance='taylor' needs a layer whose "
+                    "variables are all trainable; it has non-trainable "
+                    f"{[v.name for v in self.layer.non_trainable_variables]}."
+                )
+            self.scores = [
+                self.add_weight(name=f"taylor_score_{i}", shape=w.shape, initializer="zeros",
+                                trainable=False, dtype="float32", aggregation="sum")
+                for i, w in enumerate(self._prunable)
+            ]  # fmt: skip
         for weight, mask in self._masked_pairs():
             weight.constraint = MaskConstraint(mask, weight.constraint)
         self.built = True
@@ -240,7 +282,14 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     def call(self, inputs, training=None, **kwargs):
         if training and self._prunable:
             tf.debugging.assert_non_negative(self.pruning_step.value, message=MISSING_CALLBACK)
-        return self.layer(inputs, **kwargs)
+        if not (training and self.scores):
+            return self.layer(inputs, **kwargs)
+        # Taylor: run the layer on its weights passed through gradient probes.
+        probes = {id(w): _taylor_probe(s) for w, s in zip(self._prunable, self.scores)}
+        values = [probes[id(v)](v.value) if id(v) in probes else v.value
+                  for v in self.layer.trainable_variables]  # fmt: skip
+        outputs, _ = self.layer.stateless_call(values, [], inputs, **kwargs)
+        return outputs
 
     @property
     def prunable_weights(self) -> list:
@@ -248,7 +297,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         return list(self._prunable)
 
     def importance(self) -> list[np.ndarray]:
-        """Magnitude `|w|` of each prunable weight."""
+        """Score of each prunable weight: `|w|`, or the accumulated Taylor scores."""
+        if self.scores:
+            taylor = [keras.ops.convert_to_numpy(s) for s in self.scores]
+            if any(t.any() for t in taylor):
+                return taylor
         return [np.abs(keras.ops.convert_to_numpy(w)) for w in self._prunable]
 
     def set_masks(self, masks: list[np.ndarray], scores: list[np.ndarray]) -> None:
@@ -259,6 +312,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             threshold_var.assign(float(kept.min()) if kept.size else 0.0)
         if self.bias_mask is not None:
             self.bias_mask.assign(to_matrix(masks[0]).max(axis=1))
+        for score in self.scores:  # Taylor scores restart after each mask update
+            score.assign(keras.ops.zeros_like(score))
         self.apply_masks()
 
     def update_masks(self, sparsity: float) -> None:
@@ -288,6 +343,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             "sparsity_m_by_n": None if self.sparsity_m_by_n is None else list(self.sparsity_m_by_n),
             "pruning_group": self.pruning_group,
             "channel_norm": self.channel_norm,
+            "importance": self.importance_kind,
         }
 
     @classmethod
