@@ -216,7 +216,13 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     def build(self, input_shape=None):
         if not self.layer.built:
-            self.layer.build(input_shape)
+            try:
+                self.layer.build(input_shape)
+            except TypeError as err:  # e.g. MultiHeadAttention.build(query_shape, value_shape)
+                raise ValueError(
+                    f"Layer {self.layer.name!r} cannot be built from one input shape "
+                    f"({err}); build it before wrapping it for pruning."
+                ) from err
         self._prunable = prunable_weights(self.layer)
         where = f"Layer {self.layer.name!r}"
         self.masks, self.thresholds = [], []
@@ -317,9 +323,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.apply_masks()
 
     def update_masks(self, sparsity: float) -> None:
-        """Recomputes this layer's masks on its own (per-layer pruning)."""
+        """Recomputes this layer's masks on its own: each weight reaches `sparsity`."""
         scores = self.importance()
-        self.set_masks(self.compute(scores, sparsity), scores)
+        self.set_masks([self.compute([score], sparsity)[0] for score in scores], scores)
 
     def compute(self, scores: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
         if self.channel_norm is not None:
