@@ -94,9 +94,8 @@ def measure(label_model, label, content_by_mode, data, latency_runs) -> dict:
                            latency_runs=latency_runs)  # fmt: skip
         row[f"{mode}_accuracy"] = result.summary["tflite_accuracy"]
         row[f"{mode}_gzip_bytes"] = result.summary["gzip_bytes"]
-        row["sparsity"] = (
-            result.summary["tflite_sparsity"] if mode == "dynamic" else row.get("sparsity")
-        )
+        if mode == "dynamic":  # the sparsity column is read off the dynamic-range file
+            row["sparsity"] = result.summary["tflite_sparsity"]
     return row
 
 
