@@ -10,13 +10,9 @@ import numpy as np
 from tfcompress.pruning.prunable import is_prunable_layer, prunable_weights
 from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude, default_schedule
 from tfcompress.pruning.schedule import PruningSchedule, check_sparsity
+from tfcompress.pruning.subclassed import rebuild_subclassed
 from tfcompress.pruning.update_pruning_step import collect_wrappers
 
-_SUBCLASSED = (
-    "Model {name!r} is a subclassed model, which has no layer graph to clone. Wrap its layers "
-    "in `__init__` with `tfcompress.prune_low_magnitude(layer, ...)` instead; "
-    "`strip_pruning(wrapper)` returns each plain layer."
-)
 LayerSparsity = dict[str, float] | Callable[[keras.layers.Layer], float | None] | None
 SCOPES = ("layer", "global")
 
@@ -75,11 +71,14 @@ def prune_low_magnitude(
     `strip_pruning` for a plain Keras model with the zeros in place.
 
     Models: Sequential and functional models (nested ones included) are
-    cloned with every supported layer wrapped and the weights copied; the
-    original is left untouched. Layers without prunable weights
-    (BatchNormalization, pooling, Add, ...) and layers pruning does not know
-    pass through untouched. Subclassed models are not supported yet: wrap
-    their layers with `prune_low_magnitude(layer)` in `__init__` instead.
+    cloned with every supported layer wrapped and the weights copied. A built
+    subclassed model is re-created from its `get_config()` with its layer
+    attributes wrapped, built from its build config, and given the original's
+    weights (see `tfcompress.pruning.subclassed`); its class needs a working
+    `get_config()`, otherwise wrap its layers with `prune_low_magnitude(layer)`
+    in `__init__`. Either way the original is left untouched. Layers without
+    prunable weights (BatchNormalization, pooling, Add, ...) and layers pruning
+    does not know pass through untouched.
 
     Args:
         to_prune: A layer, a list of layers, or a model.
@@ -172,13 +171,22 @@ def prune_low_magnitude(
                 f"prune_low_magnitude: model {to_prune.name!r} was never built; build it (or "
                 "define it with `keras.Input`) first."
             )
-        if not _is_graph_model(to_prune):
-            raise ValueError(_SUBCLASSED.format(name=to_prune.name))
         if collect_wrappers(to_prune):
             raise ValueError(
                 f"Model {to_prune.name!r} already contains pruning wrappers; call "
                 "`strip_pruning` first to prune it again."
             )
+        if not _is_graph_model(to_prune):
+            if channel_norm is not None:
+                raise ValueError(
+                    f"Channel pruning needs a layer graph; model {to_prune.name!r} is subclassed."
+                )
+
+            def swap(fresh, old):
+                kwargs = wrap(old, explicit=False)
+                return fresh if kwargs is None else PruneLowMagnitude(fresh, **kwargs)
+
+            return rebuild_subclassed(to_prune, swap)
         if channel_norm is not None:
             from tfcompress.pruning.channel_graph import channel_chains
 
@@ -217,8 +225,9 @@ def _has_prunable(layer: keras.layers.Layer) -> bool:
 def strip_pruning(model: keras.Model | PruneLowMagnitude):
     """Removes pruning wrappers: a plain Keras model (or layer) with the zeros in place.
 
-    Sequential and functional models are cloned. The pruned weights are
-    multiplied by their masks.
+    Sequential and functional models are cloned; subclassed models are
+    re-created from their config with plain layers (see `prune_low_magnitude`).
+    The pruned weights are multiplied by their masks.
     """
     if isinstance(model, PruneLowMagnitude):
         model.apply_masks()
@@ -229,10 +238,12 @@ def strip_pruning(model: keras.Model | PruneLowMagnitude):
             f"`model` must be a keras.Model or a PruneLowMagnitude layer. "
             f"Received: type {type(model).__name__}"
         )
-    if not _is_graph_model(model):
-        raise ValueError(_SUBCLASSED.format(name=model.name))
     for wrapper in collect_wrappers(model):
         wrapper.apply_masks()
+    if not _is_graph_model(model):
+        return rebuild_subclassed(
+            model, lambda fresh, old: fresh.layer if isinstance(fresh, PruneLowMagnitude) else fresh
+        )
 
     def replace(layer):
         source = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
