@@ -58,12 +58,12 @@ def main(job_path: str) -> None:
     weights = [arrays[f"w{i}"] for i in range(int(arrays["n_weights"]))]
     x, y, calib = arrays["x"], arrays["y"], arrays["calibration"]
 
-    plain = build(job["model"])
-    plain.set_weights(weights)
-    plain_step = fit(plain, x, y, [])
-
-    results = {"plain_step_s": plain_step, "runs": []}
+    epoch = int(arrays["epoch"])
+    results = {"runs": []}
     for run in job["runs"]:
+        plain = build(job["model"])  # adjacent baseline: one plain epoch right before
+        plain.set_weights(weights)
+        plain_step = fit(plain, x[:epoch], y[:epoch], [])
         model = build(job["model"])
         model.set_weights(weights)
         schedule = tfmot.sparsity.keras.PolynomialDecay(
@@ -86,6 +86,7 @@ def main(job_path: str) -> None:
         results["runs"].append({
             "sparsity_target": run["sparsity"],
             "step_s": step,
+            "plain_step_s": plain_step,
             "achieved_sparsity": zeros / sum(int(np.prod(k.shape)) for k in kernels),
             "tflite": paths,
         })  # fmt: skip
