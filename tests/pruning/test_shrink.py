@@ -47,6 +47,24 @@ def test_small_cnn_shrinks_exactly(mnist):
     assert summary["params"] < model.count_params() / 3.9
 
 
+def test_sequential_model_shrinks_exactly(digits):
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(16, 3, activation="relu", name="c1"),
+        keras.layers.MaxPooling2D(name="pool"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dense(32, activation="relu", name="fc"),
+        keras.layers.Dense(10, name="out"),
+    ])  # fmt: skip
+    compile_classifier(model).fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
+    pruned = channel_prune(model, digits)
+    small = shrink(pruned)
+    assert isinstance(small, keras.Sequential)
+    assert_same_outputs(pruned, small, digits.x_test)
+    assert small.get_layer("c1").filters == 8 and small.get_layer("fc").units == 16
+    assert small.get_layer("fc").kernel.shape == (3 * 3 * 8, 16)
+
+
 def test_batchnorm_constants_fold_into_the_next_layer(digits):
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(16, 3, name="c1")(inputs)
