@@ -109,7 +109,8 @@ def test_subclassed_model_with_wrapped_layers(digits):
         kernel_sparsity(net).values()) == {0.75, 0.0}  # fmt: skip
     plain = strip_pruning(net.hidden)
     assert isinstance(plain, keras.layers.Dense)
-    assert 1 - np.count_nonzero(plain.kernel.numpy()) / plain.kernel.numpy().size == 0.75
+    zeros = 1 - np.count_nonzero(plain.kernel.numpy()) / plain.kernel.numpy().size
+    assert zeros == 0.75
     with pytest.raises(ValueError, match="already contains pruning wrappers"):
         prune_low_magnitude(net)
     with pytest.raises(ValueError, match=r"cannot be re-created from its `get_config\(\)`"):
