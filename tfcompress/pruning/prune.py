@@ -11,7 +11,7 @@ from tfcompress.pruning.prunable import is_prunable_layer, prunable_weights
 from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude, default_schedule
 from tfcompress.pruning.schedule import PruningSchedule, check_sparsity
 from tfcompress.pruning.subclassed import rebuild_subclassed
-from tfcompress.pruning.update_pruning_step import collect_wrappers
+from tfcompress.pruning.update_pruning_step import collect_wrappers, leaf_layers
 
 LayerSparsity = dict[str, float] | Callable[[keras.layers.Layer], float | None] | None
 SCOPES = ("layer", "global")
@@ -258,18 +258,10 @@ def get_sparsity(model: keras.Model | keras.layers.Layer) -> dict[str, float]:
 
     Works on pruned models (wrappers) and on stripped or plain models alike.
     """
-    layers = [model] if not isinstance(model, keras.Model) else _all_layers(model)
     result = {}
-    for layer in layers:
+    for layer in leaf_layers(model):
         inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
         for weight in prunable_weights(inner) or []:
             value = keras.ops.convert_to_numpy(weight)
             result[weight.path] = float(1.0 - np.count_nonzero(value) / value.size)
     return result
-
-
-def _all_layers(model: keras.Model) -> list:
-    layers = []
-    for layer in model.layers:
-        layers.extend(_all_layers(layer) if isinstance(layer, keras.Model) else [layer])
-    return layers

@@ -235,7 +235,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                     initializer="ones",
                     trainable=False,
                     dtype="float32",
-                )  # fmt: skip
+                )
             )
             self.thresholds.append(
                 self.add_weight(
@@ -244,7 +244,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                     initializer="zeros",
                     trainable=False,
                     dtype="float32",
-                )  # fmt: skip
+                )
             )
         self.bias_mask = None
         if self.channel_norm is not None and self.layer.use_bias:
@@ -351,9 +351,3 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             "channel_norm": self.channel_norm,
             "importance": self.importance_kind,
         }
-
-    @classmethod
-    def from_config(cls, config: dict):
-        config = dict(config)
-        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
-        return cls(**config)

@@ -7,8 +7,11 @@ import keras
 from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude
 
 
-def collect_wrappers(layer) -> list[PruneLowMagnitude]:
-    """Every pruning wrapper inside `layer` (models nested at any depth included)."""
+def leaf_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """The layers inside `layer`, looking into nested models and other wrappers.
+
+    A pruning wrapper counts as one leaf.
+    """
     if isinstance(layer, PruneLowMagnitude):
         return [layer]
     if isinstance(layer, keras.Model):
@@ -16,8 +19,13 @@ def collect_wrappers(layer) -> list[PruneLowMagnitude]:
     elif isinstance(layer, keras.layers.Wrapper):
         children = [layer.layer]
     else:
-        children = []
-    return [wrapper for child in children for wrapper in collect_wrappers(child)]
+        return [layer]
+    return [leaf for child in children for leaf in leaf_layers(child)]
+
+
+def collect_wrappers(layer: keras.layers.Layer) -> list[PruneLowMagnitude]:
+    """Every pruning wrapper inside `layer` (models nested at any depth included)."""
+    return [leaf for leaf in leaf_layers(layer) if isinstance(leaf, PruneLowMagnitude)]
 
 
 class UpdatePruningStep(keras.callbacks.Callback):
