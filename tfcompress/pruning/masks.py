@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfcompress.report.weights import expand_tiles, tiles
+
 POOLING = ("AVG", "MAX")
 CHANNEL_NORMS = ("L1", "L2")
 
@@ -64,17 +66,10 @@ def block_scores(
     Returns the pooled scores and each tile's number of real elements (edge
     tiles may be partial).
     """
-    br, bc = block_size
-    rows, cols = scores.shape
-    pad = ((0, -rows % br), (0, -cols % bc))
-    tiles = np.pad(scores, pad).reshape((rows + pad[0][1]) // br, br, (cols + pad[1][1]) // bc, bc)
-    sizes = np.pad(np.ones_like(scores), pad).reshape(tiles.shape).sum(axis=(1, 3))
-    pooled = tiles.sum(axis=(1, 3)) / sizes if pooling == "AVG" else tiles.max(axis=(1, 3))
+    tiled = tiles(scores, block_size)
+    sizes = tiles(np.ones_like(scores), block_size).sum(axis=(1, 3))
+    pooled = tiled.sum(axis=(1, 3)) / sizes if pooling == "AVG" else tiled.max(axis=(1, 3))
     return pooled, sizes
-
-
-def expand_blocks(block_mask: np.ndarray, block_size: tuple[int, int], shape: tuple) -> np.ndarray:
-    return np.kron(block_mask, np.ones(block_size, dtype=block_mask.dtype))[: shape[0], : shape[1]]
 
 
 def _keep_largest(
@@ -137,7 +132,7 @@ def compute_masks(
     else:
         pooled, sizes = zip(*(block_scores(s, block_size, block_pooling_type) for s in matrices))
         kept = _keep_largest(list(pooled), list(sizes), sparsity)
-        masks = [expand_blocks(b, block_size, s.shape) for b, s in zip(kept, matrices)]
+        masks = [expand_tiles(b, block_size, s.shape) for b, s in zip(kept, matrices)]
     return [from_matrix(mask, s.shape) for mask, s in zip(masks, scores)]
 
 

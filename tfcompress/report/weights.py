@@ -46,13 +46,22 @@ class WeightStats:
         return {**asdict(self), "shape": list(self.shape), "sparsity": self.sparsity}
 
 
-def _live_tiles(matrix: np.ndarray, block: tuple[int, int]) -> np.ndarray:
-    """Per tile of `block` shape: does it hold a non-zero? Edge tiles may be partial."""
+def tiles(matrix: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """`[rows, cols]` -> `[rows/br, br, cols/bc, bc]`, zero-padded so edge tiles may be partial."""
     rows, cols = matrix.shape
     br, bc = block
-    padded = np.pad(matrix != 0, ((0, -rows % br), (0, -cols % bc)))
-    tiles = padded.reshape(padded.shape[0] // br, br, padded.shape[1] // bc, bc)
-    return tiles.any(axis=(1, 3))
+    padded = np.pad(matrix, ((0, -rows % br), (0, -cols % bc)))
+    return padded.reshape(padded.shape[0] // br, br, padded.shape[1] // bc, bc)
+
+
+def expand_tiles(per_tile: np.ndarray, block: tuple[int, int], shape: tuple) -> np.ndarray:
+    """Inverse of `tiles` for one value per tile: repeat it over the tile, crop to `shape`."""
+    return np.kron(per_tile, np.ones(block, dtype=per_tile.dtype))[: shape[0], : shape[1]]
+
+
+def _live_tiles(matrix: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """Per tile of `block` shape: does it hold a non-zero? Edge tiles may be partial."""
+    return tiles(matrix != 0, block).any(axis=(1, 3))
 
 
 def zero_block_fraction(matrix: np.ndarray, block: tuple[int, int] = BLOCK_SHAPE) -> float:
@@ -72,8 +81,7 @@ def is_block_sparse(
     if zeros == 0:
         return False
     live = _live_tiles(matrix, block)
-    rows, cols = matrix.shape
-    live_elements = np.kron(live, np.ones(block, dtype=bool))[:rows, :cols]
+    live_elements = expand_tiles(live, block, matrix.shape)
     stray = np.count_nonzero(live_elements & (matrix == 0))
     return bool(stray <= (1.0 - min_fraction) * zeros and not live.all())
 
