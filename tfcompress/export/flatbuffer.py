@@ -111,6 +111,12 @@ class _Table:
         return out
 
 
+def unpack_int4(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """TFLite's packed INT4 (two values per byte, the first in the low nibble) as int8."""
+    nibbles = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(-1)[: int(np.prod(shape))]
+    return (nibbles.astype(np.int8) ^ 8).astype(np.int8).reshape(shape) - np.int8(8)
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     """A tensor of the main subgraph as stored in the file."""
@@ -123,6 +129,7 @@ class TensorInfo:
     zero_point: tuple[int, ...]
     quantized_dimension: int
     data: np.ndarray | None  # constant data, None for activations and variables
+    stored_bytes: int = 0  # bytes of constant data in the file (int4 packs two per byte)
 
     @property
     def is_constant(self) -> bool:
@@ -183,19 +190,25 @@ class TFLiteFile:
         shape = tuple(t.vector(0, "i"))
         data = None
         buffer_index = t.scalar(2, "I")
-        if 0 < buffer_index < len(buffers) and np_type is not None:
+        stored = 0
+        if 0 < buffer_index < len(buffers) and (np_type is not None or type_name == "int4"):
             buf = buffers[buffer_index]
             raw = buf.bytes_vector(0)
             offset, size = buf.scalar(1, "Q"), buf.scalar(2, "Q")
             if offset > 1 and size:  # models over 2 GB keep data after the flatbuffer
                 raw = memoryview(content)[offset : offset + size]
-            if len(raw):
+            stored = len(raw)
+            if stored and type_name == "int4":
+                data = unpack_int4(np.frombuffer(raw, dtype=np.uint8), shape)
+            elif stored:
                 data = np.frombuffer(raw, dtype=np_type).reshape(shape).copy()
         quant = t.table(4)
         scale = quant.vector(2, "f") if quant else ()
         zero_point = quant.vector(3, "q") if quant else ()
         axis = quant.scalar(6, "i") if quant else 0
-        return TensorInfo(index, t.string(3), shape, type_name, scale, zero_point, axis, data)
+        return TensorInfo(
+            index, t.string(3), shape, type_name, scale, zero_point, axis, data, stored
+        )
 
     def producer(self, tensor_index: int) -> OpInfo | None:
         """The op that writes `tensor_index`, or None for inputs and constants."""

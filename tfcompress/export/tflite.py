@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcompress.quantization.quantize import is_quantized
 from tfcompress.utils.io import atomic_write_bytes, check_output_path
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
@@ -16,6 +17,10 @@ MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
 _IO_TYPES = {"int8": ("float32", "int8"), "int16x8": ("float32", "int16")}
 
 RepresentativeData = np.ndarray | Callable[[], Iterable] | tf.data.Dataset
+
+
+def _is_qat(model) -> bool:
+    return isinstance(model, keras.Model) and is_quantized(model)
 
 
 def _concrete_function(model: keras.Model, shapes: list[tuple]):
@@ -86,7 +91,9 @@ def export_tflite(
         * `float16`: weights stored as float16, computed in float32 (DEQUANTIZE ops).
         * `dynamic`: dynamic-range quantization: int8 weights, float activations.
         * `int8`: full integer quantization calibrated on `representative_data`;
-          only int8 builtin ops are allowed.
+          only int8 builtin ops are allowed. A QAT model (from
+          `quantize_model`/`quantize_apply`) needs no representative data: its
+          fake-quant ranges are used, and layers left float stay float.
         * `int16x8`: int16 activations and int8 weights, calibrated likewise.
 
     Args:
@@ -126,7 +133,14 @@ def export_tflite(
             f"`io_type` for mode={mode!r} must be one of {allowed_io}. "
             f"Received: io_type={io_type!r}"
         )
-    if mode in _IO_TYPES and representative_data is None:
+    qat = _is_qat(model)
+    if qat and mode != "int8":
+        raise ValueError(
+            f"Model {getattr(model, 'name', '?')!r} is trained with fake quantization (QAT); "
+            "export it with mode='int8', or call `strip_quantization` first for a float "
+            f"export. Received: mode={mode!r}"
+        )
+    if mode in _IO_TYPES and representative_data is None and not qat:
         raise ValueError(
             f"mode={mode!r} calibrates activation ranges and needs `representative_data` "
             "(e.g. a few hundred training inputs). Received: representative_data=None"
@@ -146,7 +160,11 @@ def export_tflite(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if mode in _IO_TYPES:
+    if qat:  # the fake-quant ops carry every range; layers left float stay float
+        if io_type != "float32":
+            converter.inference_input_type = tf.as_dtype(io_type)
+            converter.inference_output_type = tf.as_dtype(io_type)
+    elif mode in _IO_TYPES:
         converter.representative_dataset = _representative_gen(
             representative_data, shapes, num_calibration_samples
         )

@@ -22,7 +22,9 @@ class LayerStats:
         unique: Distinct values of the largest kernel, None without kernels.
         macs: Multiply-accumulates per sample, None when unknown.
         stored_bytes: Bytes of the weights as stored (float32 in Keras; the
-            stored types in a `.tflite`).
+            stored types in a `.tflite`, where INT4 packs two values per byte).
+        container_bytes: The same with every value in a whole byte at least
+            (INT4 counted as int8 containers), as runtimes that unpack hold them.
         weights: Per-tensor counts.
     """
 
@@ -36,6 +38,7 @@ class LayerStats:
     unique: int | None = None
     macs: int | None = 0
     stored_bytes: int = 0
+    container_bytes: int = 0
     weights: list[WeightStats] = field(default_factory=list)
 
     @property
@@ -59,15 +62,19 @@ class LayerStats:
             "macs": self.macs,
             "float32_bytes": self.float32_bytes,
             "stored_bytes": self.stored_bytes,
+            "container_bytes": self.container_bytes,
             "weights": [w.to_dict() for w in self.weights],
         }
 
-    def add_weight(self, stats: WeightStats, is_kernel: bool, nbytes: int) -> None:
+    def add_weight(
+        self, stats: WeightStats, is_kernel: bool, nbytes: int, container: int | None = None
+    ) -> None:
         """Adds one tensor's counts; the largest kernel sets `structure` and `unique`."""
         self.weights.append(stats)
         self.params += stats.params
         self.nonzero += stats.nonzero
         self.stored_bytes += nbytes
+        self.container_bytes += nbytes if container is None else container
         if is_kernel:
             largest = max(
                 (w for w in self.weights if w.structure is not None), key=lambda w: w.params

@@ -80,11 +80,12 @@ def tflite_op_stats(model: TFLiteFile) -> list[LayerStats]:
                 stats.add_weight(
                     weight_stats(weight.name, weight.data, _matrix(info.name, weight)),
                     True,
+                    weight.stored_bytes,
                     weight.data.nbytes,
                 )
                 stats.macs = _macs(info.name, weight, model, info)
             bias = model.constant(info.inputs[bias_at]) if len(info.inputs) > bias_at else None
             if bias is not None:
-                stats.add_weight(weight_stats(bias.name, bias.data), False, bias.data.nbytes)
+                stats.add_weight(weight_stats(bias.name, bias.data), False, bias.stored_bytes)
         rows.append(stats)
     return rows

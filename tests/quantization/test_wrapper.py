@@ -1,0 +1,149 @@
+"""`QuantizeWrapper`, `QuantizeLayer` and `QuantizeAnnotate` on single layers."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfcompress.quantization import (
+    ActivationQuantizer,
+    QuantizeAnnotate,
+    QuantizeConfig,
+    QuantizeLayer,
+    QuantizeWrapper,
+    WeightQuantizer,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def _x(*shape):
+    return RNG.normal(size=shape).astype("float32")
+
+
+def test_wrapper_equals_plain_layer_fed_quantized_kernel():
+    """Parity: the wrapper is the plain layer on fake-quantized weights, then output rounding."""
+    dense = keras.layers.Dense(6, activation="relu")
+    dense.build((None, 5))
+    wrapper = QuantizeWrapper(dense)
+    x = _x(32, 5)
+    y = wrapper(x, training=True).numpy()  # sets the output range from this batch
+    kernel = WeightQuantizer(per_channel=False)(dense.kernel).numpy()
+    plain = np.maximum(x @ kernel + dense.bias.numpy(), 0)
+    lo, hi = 0.0, plain.max()  # ReLU outputs: the range is [0, max]
+    step = (hi - lo) / 255
+    np.testing.assert_allclose(y, np.round(plain / step) * step, atol=1e-5)
+    np.testing.assert_allclose(wrapper(x).numpy(), y, atol=1e-6)  # inference: stored range
+
+
+def test_conv_weights_quantized_per_channel():
+    conv = keras.layers.Conv2D(4, 3)
+    conv.build((None, 6, 6, 2))
+    wrapper = QuantizeWrapper(conv)
+    wrapper.build((None, 6, 6, 2))
+    (kernel,) = wrapper.quantized_weights().values()
+    kernel = kernel.numpy()
+    for c in range(4):  # each filter has its own scale: at most 255 levels, its max kept
+        assert np.unique(kernel[..., c]).size <= 255
+        assert np.isclose(np.abs(kernel[..., c]).max(), np.abs(conv.kernel.numpy()[..., c]).max())
+
+
+def test_non_fused_activation_is_split_and_quantized_before():
+    dense = keras.layers.Dense(4, activation="softmax")
+    dense.build((None, 3))
+    wrapper = QuantizeWrapper(dense)
+    assert dense.get_config()["activation"] == "softmax"  # the user's layer is untouched
+    assert wrapper.layer.get_config()["activation"] == "linear"
+    assert wrapper.activation_name == "softmax"
+    y = wrapper(_x(8, 3), training=True).numpy()
+    np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-5)
+    assert wrapper.output_ranges is None  # softmax's int8 range is fixed by TFLite
+    assert wrapper.pre_activation_ranges is not None
+    stripped = wrapper.stripped_layer()
+    assert stripped.get_config()["activation"] == "softmax"
+
+
+def test_batch_norm_folding_matches_conv_then_bn():
+    x = _x(16, 8, 8, 3)
+    conv = keras.layers.Conv2D(5, 3, use_bias=False)
+    bn = keras.layers.BatchNormalization()
+    conv.build((None, 8, 8, 3))
+    bn.build((None, 6, 6, 5))
+    bn.set_weights([RNG.uniform(0.5, 2, 5), RNG.normal(size=5), RNG.normal(size=5),
+                    RNG.uniform(0.5, 3, 5)])  # fmt: skip
+    reference = bn(conv(x), training=False).numpy()
+    wrapper = QuantizeWrapper(conv, batch_norm=bn)
+    wrapper(x, training=True)
+    folded = wrapper(x).numpy()
+    step = (reference.max() - min(reference.min(), 0)) / 255
+    assert np.abs(folded - reference).max() < 3 * step  # 8-bit weights and outputs
+    plain = wrapper.stripped_layer()  # a conv with BN inside its weights and a bias
+    assert plain.use_bias
+    assert np.abs(plain(x).numpy() - reference).max() < 2 * step
+
+
+def test_depthwise_batch_norm_folding():
+    x = _x(4, 6, 6, 3)
+    dw = keras.layers.DepthwiseConv2D(3, depth_multiplier=2)
+    bn = keras.layers.BatchNormalization()
+    dw.build((None, 6, 6, 3))
+    bn.build((None, 4, 4, 6))
+    bn.set_weights([RNG.uniform(0.5, 2, 6), RNG.normal(size=6), RNG.normal(size=6),
+                    RNG.uniform(0.5, 3, 6)])  # fmt: skip
+    reference = bn(dw(x), training=False).numpy()
+    plain = QuantizeWrapper(dw, batch_norm=bn).stripped_layer()
+    step = np.abs(reference).max() / 127
+    assert np.abs(plain(x).numpy() - reference).max() < 2 * step
+
+
+def test_fold_needs_linear_foldable_layer():
+    bn = keras.layers.BatchNormalization()
+    with pytest.raises(ValueError, match="'act'.*activation 'relu'"):
+        QuantizeWrapper(keras.layers.Dense(3, activation="relu", name="act"), batch_norm=bn)
+    with pytest.raises(ValueError, match="LayerNormalization"):
+        QuantizeWrapper(keras.layers.LayerNormalization(), batch_norm=bn)
+
+
+def test_unknown_layer_error_names_it_and_says_how_to_register():
+    class Odd(keras.layers.Layer):
+        def call(self, x):
+            return x * 2
+
+    with pytest.raises(ValueError, match=r"'odd'.*Odd.*register_quantize_config\(Odd, fn\)"):
+        QuantizeWrapper(Odd(name="odd"))
+
+
+def test_wrapping_twice_is_refused():
+    wrapper = QuantizeWrapper(keras.layers.Dense(2))
+    with pytest.raises(ValueError, match="already quantized"):
+        QuantizeWrapper(wrapper)
+
+
+def test_config_naming_a_missing_weight():
+    config = QuantizeConfig({"gamma": WeightQuantizer()})
+    wrapper = QuantizeWrapper(keras.layers.Dense(2, name="d"), config)
+    with pytest.raises(ValueError, match=r"'d'.*\['gamma'\].*\['kernel', 'bias'\]"):
+        wrapper.build((None, 3))
+
+
+def test_custom_config_and_roundtrip():
+    config = QuantizeConfig({"kernel": WeightQuantizer(4, per_channel=False)}, None)
+    wrapper = QuantizeWrapper(keras.layers.Dense(3, activation="tanh"), config)
+    again = QuantizeWrapper.from_config(wrapper.get_config())
+    assert again.quantize_config == config
+    assert again.activation_name == "tanh"
+    x = _x(4, 2)
+    wrapper(x)
+    again(x)
+    again.set_weights(wrapper.get_weights())
+    np.testing.assert_allclose(again(x).numpy(), wrapper(x).numpy())
+
+
+def test_quantize_layer_and_annotate_are_serializable():
+    layer = QuantizeLayer(ActivationQuantizer(ema_decay=0.5), name="q")
+    again = QuantizeLayer.from_config(layer.get_config())
+    assert again.quantizer == layer.quantizer
+    annotate = QuantizeAnnotate(keras.layers.Dense(2), QuantizeConfig())
+    again = QuantizeAnnotate.from_config(annotate.get_config())
+    assert again.quantize_config == QuantizeConfig()
+    x = _x(3, 4)
+    np.testing.assert_allclose(annotate(x).numpy(), annotate.layer(x).numpy())

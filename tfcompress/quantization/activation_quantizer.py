@@ -1,0 +1,78 @@
+"""`ActivationQuantizer`: asymmetric per-tensor fake quantization with moving-average ranges."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfcompress.quantization.quantizer import ACTIVATION_BITS, Quantizer, check_bits
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class ActivationQuantizer(Quantizer):
+    """Asymmetric per-tensor fake quantization of an activation.
+
+    The range `[min, max]` always contains 0 (so zero padding and ReLU zeros
+    are exact). In training the first batch sets it, then each batch moves it
+    by an exponential moving average of the batch's min and max; in inference
+    the stored range is used. With `learned=True` the range starts from the
+    first batch and is then trained by gradient descent (the fake-quant op
+    passes gradients to its min and max), instead of following the average.
+
+    Args:
+        bits: Activation bits; 8 (TFLite's int8 activations).
+        ema_decay: Weight of the old range in the moving average.
+        learned: Train the range instead of averaging it.
+
+    Example:
+        >>> q = ActivationQuantizer()
+        >>> layer = keras.layers.Layer()
+        >>> ranges = q.build((None, 4), layer, "output")
+        >>> y = q(keras.ops.ones((2, 4)), ranges, training=True)
+    """
+
+    def __init__(self, bits: int = 8, ema_decay: float = 0.99, learned: bool = False):
+        self.bits = check_bits(bits, ACTIVATION_BITS, "bits")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"`ema_decay` must be in [0, 1). Received: ema_decay={ema_decay!r}")
+        self.ema_decay = float(ema_decay)
+        self.learned = bool(learned)
+
+    def build(self, shape: tuple, layer: keras.layers.Layer, name: str) -> dict:
+        def scalar(suffix, value, trainable=False, aggregation="mean"):
+            return layer.add_weight(
+                name=f"{name}_{suffix}", shape=(), dtype="float32", trainable=trainable,
+                initializer=keras.initializers.Constant(value), aggregation=aggregation,
+            )  # fmt: skip
+
+        return {
+            "min": scalar("min", -6.0, self.learned),
+            "max": scalar("max", 6.0, self.learned),
+            "initialized": scalar("initialized", 0.0, aggregation="only_first_replica"),
+        }
+
+    def __call__(self, x, variables: dict, training: bool = False):
+        x = tf.convert_to_tensor(x)
+        lo_var, hi_var, init = variables["min"], variables["max"], variables["initialized"]
+        if training:
+            batch_lo = tf.stop_gradient(tf.minimum(tf.reduce_min(x), 0.0))
+            batch_hi = tf.stop_gradient(tf.maximum(tf.reduce_max(x), 0.0))
+            seen = init.value > 0
+            if self.learned:
+                lo = tf.where(seen, lo_var.value, batch_lo)
+                hi = tf.where(seen, hi_var.value, batch_hi)
+            else:
+                d = self.ema_decay
+                lo = tf.where(seen, d * lo_var.value + (1 - d) * batch_lo, batch_lo)
+                hi = tf.where(seen, d * hi_var.value + (1 - d) * batch_hi, batch_hi)
+            lo_var.assign(tf.stop_gradient(lo))  # a learned range: set once, then trained
+            hi_var.assign(tf.stop_gradient(hi))
+            init.assign(1.0)
+        else:
+            lo, hi = lo_var.value, hi_var.value
+        lo = tf.minimum(lo, 0.0)
+        hi = tf.maximum(hi, lo + 1e-6)
+        return tf.quantization.fake_quant_with_min_max_vars(x, lo, hi, num_bits=self.bits)
+
+    def get_config(self) -> dict:
+        return {"bits": self.bits, "ema_decay": self.ema_decay, "learned": self.learned}

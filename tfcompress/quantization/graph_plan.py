@@ -1,0 +1,114 @@
+"""Reads a functional model's layer graph to decide batch-norm folding and activation fusion.
+
+TFLite fuses a ReLU/ReLU6 into the CONV_2D, DEPTHWISE_CONV_2D,
+FULLY_CONNECTED or ADD before it and folds a BatchNormalization into the
+convolution before it. QAT must quantize where the int8 model has tensors,
+so the output of the op before a fused activation gets no range of its own,
+and the folded BN disappears into the convolution's weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+
+from tfcompress.quantization.quantize_annotate import QuantizeAnnotate
+from tfcompress.quantization.registry import activation_name
+
+FOLDS_INTO = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+              keras.layers.Dense)  # fmt: skip
+FUSES_ACTIVATION = (*FOLDS_INTO, keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply)
+
+
+@dataclass
+class GraphPlan:
+    """Decisions for one functional model, by layer name."""
+
+    folds: dict[str, keras.layers.Layer] = field(default_factory=dict)  # conv -> BN folded in
+    folded: set[str] = field(default_factory=set)  # BN layers that disappear
+    fused_output: set[str] = field(default_factory=set)  # layers whose output is not quantized
+
+
+def _histories(value) -> list[str]:
+    """Names of the layers whose tensors appear in one serialized call node."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            return [value["config"]["keras_history"][0]]
+        return [name for v in value.values() for name in _histories(v)]
+    if isinstance(value, (list, tuple)):
+        return [name for v in value for name in _histories(v)]
+    return []
+
+
+def _fuses(layer: keras.layers.Layer) -> bool:
+    """A ReLU or ReLU6 TFLite can fuse into the op before it."""
+    if isinstance(layer, keras.layers.ReLU):
+        config = layer.get_config()
+        return (
+            config.get("negative_slope", 0) == 0
+            and config.get("threshold", 0) == 0
+            and config.get("max_value") in (None, 6.0, 6)
+        )
+    return isinstance(layer, keras.layers.Activation) and activation_name(layer) in (
+        "relu",
+        "relu6",
+    )
+
+
+def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
+    """Plans folding and fusion among the `selected` (to be quantized) layers of `model`."""
+    config = model.get_config()
+    consumers: dict[str, list[str]] = {}
+    producers: dict[str, list[str]] = {}
+    for entry in config["layers"]:
+        nodes = entry.get("inbound_nodes", [])
+        producers[entry["name"]] = [name for node in nodes for name in _histories(node)]
+        if len(nodes) > 1:  # a shared layer: leave it alone
+            producers[entry["name"]].append("<shared>")
+        for name in producers[entry["name"]]:
+            consumers.setdefault(name, []).append(entry["name"])
+    for name, _, _ in _as_triples(config["output_layers"]):
+        consumers.setdefault(name, []).append("<output>")
+    # Decisions depend on the annotated layer, not on its annotation.
+    layers = {
+        layer.name: layer.layer if isinstance(layer, QuantizeAnnotate) else layer
+        for layer in model.layers
+    }
+    plan = GraphPlan()
+
+    def only_consumer(name):
+        users = consumers.get(name, [])
+        return layers.get(users[0]) if len(users) == 1 and users[0] in layers else None
+
+    for name, layer in layers.items():
+        if name not in selected:
+            continue
+        bn = only_consumer(name)
+        if (
+            isinstance(layer, FOLDS_INTO)
+            and activation_name(layer) == "linear"
+            and isinstance(bn, keras.layers.BatchNormalization)
+            and consumers[name][0] in selected
+            and producers[consumers[name][0]] == [name]
+        ):
+            plan.folds[name] = model.get_layer(consumers[name][0])
+            plan.folded.add(consumers[name][0])
+    for name, layer in layers.items():
+        if name not in selected or not isinstance(layer, FUSES_ACTIVATION):
+            continue
+        last = plan.folds[name].name if name in plan.folds else name
+        if isinstance(layer, FOLDS_INTO) and activation_name(layer) != "linear":
+            continue  # the activation is inside the layer already
+        follower = only_consumer(last)
+        users = consumers.get(last, [])
+        if follower is not None and _fuses(follower) and users[0] in selected:
+            plan.fused_output.add(name)
+    return plan
+
+
+def _as_triples(value) -> list:
+    """`input_layers`/`output_layers` hold one `[name, node, tensor]` or a list of them."""
+    if value and isinstance(value[0], str):
+        return [value]
+    return list(value)
