@@ -1,6 +1,7 @@
 """tfcompress: make Keras 3 models small and fast for phones and edge devices."""
 
-from tfcompress import datasets, models, pruning
+from tfcompress import clustering, datasets, models, pruning, quantization
+from tfcompress.clustering import CentroidInitialization, cluster_weights, strip_clustering
 from tfcompress.export import TFLiteFile, TFLiteModel, export_tflite
 from tfcompress.pruning import (
     ConstantSparsity,
@@ -10,11 +11,30 @@ from tfcompress.pruning import (
     prune_low_magnitude,
     strip_pruning,
 )
+from tfcompress.quantization import (
+    quantize_annotate_layer,
+    quantize_annotate_model,
+    quantize_apply,
+    quantize_model,
+    quantize_scope,
+    strip_quantization,
+)
 from tfcompress.report import CompressionReport, ReportComparison, report
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CentroidInitialization",
+    "cluster_weights",
+    "clustering",
+    "quantization",
+    "quantize_annotate_layer",
+    "quantize_annotate_model",
+    "quantize_apply",
+    "quantize_model",
+    "quantize_scope",
+    "strip_clustering",
+    "strip_quantization",
     "CompressionReport",
     "ConstantSparsity",
     "PolynomialDecay",

@@ -147,3 +147,22 @@ def test_quantize_layer_and_annotate_are_serializable():
     assert again.quantize_config == QuantizeConfig()
     x = _x(3, 4)
     np.testing.assert_allclose(annotate(x).numpy(), annotate.layer(x).numpy())
+
+
+def test_standalone_batch_norm_keeps_updating_its_statistics():
+    bn = keras.layers.BatchNormalization(momentum=0.5)
+    wrapper = QuantizeWrapper(bn)
+    x = _x(64, 3) * 4 + 10
+    wrapper(x, training=True)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), 0.5 * x.mean(0), rtol=1e-4)
+    wrapper(x, training=False)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), 0.5 * x.mean(0), rtol=1e-4)
+
+
+def test_recurrent_layer_runs_on_quantized_kernels():
+    gru = QuantizeWrapper(keras.layers.GRU(4))
+    x = _x(2, 5, 3)
+    y = gru(x, training=True).numpy()
+    assert y.shape == (2, 4)
+    kernels = [v for v in gru.quantized_weights().values()]
+    assert len(kernels) == 2 and all(np.unique(k.numpy()).size <= 255 for k in kernels)

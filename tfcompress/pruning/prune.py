@@ -12,44 +12,10 @@ from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude, de
 from tfcompress.pruning.schedule import PruningSchedule, check_sparsity
 from tfcompress.pruning.subclassed import rebuild_subclassed
 from tfcompress.pruning.update_pruning_step import collect_wrappers, leaf_layers
+from tfcompress.utils.cloning import clone_graph, copy_into, fresh_copy, is_graph_model
 
 LayerSparsity = dict[str, float] | Callable[[keras.layers.Layer], float | None] | None
 SCOPES = ("layer", "global")
-
-
-def _clone(model: keras.Model, replace: Callable) -> keras.Model:
-    """Clones a Sequential/functional model (nested ones too), mapping layers through `replace`.
-
-    `replace(layer)` returns a new layer and a function that copies the old
-    layer's weights into it once the clone is built.
-    """
-    copies = []
-
-    def clone_layer(layer):
-        new, copy_weights = replace(layer)
-        copies.append(copy_weights)
-        return new
-
-    clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
-    for copy_weights in copies:
-        copy_weights()
-    return clone
-
-
-def _fresh(layer: keras.layers.Layer) -> keras.layers.Layer:
-    return layer.__class__.from_config(layer.get_config())
-
-
-def _copy_into(old: keras.layers.Layer, new: keras.layers.Layer) -> Callable[[], None]:
-    return lambda: new.set_weights(old.get_weights())
-
-
-def _is_graph_model(model: keras.Model) -> bool:
-    """Sequential and functional models have a layer graph that can be cloned."""
-    try:
-        return bool(model.inputs)
-    except (AttributeError, ValueError):
-        return False
 
 
 def prune_low_magnitude(
@@ -176,7 +142,7 @@ def prune_low_magnitude(
                 f"Model {to_prune.name!r} already contains pruning wrappers; call "
                 "`strip_pruning` first to prune it again."
             )
-        if not _is_graph_model(to_prune):
+        if not is_graph_model(to_prune):
             if channel_norm is not None:
                 raise ValueError(
                     f"Channel pruning needs a layer graph; model {to_prune.name!r} is subclassed."
@@ -195,12 +161,12 @@ def prune_low_magnitude(
         def replace(layer):  # nested models are recursed into, never passed here
             kwargs = wrap(layer, explicit=False)
             if kwargs is None:
-                new = _fresh(layer)
-                return new, _copy_into(layer, new)
-            inner = _fresh(layer)
-            return PruneLowMagnitude(inner, **kwargs), _copy_into(layer, inner)
+                new = fresh_copy(layer)
+                return new, copy_into(layer, new)
+            inner = fresh_copy(layer)
+            return PruneLowMagnitude(inner, **kwargs), copy_into(layer, inner)
 
-        return _clone(to_prune, replace)
+        return clone_graph(to_prune, replace)
     if isinstance(to_prune, (list, tuple)):
         return [prune_low_magnitude(layer, **_explicit(options, layer_sparsity, skip, scope))
                 for layer in to_prune]  # fmt: skip
@@ -240,17 +206,17 @@ def strip_pruning(model: keras.Model | PruneLowMagnitude):
         )
     for wrapper in collect_wrappers(model):
         wrapper.apply_masks()
-    if not _is_graph_model(model):
+    if not is_graph_model(model):
         return rebuild_subclassed(
             model, lambda fresh, old: fresh.layer if isinstance(fresh, PruneLowMagnitude) else fresh
         )
 
     def replace(layer):
         source = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
-        new = _fresh(source)
-        return new, _copy_into(source, new)
+        new = fresh_copy(source)
+        return new, copy_into(source, new)
 
-    return _clone(model, replace)
+    return clone_graph(model, replace)
 
 
 def get_sparsity(model: keras.Model | keras.layers.Layer) -> dict[str, float]:

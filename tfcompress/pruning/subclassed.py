@@ -46,8 +46,8 @@ def rebuild_subclassed(
         raise ValueError(
             f"Subclassed model {model.name!r} cannot be re-created from its `get_config()` "
             f"({type(err).__name__}: {err}). Give its class a `get_config()` returning its "
-            "constructor arguments, or wrap its layers with `prune_low_magnitude(layer)` in "
-            "`__init__`."
+            "constructor arguments, or wrap its layers in `__init__` instead (for example "
+            "`prune_low_magnitude(layer)`, `cluster_weights(layer)` or `QuantizeWrapper(layer)`)."
         ) from err
     old_layers = layer_attributes(model)
     copies = []

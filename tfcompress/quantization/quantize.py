@@ -16,6 +16,7 @@ from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
 from tfcompress.quantization.quantizer import WEIGHT_BITS, check_bits
 from tfcompress.quantization.registry import default_quantize_config, unregistered_error
 from tfcompress.quantization.scheme import QuantizeScheme, get_scheme
+from tfcompress.utils.cloning import built_copy, is_graph_model
 
 Precision = dict | Callable[[keras.layers.Layer], int | str | None] | None
 FLOAT = "float"
@@ -36,13 +37,6 @@ def is_quantized(model: keras.layers.Layer) -> bool:
     return any(isinstance(leaf, (QuantizeWrapper, QuantizeLayer)) for leaf in _leaves(model))
 
 
-def _is_graph_model(model: keras.Model) -> bool:
-    try:
-        return bool(model.inputs)
-    except (AttributeError, ValueError):
-        return False
-
-
 def _check_model(model, what: str) -> None:
     if not isinstance(model, keras.Model):
         raise TypeError(f"`{what}` must be a keras.Model. Received: type {type(model).__name__}")
@@ -50,16 +44,6 @@ def _check_model(model, what: str) -> None:
         raise ValueError(
             f"Model {model.name!r} was never built; build it (or define it with `keras.Input`)."
         )
-
-
-def _copy(layer: keras.layers.Layer) -> keras.layers.Layer:
-    """A fresh layer from `layer`'s config, built and holding `layer`'s weights."""
-    fresh = layer.__class__.from_config(layer.get_config())
-    build_config = layer.get_build_config() if layer.built else None
-    if build_config:
-        fresh.build_from_config(build_config)
-        fresh.set_weights(layer.get_weights())
-    return fresh
 
 
 def _as_functional(model: keras.Model) -> keras.Model:
@@ -110,7 +94,7 @@ def quantize_annotate_model(to_annotate: keras.Model) -> keras.Model:
         raise ValueError(
             f"Model {to_annotate.name!r} is already quantized; call `strip_quantization` first."
         )
-    if not _is_graph_model(to_annotate):
+    if not is_graph_model(to_annotate):
         raise ValueError(
             f"Model {to_annotate.name!r} is subclassed: pass it to `quantize_model`, which "
             "quantizes its layer attributes, or annotate its layers in `__init__`."
@@ -118,8 +102,8 @@ def quantize_annotate_model(to_annotate: keras.Model) -> keras.Model:
 
     def replace(layer):
         if isinstance(layer, (QuantizeAnnotate, keras.layers.InputLayer)):
-            return _copy(layer)
-        return quantize_annotate_layer(_copy(layer))
+            return built_copy(layer)
+        return quantize_annotate_layer(built_copy(layer))
 
     return keras.models.clone_model(to_annotate, clone_function=replace, recursive=True)
 
@@ -210,13 +194,14 @@ def quantize_apply(
             if layer.name in plan.fused_output:
                 config = QuantizeConfig(config.weight_quantizers, None)
             bn = plan.folds.get(layer.name)
+            bn = None if bn is None else built_copy(bn.layer)
             new = QuantizeWrapper(
-                _copy(layer.layer), config, batch_norm=None if bn is None else _copy(bn.layer),
+                built_copy(layer.layer), config, batch_norm=bn,
                 preserve_sparsity=scheme.preserve_sparsity,
                 preserve_clusters=scheme.preserve_clusters,
             )  # fmt: skip
         else:
-            new = _copy(layer.layer if isinstance(layer, QuantizeAnnotate) else layer)
+            new = built_copy(layer.layer if isinstance(layer, QuantizeAnnotate) else layer)
         if isinstance(layer, QuantizeAnnotate) and config is not None:
             quantized_new.add(id(new))
         new_roles[id(new)] = (plan, layer.name)
@@ -265,7 +250,7 @@ def _plan_levels(model: keras.Model, configs: dict, plans: dict) -> None:
     plan = plan_graph(model, selected)
     for layer in model.layers:
         plans[id(layer)] = plan
-        if isinstance(layer, keras.Model) and _is_graph_model(layer):
+        if isinstance(layer, keras.Model) and is_graph_model(layer):
             _plan_levels(_as_functional(layer), configs, plans)
 
 
@@ -296,7 +281,7 @@ def quantize_model(
         >>> content = export_tflite(qat, mode="int8")
     """
     _check_model(to_quantize, "to_quantize")
-    if _is_graph_model(to_quantize):
+    if is_graph_model(to_quantize):
         return quantize_apply(quantize_annotate_model(to_quantize), scheme, precision)
     if is_quantized(to_quantize):
         raise ValueError(
@@ -344,17 +329,17 @@ def strip_quantization(model: keras.Model) -> keras.Model:
         if isinstance(layer, QuantizeWrapper):
             return layer.stripped_layer()
         if isinstance(layer, QuantizeAnnotate):
-            return _copy(layer.layer)
-        if isinstance(layer, keras.Model) and not _is_graph_model(layer):
+            return built_copy(layer.layer)
+        if isinstance(layer, keras.Model) and not is_graph_model(layer):
             return _strip_subclassed(layer)
-        return _copy(layer)
+        return built_copy(layer)
 
     def call(layer, *args, **kwargs):
         if isinstance(layer, QuantizeLayer):
             return args[0]
         return layer(*args, **kwargs)
 
-    if not _is_graph_model(model):
+    if not is_graph_model(model):
         return _strip_subclassed(model)
     return keras.models.clone_model(
         _as_functional(model), clone_function=replace, call_function=call, recursive=True

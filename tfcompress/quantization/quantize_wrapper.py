@@ -228,11 +228,10 @@ class QuantizeWrapper(keras.layers.Wrapper):
         _, folded_bias = self._folding()
         if folded_bias is not None and self.layer.use_bias:
             values[id(self.layer.bias)] = folded_bias
-        trainable = [values.get(id(v), v.value) for v in self.layer.trainable_variables]
-        others = [values.get(id(v), v.value) for v in self.layer.non_trainable_variables]
-        if self._takes_training:
-            kwargs["training"] = training
-        outputs, _ = self.layer.stateless_call(trainable, others, inputs, *args, **kwargs)
+        if not values:  # nothing to substitute (Add, BatchNormalization, ReLU...)
+            outputs = self.layer(inputs, *args, training=training, **kwargs)
+        else:
+            outputs = self._substituted_call(values, inputs, args, training, kwargs)
         if folded_bias is not None and not self.layer.use_bias:
             outputs = outputs + folded_bias
         training = bool(training)
@@ -246,6 +245,19 @@ class QuantizeWrapper(keras.layers.Wrapper):
             outputs = keras.tree.map_structure(
                 lambda t: q(t, self.output_ranges, training), outputs
             )
+        return outputs
+
+    def _substituted_call(self, values: dict, inputs, args, training, kwargs):
+        """Runs the layer with `values` in place of its variables, keeping its own updates."""
+        trainable = [values.get(id(v), v.value) for v in self.layer.trainable_variables]
+        others = [values.get(id(v), v.value) for v in self.layer.non_trainable_variables]
+        if self._takes_training:
+            kwargs = {**kwargs, "training": training}
+        outputs, updated = self.layer.stateless_call(trainable, others, inputs, *args, **kwargs)
+        if training:  # state the layer updates itself, such as moving statistics
+            for variable, value in zip(self.layer.non_trainable_variables, updated):
+                if id(variable) not in values:
+                    variable.assign(value)
         return outputs
 
     def stripped_layer(self) -> keras.layers.Layer:
