@@ -109,17 +109,17 @@ class TFLiteModel:
             self._batch = batch
 
     def _quantize_input(self, x: np.ndarray) -> np.ndarray:
-        if self.input_dtype.kind != "i" and self.input_dtype.kind != "u":
-            return x.astype(self.input_dtype)
         scale, zero_point = self._input["quantization"]
+        if self.input_dtype.kind not in "iu" or not scale:  # float, or plain integer ids
+            return x.astype(self.input_dtype)
         info = np.iinfo(self.input_dtype)
         q = np.round(x / scale) + zero_point
         return np.clip(q, info.min, info.max).astype(self.input_dtype)
 
     def _dequantize_output(self, y: np.ndarray) -> np.ndarray:
-        if self.output_dtype.kind not in "iu":
-            return y.astype("float32")
         scale, zero_point = self._output["quantization"]
+        if self.output_dtype.kind not in "iu" or not scale:
+            return y.astype("float32")
         return ((y.astype("float32") - zero_point) * scale).astype("float32")
 
     def run_batch(self, x: np.ndarray, raw: bool = False) -> np.ndarray:

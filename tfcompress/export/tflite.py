@@ -23,10 +23,10 @@ def _is_qat(model) -> bool:
     return isinstance(model, keras.Model) and is_quantized(model)
 
 
-def _concrete_function(model: keras.Model, shapes: list[tuple]):
+def _concrete_function(model: keras.Model, shapes: list[tuple], dtypes: list, batch_size):
     signature = [
-        tf.TensorSpec((None, *shape), tf.float32, name=f"input_{i}")
-        for i, shape in enumerate(shapes)
+        tf.TensorSpec((batch_size, *shape), dtype, name=f"input_{i}")
+        for i, (shape, dtype) in enumerate(zip(shapes, dtypes))
     ]
 
     @tf.function(input_signature=signature)
@@ -34,6 +34,17 @@ def _concrete_function(model: keras.Model, shapes: list[tuple]):
         return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
 
     return serve.get_concrete_function()
+
+
+def _input_dtypes(model: keras.Model, count: int) -> list:
+    """Each input's dtype (integer token ids stay integer); float32 when unknown."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):  # a subclassed model
+        inputs = None
+    if not inputs or len(inputs) != count:
+        return [tf.float32] * count
+    return [tf.as_dtype(t.dtype) for t in inputs]
 
 
 def _representative_gen(data: RepresentativeData, shapes: list[tuple], limit: int):
@@ -83,6 +94,7 @@ def export_tflite(
     io_type: str = "float32",
     num_calibration_samples: int = 200,
     input_shape: tuple[int, ...] | None = None,
+    batch_size: int | None = None,
 ) -> bytes:
     """Converts a Keras model to a `.tflite` flatbuffer.
 
@@ -110,6 +122,9 @@ def export_tflite(
             (`"int8"`, or `"int16"` for `int16x8`).
         num_calibration_samples: At most this many representative samples are used.
         input_shape: The shape of one sample, needed only for subclassed models.
+        batch_size: A fixed batch size for the input, or None for a dynamic
+            one. Recurrent layers (LSTM, GRU) convert only with a fixed one;
+            run such a model with `TFLiteModel.predict(x, batch_size=...)`.
 
     Returns:
         The `.tflite` bytes.
@@ -153,9 +168,15 @@ def export_tflite(
     check_built(model)
     if path is not None:
         check_output_path(path)
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(
+            f"`batch_size` must be a positive integer or None. Received: batch_size={batch_size!r}"
+        )
     shapes = model_input_shapes(model, input_shape)
+    dtypes = _input_dtypes(model, len(shapes))
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([_concrete_function(model, shapes)])
+    function = _concrete_function(model, shapes, dtypes, batch_size)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     if mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":

@@ -28,6 +28,7 @@ class GraphPlan:
     folds: dict[str, keras.layers.Layer] = field(default_factory=dict)  # conv -> BN folded in
     folded: set[str] = field(default_factory=set)  # BN layers that disappear
     fused_output: set[str] = field(default_factory=set)  # layers whose output is not quantized
+    reads_input: set[str] = field(default_factory=set)  # layers fed only by model inputs
 
 
 def _histories(value) -> list[str]:
@@ -76,6 +77,10 @@ def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
         for layer in model.layers
     }
     plan = GraphPlan()
+    inputs = {name for name, _, _ in _as_triples(config["input_layers"])}
+    plan.reads_input = {
+        name for name, sources in producers.items() if sources and set(sources) <= inputs
+    }
 
     def only_consumer(name):
         users = consumers.get(name, [])

@@ -16,8 +16,11 @@ from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
 from tfcompress.quantization.quantizer import WEIGHT_BITS, check_bits
 from tfcompress.quantization.registry import default_quantize_config, unregistered_error
 from tfcompress.quantization.scheme import QuantizeScheme, get_scheme
+from tfcompress.quantization.separable import split_separable
 from tfcompress.utils.cloning import built_copy, is_graph_model
 
+# Layers that only scale a model input run in float before the input quantizer.
+PREPROCESSING = (keras.layers.Rescaling, keras.layers.Normalization)
 Precision = dict | Callable[[keras.layers.Layer], int | str | None] | None
 FLOAT = "float"
 
@@ -187,22 +190,31 @@ def quantize_apply(
     new_roles: dict[int, tuple[GraphPlan, str]] = {}  # id(new layer) -> its level's plan, name
     quantized_new: set[int] = set()
 
+    preprocessing: set[int] = set()  # Rescaling/Normalization of a model input: kept float
+
+    def wrap(inner, config, bn=None):
+        return QuantizeWrapper(
+            inner, config, batch_norm=bn, preserve_sparsity=scheme.preserve_sparsity,
+            preserve_clusters=scheme.preserve_clusters,
+        )  # fmt: skip
+
     def replace(layer):
         config = configs.get(id(layer))
         plan = plans.get(id(layer))
-        if isinstance(layer, QuantizeAnnotate) and config is not None and not config.is_passthrough:
+        inner = layer.layer if isinstance(layer, QuantizeAnnotate) else layer
+        if config is None or config.is_passthrough:
+            new = built_copy(inner)
+        elif layer.name in plan.reads_input and isinstance(inner, PREPROCESSING):
+            new = built_copy(inner)
+            preprocessing.add(id(new))
+        elif isinstance(inner, keras.layers.SeparableConv2D):
+            new = split_separable(built_copy(inner), config, wrap)
+        else:
             if layer.name in plan.fused_output:
                 config = QuantizeConfig(config.weight_quantizers, None)
             bn = plan.folds.get(layer.name)
-            bn = None if bn is None else built_copy(bn.layer)
-            new = QuantizeWrapper(
-                built_copy(layer.layer), config, batch_norm=bn,
-                preserve_sparsity=scheme.preserve_sparsity,
-                preserve_clusters=scheme.preserve_clusters,
-            )  # fmt: skip
-        else:
-            new = built_copy(layer.layer if isinstance(layer, QuantizeAnnotate) else layer)
-        if isinstance(layer, QuantizeAnnotate) and config is not None:
+            new = wrap(built_copy(inner), config, None if bn is None else built_copy(bn.layer))
+        if config is not None and id(new) not in preprocessing:
             quantized_new.add(id(new))
         new_roles[id(new)] = (plan, layer.name)
         return new
@@ -211,20 +223,24 @@ def quantize_apply(
         lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name), functional.input
     )
     input_ids = {id(t) for t in keras.tree.flatten(inputs)}
-    quantized_inputs: dict[int, keras.KerasTensor] = {}
+    quantized: dict[int, keras.KerasTensor] = {}
+
+    def quantize_once(tensor):
+        if id(tensor) not in quantized:
+            suffix = f"_{len(quantized)}" if quantized else ""
+            quantized[id(tensor)] = QuantizeLayer(name=f"quantize_layer{suffix}")(tensor)
+        return quantized[id(tensor)]
 
     def quantize_input(tensor):
-        if id(tensor) not in input_ids or "float" not in str(tensor.dtype):
-            return tensor
-        if id(tensor) not in quantized_inputs:
-            suffix = f"_{len(quantized_inputs)}" if quantized_inputs else ""
-            quantized_inputs[id(tensor)] = QuantizeLayer(name=f"quantize_layer{suffix}")(tensor)
-        return quantized_inputs[id(tensor)]
+        is_input = isinstance(tensor, keras.KerasTensor) and id(tensor) in input_ids
+        return quantize_once(tensor) if is_input and "float" in str(tensor.dtype) else tensor
 
     def call(layer, *args, **kwargs):
         plan, name = new_roles.get(id(layer), (None, None))
         if plan is not None and name in plan.folded:
             return args[0]  # the BN lives on inside the convolution before it
+        if id(layer) in preprocessing:  # float preprocessing, then the int8 model begins
+            return quantize_once(layer(*args, **kwargs))
         if id(layer) in quantized_new or isinstance(layer, keras.Model):
             args = keras.tree.map_structure(quantize_input, args)
         return layer(*args, **kwargs)

@@ -37,15 +37,10 @@ class QuantizeAnnotate(keras.layers.Wrapper):
         self.quantize_config = quantize_config
 
     def build(self, input_shape=None):
-        if not self.layer.built:
-            self.layer.build(input_shape)
-        self.built = True
+        self.built = True  # the layer builds on its first call, from all its inputs
 
     def call(self, inputs, *args, **kwargs):
         return self.layer(inputs, *args, **kwargs)
-
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
 
     def get_config(self) -> dict:
         return {

@@ -105,8 +105,9 @@ def _register_builtins() -> None:
     # FULLY_CONNECTED weights, so Dense is per-tensor.
     for cls in (layers.Dense, layers.EinsumDense, layers.Conv2DTranspose, layers.Conv1DTranspose):
         register_quantize_config(cls, weights_and_output({"kernel": per_tensor}))
-    for cls in (layers.Conv1D, layers.Conv2D):
-        register_quantize_config(cls, weights_and_output({"kernel": conv}))
+    register_quantize_config(layers.Conv2D, weights_and_output({"kernel": conv}))
+    # Conv1D runs as CONV_2D on an expanded kernel, which loses a per-channel axis.
+    register_quantize_config(layers.Conv1D, weights_and_output({"kernel": per_tensor}))
     for cls in (layers.DepthwiseConv1D, layers.DepthwiseConv2D):
         register_quantize_config(cls, weights_and_output({"kernel": depthwise}))
     for cls in (layers.SeparableConv1D, layers.SeparableConv2D):
@@ -123,8 +124,8 @@ def _register_builtins() -> None:
     quantized_output = (
         layers.BatchNormalization, layers.LayerNormalization, layers.Rescaling,
         layers.Normalization, layers.Add, layers.Subtract, layers.Multiply, layers.Average,
-        layers.Maximum, layers.Minimum, layers.Concatenate, layers.AveragePooling1D,
-        layers.AveragePooling2D, layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D,
+        layers.Maximum, layers.Minimum, layers.Concatenate, layers.GlobalAveragePooling1D,
+        layers.GlobalAveragePooling2D,
         layers.ReLU, layers.LeakyReLU, layers.ELU, layers.PReLU,
     )  # fmt: skip
     for cls in quantized_output:
@@ -137,7 +138,7 @@ def _register_builtins() -> None:
         layers.GaussianDropout, layers.MaxPooling1D, layers.MaxPooling2D,
         layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D, layers.ZeroPadding1D,
         layers.ZeroPadding2D, layers.Cropping1D, layers.Cropping2D, layers.Identity,
-        layers.UpSampling1D, layers.UpSampling2D,
+        layers.UpSampling1D, layers.UpSampling2D, layers.AveragePooling1D, layers.AveragePooling2D,
     )  # fmt: skip
     for cls in passthrough:
         register_quantize_config(cls, weights_and_output({}, False))

@@ -1,0 +1,51 @@
+"""SeparableConv2D as DepthwiseConv2D + 1x1 Conv2D, so QAT can range the tensor between them.
+
+TFLite runs a separable convolution as DEPTHWISE_CONV_2D then CONV_2D; both
+run in int8 only when the tensor between them has a quantization range,
+which a single Keras layer cannot give it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+from tfcompress.quantization.quantize_config import QuantizeConfig
+
+
+def split_separable(
+    layer: keras.layers.SeparableConv2D, config: QuantizeConfig, wrap: Callable
+) -> keras.Sequential:
+    """A Sequential of `wrap(depthwise, config)` and `wrap(pointwise, config)` computing `layer`.
+
+    `layer` must be built; its weights are copied. The depthwise part has no
+    activation and quantizes its output; the pointwise part has the layer's
+    activation and bias.
+    """
+    c = layer.get_config()
+    depthwise = keras.layers.DepthwiseConv2D(
+        c["kernel_size"], strides=c["strides"], padding=c["padding"],
+        depth_multiplier=c["depth_multiplier"], data_format=c["data_format"],
+        dilation_rate=c["dilation_rate"], use_bias=False, name=f"{layer.name}_depthwise",
+    )  # fmt: skip
+    pointwise = keras.layers.Conv2D(
+        c["filters"], 1, data_format=c["data_format"], activation=c["activation"],
+        use_bias=c["use_bias"], name=f"{layer.name}_pointwise",
+    )  # fmt: skip
+    input_shape = layer.get_build_config()["input_shape"]
+    depthwise.build(input_shape)
+    depthwise.kernel.assign(layer.depthwise_kernel)
+    pointwise.build(depthwise.compute_output_shape(input_shape))
+    pointwise.set_weights([w.numpy() for w in (layer.pointwise_kernel, layer.bias)][
+        : 2 if c["use_bias"] else 1
+    ])  # fmt: skip
+    weights = config.weight_quantizers
+    output = config.output_quantizer
+    return keras.Sequential(
+        [
+            wrap(depthwise, QuantizeConfig({"kernel": weights["depthwise_kernel"]}, output)),
+            wrap(pointwise, QuantizeConfig({"kernel": weights["pointwise_kernel"]}, output)),
+        ],
+        name=layer.name,
+    )
