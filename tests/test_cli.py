@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import tfcompress as tc
 from tfcompress.cli import SUBCOMMANDS, main
+from tfcompress.export import TFLiteFile
 
 
 @pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
@@ -51,3 +54,14 @@ def test_export_then_report(trained_lenet, tmp_path, capsys):
     assert main(["tfcompress", "report", f"--tflite={out}", "--format=json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["summary"]["tflite_params"] == trained_lenet.count_params()
+
+
+def test_export_qat_model_without_calibration(trained_lenet, tmp_path, capsys):
+    model_path, out = tmp_path / "qat.keras", tmp_path / "qat.tflite"
+    qat = tc.quantize_model(trained_lenet)
+    qat(np.zeros((8, 28, 28, 1), "float32") + 0.5, training=True)  # ranges from one batch
+    qat.save(model_path)
+    assert main(["tfcompress", "export", f"--model={model_path}", f"--output={out}",
+                 "--mode=int8"]) == 0  # fmt: skip
+    ops = TFLiteFile(out.read_bytes()).ops
+    assert {op.name for op in ops if op.name == "FULLY_CONNECTED"} and "QUANTIZE" == ops[0].name

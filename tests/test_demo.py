@@ -10,9 +10,9 @@ from tfcompress.demo import new_output_dir, run_demo
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    comparison = run_demo(str(out), epochs=1, prune_epochs=1, latency_runs=20)
+    comparison = run_demo(str(out), epochs=1, prune_epochs=1, qat_epochs=1, latency_runs=20)
     printed = capsys.readouterr().out
-    assert "Comparison: float32 -> 16x4 block-pruned 80% + int8" in printed
+    assert "Comparison: float32 -> 16x4 block-pruned 80% + int8 (QAT)" in printed
     before, after = comparison.before.summary, comparison.after.summary
     assert before["tflite_accuracy"] > 0.85
     assert abs(after["tflite_accuracy"] - before["tflite_accuracy"]) <= 0.03
@@ -21,7 +21,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert structures["fc1"] == structures["conv2"] == "block 16x4"
     assert after["sparsity"] > 0.75
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["float32.tflite", "int8.tflite", "model.keras", "pruned.keras",
+    assert files == ["float32.tflite", "int8.tflite", "model.keras", "pruned.keras", "qat.keras",
                      "report.json", "report.md", "report.txt"]  # fmt: skip
     assert json.loads((out / "report.json").read_text())["ratios"]["tflite_bytes"] > 3.5
 

@@ -30,6 +30,13 @@ def _demo_flags(fv: flags.FlagValues) -> None:
         lower_bound=0,
         flag_values=fv,
     )
+    flags.DEFINE_integer(
+        "qat_epochs",
+        1,
+        "Quantization-aware training epochs after pruning (0: post-training int8).",
+        lower_bound=0,
+        flag_values=fv,
+    )
     flags.DEFINE_float("sparsity", 0.8, "Target sparsity of the 16x4 block-pruned layers.",
                        lower_bound=0.0, upper_bound=0.99, flag_values=fv)  # fmt: skip
     flags.DEFINE_integer(
@@ -43,7 +50,8 @@ def _demo(fv: flags.FlagValues) -> int:
     from tfcompress.demo import run_demo
 
     run_demo(fv.output_dir, epochs=fv.epochs, prune_epochs=fv.prune_epochs,
-             sparsity=fv.sparsity, seed=fv.seed, latency_runs=fv.latency_runs)  # fmt: skip
+             qat_epochs=fv.qat_epochs, sparsity=fv.sparsity, seed=fv.seed,
+             latency_runs=fv.latency_runs)  # fmt: skip
     return 0
 
 

@@ -17,6 +17,7 @@ from tfcompress.pruning import (
     prune_low_magnitude,
     strip_pruning,
 )
+from tfcompress.quantization import quantize_model, strip_quantization
 from tfcompress.report import ReportComparison, report
 from tfcompress.utils.io import atomic_write_bytes, atomic_write_text
 
@@ -43,9 +44,9 @@ def new_output_dir(output_dir: str | None) -> str:
 KEPT_DENSE = ("conv1", "logits")
 
 
-def _compile(model: keras.Model) -> keras.Model:
+def _compile(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -56,6 +57,7 @@ def run_demo(
     output_dir: str | None = None,
     epochs: int = 3,
     prune_epochs: int = 2,
+    qat_epochs: int = 1,
     sparsity: float = 0.8,
     seed: int = 0,
     latency_runs: int = 200,
@@ -65,19 +67,23 @@ def run_demo(
 
     Pipeline: train the small CNN for `epochs` (Keras progress bars) -> export
     float32 `.tflite` -> prune `conv2` and `fc1` in 16x4 blocks to `sparsity`
-    while fine-tuning for `prune_epochs` -> post-training full-integer int8 with
-    200 training images as calibration data -> report both on the 1,000 test
-    images (accuracy, sparsity and structure, size, gzip size, latency) -> print
-    the comparison.
+    while fine-tuning for `prune_epochs` -> quantization-aware training for
+    `qat_epochs` that keeps the pruned zeros (`prune_preserve_8bit`) -> int8
+    `.tflite` from the QAT ranges -> report both on the 1,000 test images
+    (accuracy, sparsity and structure, size, gzip size, latency) -> print the
+    comparison. With `qat_epochs=0` the int8 model is post-training quantized
+    with 200 training images as calibration data instead.
 
     Writes into `output_dir` (a new folder; an existing non-empty one is
-    refused): `model.keras`, `pruned.keras`, `float32.tflite`, `int8.tflite`,
-    and the comparison as `report.txt`, `report.md` and `report.json`.
+    refused): `model.keras`, `pruned.keras`, `qat.keras`, `float32.tflite`,
+    `int8.tflite`, and the comparison as `report.txt`, `report.md` and
+    `report.json`.
 
     Args:
         output_dir: New folder for the outputs (default: a timestamped one here).
         epochs: Training epochs.
         prune_epochs: Fine-tuning epochs while pruning (0 skips pruning).
+        qat_epochs: Quantization-aware training epochs (0: post-training int8).
         sparsity: Target sparsity of the block-pruned layers, in [0, 1).
         seed: Seed of the data split, weights and shuffling.
         latency_runs: Timed interpreter runs per model.
@@ -91,6 +97,8 @@ def run_demo(
         raise ValueError(f"`epochs` must be >= 1. Received: epochs={epochs}")
     if prune_epochs < 0:
         raise ValueError(f"`prune_epochs` must be >= 0. Received: prune_epochs={prune_epochs}")
+    if qat_epochs < 0:
+        raise ValueError(f"`qat_epochs` must be >= 0. Received: qat_epochs={qat_epochs}")
     output_dir = new_output_dir(output_dir)
     keras.utils.set_random_seed(seed)
     data = load_mnist5k(seed=seed)
@@ -103,7 +111,7 @@ def run_demo(
     model.save(os.path.join(output_dir, "model.keras"))
     float_bytes = export_tflite(model, os.path.join(output_dir, "float32.tflite"))
 
-    compressed, label = model, "int8 (post-training)"
+    compressed, label = model, "int8"
     if prune_epochs:
         steps = prune_epochs * -(-len(data.x_train) // 64)
         schedule = PolynomialDecay(0.0, sparsity, begin_step=0, end_step=steps // 2, frequency=10)
@@ -115,13 +123,20 @@ def run_demo(
         compressed.save(os.path.join(output_dir, "pruned.keras"))
         label = f"16x4 block-pruned {sparsity:.0%} + int8"
 
+    int8_path = os.path.join(output_dir, "int8.tflite")
+    if qat_epochs:
+        print("Quantization-aware training (int8, pruned zeros kept).")
+        qat = _compile(quantize_model(compressed, scheme="prune_preserve_8bit"), 1e-4)
+        qat.fit(data.x_train, data.y_train, epochs=qat_epochs, batch_size=64, verbose=verbose)
+        qat.save(os.path.join(output_dir, "qat.keras"))
+        int8_bytes = export_tflite(qat, int8_path, mode="int8")
+        compressed, label = strip_quantization(qat), f"{label} (QAT)"
+    else:
+        int8_bytes = export_tflite(
+            compressed, int8_path, mode="int8", representative_data=data.x_train[:200]
+        )
+        label = f"{label} (post-training)"
     test = (data.x_test, data.y_test)
-    int8_bytes = export_tflite(
-        compressed,
-        os.path.join(output_dir, "int8.tflite"),
-        mode="int8",
-        representative_data=data.x_train[:200],
-    )
     before = report(model, float_bytes, data=test, name="float32", latency_runs=latency_runs)
     after = report(compressed, int8_bytes, data=test, name=label, latency_runs=latency_runs)
     comparison = before.compare(after)
