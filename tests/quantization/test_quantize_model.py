@@ -9,6 +9,7 @@ import tfcompress as tc
 from tfcompress.quantization import (
     QuantizeConfig,
     QuantizeLayer,
+    QuantizeScheme,
     QuantizeWrapper,
     WeightQuantizer,
     quantize_annotate_layer,
@@ -168,3 +169,21 @@ def test_quantize_scope_loads(tmp_path, trained_lenet):
         again = keras.models.load_model(path)
     assert isinstance(again.get_layer("quant_fc1"), QuantizeWrapper)
     assert tc.quantization.is_quantized(again)
+
+
+def test_learned_ranges_scheme_trains_ranges(trained_lenet, mnist):
+    scheme = QuantizeScheme(learned_ranges=True)
+    qat = quantize_model(trained_lenet, scheme=scheme)
+    wrapper = qat.get_layer("quant_fc1")
+    assert (
+        wrapper.output_ranges["max"].trainable and qat.get_layer("quantize_layer").quantizer.learned
+    )
+    _fit_once(qat, mnist)
+    high = float(wrapper.output_ranges["max"].numpy())
+    _fit_once(qat, mnist)
+    assert float(wrapper.output_ranges["max"].numpy()) != high  # gradient steps move it
+    agree = np.mean(
+        tc.TFLiteModel(tc.export_tflite(qat, mode="int8")).predict(mnist.x_test[:300]).argmax(-1)
+        == qat.predict(mnist.x_test[:300], verbose=0).argmax(-1)
+    )
+    assert agree >= 0.99

@@ -130,16 +130,24 @@ def _bits_for(
     return check_bits(value, WEIGHT_BITS, "precision", f"Layer {layer.name!r}")
 
 
-def _resolve(annotated: QuantizeAnnotate, scheme: QuantizeScheme, precision: Precision):
-    """The QuantizeConfig for an annotated layer, or None to keep it float."""
-    layer = annotated.layer
-    explicit = annotated.quantize_config  # its own bits stand unless `precision` names the layer
+def _resolve(
+    layer: keras.layers.Layer,
+    explicit: QuantizeConfig | None,
+    scheme: QuantizeScheme,
+    precision: Precision,
+) -> QuantizeConfig | None:
+    """The QuantizeConfig for a layer to quantize, or None to keep it float.
+
+    An explicit config keeps its own bits unless `precision` names the layer.
+    """
     config = explicit or default_quantize_config(layer)
     if config is None:
         raise unregistered_error(layer)
     bits = _bits_for(layer, precision, None if explicit else scheme.weight_bits)
     if bits == FLOAT:
         return None
+    if scheme.learned_ranges and not explicit and config.output_quantizer is not None:
+        config = QuantizeConfig(config.weight_quantizers, scheme.activation_quantizer())
     return config if bits is None else config.with_weight_bits(bits)
 
 
@@ -183,7 +191,7 @@ def quantize_apply(
             f"Model {model.name!r} has no annotated layers; use `quantize_model`, "
             "`quantize_annotate_model` or `quantize_annotate_layer` first."
         )
-    configs = {id(a): _resolve(a, scheme, precision) for a in annotated}
+    configs = {id(a): _resolve(a.layer, a.quantize_config, scheme, precision) for a in annotated}
     functional = _as_functional(model)
     plans: dict[int, GraphPlan] = {}
     _plan_levels(functional, configs, plans)
@@ -228,7 +236,8 @@ def quantize_apply(
     def quantize_once(tensor):
         if id(tensor) not in quantized:
             suffix = f"_{len(quantized)}" if quantized else ""
-            quantized[id(tensor)] = QuantizeLayer(name=f"quantize_layer{suffix}")(tensor)
+            layer = QuantizeLayer(scheme.activation_quantizer(), name=f"quantize_layer{suffix}")
+            quantized[id(tensor)] = layer(tensor)
         return quantized[id(tensor)]
 
     def quantize_input(tensor):
@@ -311,15 +320,10 @@ def quantize_model(
         )
 
     def swap(fresh, old):
-        config = default_quantize_config(fresh)
-        if config is None:
-            raise unregistered_error(fresh)
-        bits = _bits_for(fresh, precision, scheme.weight_bits)
-        if bits == FLOAT or config.is_passthrough:
+        config = _resolve(fresh, None, scheme, precision)
+        if config is None or config.is_passthrough:
             return fresh
-        return QuantizeWrapper(
-            fresh, config.with_weight_bits(bits), preserve_sparsity=scheme.preserve_sparsity
-        )
+        return QuantizeWrapper(fresh, config, preserve_sparsity=scheme.preserve_sparsity)
 
     rebuilt = rebuild_subclassed(to_quantize, swap)
     for wrapper in layer_attributes(rebuilt).values():
@@ -327,7 +331,7 @@ def quantize_model(
             wrapper.capture_structure()  # the weights arrived after the wrapper was built
     shape = to_quantize.get_build_config()["input_shape"]
     inputs = keras.Input(batch_shape=tuple(shape))
-    outputs = rebuilt(QuantizeLayer(name="quantize_layer")(inputs))
+    outputs = rebuilt(QuantizeLayer(scheme.activation_quantizer(), name="quantize_layer")(inputs))
     return keras.Model(inputs, outputs, name=f"quant_{to_quantize.name}")
 
 

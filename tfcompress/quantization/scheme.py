@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tfcompress.quantization.activation_quantizer import ActivationQuantizer
 from tfcompress.quantization.quantizer import WEIGHT_BITS, check_bits
 
 
@@ -14,21 +15,33 @@ class QuantizeScheme:
         preserve_sparsity: Keep zero weights at zero (pruning-preserving QAT).
         preserve_clusters: Keep the distinct weight values shared
             (clustering-preserving QAT).
+        learned_ranges: Train the activation ranges by gradient descent instead
+            of following moving averages (`ActivationQuantizer(learned=True)`).
 
     Named schemes (pass the name to `quantize_apply(scheme=...)`): see `SCHEMES`.
     """
 
     def __init__(
-        self, weight_bits: int = 8, preserve_sparsity: bool = False, preserve_clusters: bool = False
+        self,
+        weight_bits: int = 8,
+        preserve_sparsity: bool = False,
+        preserve_clusters: bool = False,
+        learned_ranges: bool = False,
     ):
         self.weight_bits = check_bits(weight_bits, WEIGHT_BITS, "weight_bits")
         self.preserve_sparsity = bool(preserve_sparsity)
         self.preserve_clusters = bool(preserve_clusters)
+        self.learned_ranges = bool(learned_ranges)
+
+    def activation_quantizer(self) -> ActivationQuantizer:
+        """The quantizer of model inputs and of layer outputs the registry quantizes."""
+        return ActivationQuantizer(learned=self.learned_ranges)
 
     def __repr__(self) -> str:
         return (
             f"QuantizeScheme(weight_bits={self.weight_bits}, preserve_sparsity="
-            f"{self.preserve_sparsity}, preserve_clusters={self.preserve_clusters})"
+            f"{self.preserve_sparsity}, preserve_clusters={self.preserve_clusters}, "
+            f"learned_ranges={self.learned_ranges})"
         )
 
 
