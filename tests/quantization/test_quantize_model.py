@@ -187,3 +187,10 @@ def test_learned_ranges_scheme_trains_ranges(trained_lenet, mnist):
         == qat.predict(mnist.x_test[:300], verbose=0).argmax(-1)
     )
     assert agree >= 0.99
+
+
+def test_report_counts_wrapped_layers_like_plain_ones(trained_cnn):
+    plain = tc.report(trained_cnn).summary
+    wrapped = tc.report(quantize_model(trained_cnn)).summary
+    assert wrapped["macs"] == plain["macs"] > 0
+    assert wrapped["params"] > plain["params"]  # plus the ranges: 3 scalars per quantizer

@@ -9,7 +9,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcompress.quantization.quantize import is_quantized
 from tfcompress.utils.io import atomic_write_bytes, check_output_path
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
@@ -19,8 +18,9 @@ _IO_TYPES = {"int8": ("float32", "int8"), "int16x8": ("float32", "int16")}
 RepresentativeData = np.ndarray | Callable[[], Iterable] | tf.data.Dataset
 
 
-def _is_qat(model) -> bool:
-    return isinstance(model, keras.Model) and is_quantized(model)
+def _has_fake_quant(function) -> bool:
+    """True when the traced model fake-quantizes (QAT): its ranges then drive the converter."""
+    return any(op.type.startswith("FakeQuant") for op in function.graph.get_operations())
 
 
 def _concrete_function(model: keras.Model, shapes: list[tuple], dtypes: list, batch_size):
@@ -148,18 +148,6 @@ def export_tflite(
             f"`io_type` for mode={mode!r} must be one of {allowed_io}. "
             f"Received: io_type={io_type!r}"
         )
-    qat = _is_qat(model)
-    if qat and mode != "int8":
-        raise ValueError(
-            f"Model {getattr(model, 'name', '?')!r} is trained with fake quantization (QAT); "
-            "export it with mode='int8', or call `strip_quantization` first for a float "
-            f"export. Received: mode={mode!r}"
-        )
-    if mode in _IO_TYPES and representative_data is None and not qat:
-        raise ValueError(
-            f"mode={mode!r} calibrates activation ranges and needs `representative_data` "
-            "(e.g. a few hundred training inputs). Received: representative_data=None"
-        )
     if num_calibration_samples < 1:
         raise ValueError(
             "`num_calibration_samples` must be >= 1. "
@@ -176,6 +164,18 @@ def export_tflite(
     dtypes = _input_dtypes(model, len(shapes))
 
     function = _concrete_function(model, shapes, dtypes, batch_size)
+    qat = _has_fake_quant(function)
+    if qat and mode != "int8":
+        raise ValueError(
+            f"Model {model.name!r} is trained with fake quantization (QAT); export it with "
+            "mode='int8', or call `strip_quantization` first for a float export. "
+            f"Received: mode={mode!r}"
+        )
+    if mode in _IO_TYPES and representative_data is None and not qat:
+        raise ValueError(
+            f"mode={mode!r} calibrates activation ranges and needs `representative_data` "
+            "(e.g. a few hundred training inputs). Received: representative_data=None"
+        )
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     if mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -30,8 +30,10 @@ def _symbolic_shapes(layer: keras.layers.Layer) -> tuple[tuple, tuple] | None:
 
 def _layer_stats(layer: keras.layers.Layer, name: str) -> LayerStats:
     stats = LayerStats(name=name, kind=type(layer).__name__)
-    spec = lookup(layer)
-    kernels = spec.kernels(layer) if spec and layer.built else []
+    # A wrapper (pruning, clustering, QAT) counts as the layer it wraps, plus its own variables.
+    inner = layer.layer if isinstance(layer, keras.layers.Wrapper) else layer
+    spec = lookup(inner)
+    kernels = spec.kernels(inner) if spec and inner.built else []
     kernel_ids = {id(weight): matrix for weight, matrix in kernels}
     for weight in layer.weights:
         value = keras.ops.convert_to_numpy(weight)
@@ -43,7 +45,7 @@ def _layer_stats(layer: keras.layers.Layer, name: str) -> LayerStats:
         stats.macs = None if layer.weights else 0
     else:
         shapes = _symbolic_shapes(layer)
-        stats.macs = None if shapes is None else int(spec.macs(layer, *shapes))
+        stats.macs = None if shapes is None else int(spec.macs(inner, *shapes))
     return stats
 
 
