@@ -17,7 +17,11 @@ from tfcompress.quantization.quantize_config import QuantizeConfig
 from tfcompress.quantization.quantize_layer import QuantizeLayer
 from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
 from tfcompress.quantization.quantizer import Quantizer
-from tfcompress.quantization.registry import QuantizableLayer, register_quantize_config
+from tfcompress.quantization.registry import (
+    QuantizableLayer,
+    register_quantize_config,
+    register_quantize_split,
+)
 from tfcompress.quantization.scheme import SCHEMES, QuantizeScheme
 from tfcompress.quantization.weight_quantizer import WeightQuantizer
 
@@ -39,5 +43,6 @@ __all__ = [
     "quantize_model",
     "quantize_scope",
     "register_quantize_config",
+    "register_quantize_split",
     "strip_quantization",
 ]

@@ -14,9 +14,12 @@ from tfcompress.quantization.quantize_config import QuantizeConfig
 from tfcompress.quantization.quantize_layer import QuantizeLayer
 from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
 from tfcompress.quantization.quantizer import WEIGHT_BITS, check_bits
-from tfcompress.quantization.registry import default_quantize_config, unregistered_error
+from tfcompress.quantization.registry import (
+    default_quantize_config,
+    quantize_split,
+    unregistered_error,
+)
 from tfcompress.quantization.scheme import QuantizeScheme, get_scheme
-from tfcompress.quantization.separable import split_separable
 from tfcompress.utils.cloning import built_copy, is_graph_model
 
 # Layers that only scale a model input run in float before the input quantizer.
@@ -215,8 +218,8 @@ def quantize_apply(
         elif layer.name in plan.reads_input and isinstance(inner, PREPROCESSING):
             new = built_copy(inner)
             preprocessing.add(id(new))
-        elif isinstance(inner, keras.layers.SeparableConv2D):
-            new = split_separable(built_copy(inner), config, wrap)
+        elif quantize_split(inner) is not None:
+            new = _split(built_copy(inner), config, wrap)
         else:
             if layer.name in plan.fused_output:
                 config = QuantizeConfig(config.weight_quantizers, None)
@@ -258,6 +261,28 @@ def quantize_apply(
         functional, input_tensors=inputs, clone_function=replace, call_function=call,
         recursive=True,
     )  # fmt: skip
+
+
+def _split(layer: keras.layers.Layer, config: QuantizeConfig, wrap: Callable) -> keras.Sequential:
+    """The registered split of `layer`, each part quantized with its own config.
+
+    The parts take the weight bits and the output quantizer of `layer`'s config.
+    """
+    bits = {q.bits for q in config.weight_quantizers.values()}
+    bits = bits.pop() if len(bits) == 1 else None
+    parts = []
+    for part in quantize_split(layer)(layer):
+        part_config = default_quantize_config(part)
+        if part_config is None:
+            raise unregistered_error(part)
+        if part_config.is_passthrough:
+            parts.append(part)
+            continue
+        if bits is not None:
+            part_config = part_config.with_weight_bits(bits)
+        parts.append(wrap(part, QuantizeConfig(part_config.weight_quantizers,
+                                               config.output_quantizer)))  # fmt: skip
+    return keras.Sequential(parts, name=layer.name)
 
 
 def _plan_levels(model: keras.Model, configs: dict, plans: dict) -> None:

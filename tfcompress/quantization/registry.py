@@ -8,9 +8,11 @@ import keras
 
 from tfcompress.quantization.activation_quantizer import ActivationQuantizer
 from tfcompress.quantization.quantize_config import QuantizeConfig
+from tfcompress.quantization.separable import split_separable
 from tfcompress.quantization.weight_quantizer import WeightQuantizer
 
 ConfigFn = Callable[[keras.layers.Layer], QuantizeConfig]
+SplitFn = Callable[[keras.layers.Layer], list]
 
 # Activations TFLite fuses into the op before them (CONV_2D, FULLY_CONNECTED, ADD...).
 FUSED_ACTIVATIONS = ("linear", "relu", "relu6")
@@ -37,6 +39,7 @@ class QuantizableLayer:
 
 
 _REGISTRY: dict[type, ConfigFn] = {}
+_SPLITS: dict[type, SplitFn] = {}
 
 
 def register_quantize_config(layer_class: type, config_fn: ConfigFn) -> None:
@@ -50,6 +53,28 @@ def register_quantize_config(layer_class: type, config_fn: ConfigFn) -> None:
             f"`layer_class` must be a keras.layers.Layer subclass. Received: {layer_class!r}"
         )
     _REGISTRY[layer_class] = config_fn
+
+
+def register_quantize_split(layer_class: type, split_fn: SplitFn) -> None:
+    """Registers a layer class that QAT replaces by a sequence of simpler layers.
+
+    A layer computing several ops in a row (SeparableConv2D: depthwise then
+    pointwise; a factorized Dense: two matrix products) leaves the tensors
+    between them without a quantization range, so TFLite would run those ops in
+    float. `split_fn(layer)` receives the built layer and returns built layers,
+    holding its weights, that compute the same thing in sequence; each is then
+    quantized with its own config. Applies to Sequential and functional models.
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+        raise TypeError(
+            f"`layer_class` must be a keras.layers.Layer subclass. Received: {layer_class!r}"
+        )
+    _SPLITS[layer_class] = split_fn
+
+
+def quantize_split(layer: keras.layers.Layer) -> SplitFn | None:
+    """The registered split of the layer's class, or None."""
+    return next((_SPLITS[c] for c in type(layer).__mro__ if c in _SPLITS), None)
 
 
 def default_quantize_config(layer: keras.layers.Layer) -> QuantizeConfig | None:
@@ -145,3 +170,4 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
+register_quantize_split(keras.layers.SeparableConv2D, split_separable)

@@ -7,21 +7,13 @@ which a single Keras layer cannot give it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import keras
 
-from tfcompress.quantization.quantize_config import QuantizeConfig
 
+def split_separable(layer: keras.layers.SeparableConv2D) -> list[keras.layers.Layer]:
+    """A DepthwiseConv2D (no activation, no bias) and a 1x1 Conv2D that compute `layer`.
 
-def split_separable(
-    layer: keras.layers.SeparableConv2D, config: QuantizeConfig, wrap: Callable
-) -> keras.Sequential:
-    """A Sequential of `wrap(depthwise, config)` and `wrap(pointwise, config)` computing `layer`.
-
-    `layer` must be built; its weights are copied. The depthwise part has no
-    activation and quantizes its output; the pointwise part has the layer's
-    activation and bias.
+    `layer` must be built; both parts are built and hold its weights.
     """
     c = layer.get_config()
     depthwise = keras.layers.DepthwiseConv2D(
@@ -37,15 +29,7 @@ def split_separable(
     depthwise.build(input_shape)
     depthwise.kernel.assign(layer.depthwise_kernel)
     pointwise.build(depthwise.compute_output_shape(input_shape))
-    pointwise.set_weights([w.numpy() for w in (layer.pointwise_kernel, layer.bias)][
-        : 2 if c["use_bias"] else 1
-    ])  # fmt: skip
-    weights = config.weight_quantizers
-    output = config.output_quantizer
-    return keras.Sequential(
-        [
-            wrap(depthwise, QuantizeConfig({"kernel": weights["depthwise_kernel"]}, output)),
-            wrap(pointwise, QuantizeConfig({"kernel": weights["pointwise_kernel"]}, output)),
-        ],
-        name=layer.name,
-    )
+    pointwise.kernel.assign(layer.pointwise_kernel)
+    if c["use_bias"]:
+        pointwise.bias.assign(layer.bias)
+    return [depthwise, pointwise]
