@@ -118,6 +118,14 @@ def test_output_and_gradients_match_the_plain_layer_fed_the_gathered_kernel(
         np.testing.assert_array_equal(plain.kernel.numpy() == 0, layer.kernel.numpy() == 0)
     np.testing.assert_allclose(tf.convert_to_tensor(centroid_grad).numpy(), expected, rtol=1e-5,
                                atol=1e-6)  # fmt: skip
+    # In training the original kernel gets the clustered kernel's gradient (straight through),
+    # except where a preserved zero is.
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(wrapper(x, training=True) * weights)
+    through = tape.gradient(loss, layer.kernel).numpy()
+    if preserve_sparsity:
+        kernel_grad = np.where(layer.kernel.numpy() == 0, 0.0, kernel_grad)
+    np.testing.assert_allclose(through, kernel_grad, rtol=1e-5, atol=1e-6)
 
 
 def test_fine_tuning_improves_loss_and_strip_keeps_at_most_k_values(clustered, trained, digits):
@@ -308,3 +316,26 @@ class TestBadInput:
     def test_unbuilt_model(self):
         with pytest.raises(ValueError, match="never built"):
             cluster_weights(keras.Sequential([keras.layers.Dense(4)]), 4)
+
+
+@pytest.mark.parametrize("kind", ["Dense", "Conv2D"])
+def test_training_reassigns_weights_to_their_nearest_centroid(kind):
+    make, shape, axes = LAYERS[kind]
+    layer = make()
+    layer.build(shape)
+    wrapper = ClusterWeights(layer, 4, "linear")
+    wrapper.build(shape)
+    centroids = wrapper.centroids[0].numpy()
+    channel = centroids if axes is None else centroids[0]  # Conv2D: filter 0's centroids
+    indices = wrapper.indices[0].numpy()
+    if axes is not None:
+        indices = indices[..., :1]  # filter 0
+    where = tuple(np.argwhere(indices == np.argmin(channel))[0])  # a weight in the lowest cluster
+    kernel = layer.kernel.numpy()
+    kernel[where] = channel.max() + 0.01  # moved next to the largest centroid
+    layer.kernel.assign(kernel)
+    wrapper(rng.random(shape).astype("float32"))  # inference keeps the stored indices
+    assert wrapper.indices[0].numpy()[where] == np.argmin(channel)
+    wrapper(rng.random(shape).astype("float32"), training=True)
+    assert wrapper.indices[0].numpy()[where] == np.argmax(channel)
+    assert wrapper.clustered_weights()[0][where] == channel.max()

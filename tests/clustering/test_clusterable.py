@@ -49,10 +49,13 @@ def test_registered_layer_clusters_per_channel_and_trains(kind):
     assert wrapper.channel_axes == axes
     start = [c.numpy().copy() for c in wrapper.centroids]
     with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(tf.square(wrapper(x) - 1.0))
+        loss = tf.reduce_mean(tf.square(wrapper(x, training=True) - 1.0))
     variables = wrapper.trainable_variables
-    assert not any(v is w for v in variables for w in wrapper.clustered_variables)
-    keras.optimizers.SGD(0.1).apply(tape.gradient(loss, variables), variables)
+    # The clustered weights train too, straight through the clustering.
+    assert all(any(v is w for v in variables) for w in wrapper.clustered_variables)
+    grads = tape.gradient(loss, variables)
+    assert all(g is not None for g in grads)
+    keras.optimizers.SGD(0.1).apply(grads, variables)
     assert all(not np.array_equal(c.numpy(), s) for c, s in zip(wrapper.centroids, start))
     for value, channel_axes in zip(wrapper.clustered_weights(), axes):
         assert per_channel_counts(value, channel_axes) <= 3

@@ -7,6 +7,7 @@ import numbers
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfcompress.clustering.centroids import CentroidInitialization, cluster_array
 from tfcompress.clustering.clusterable import clusterable_weights, is_clusterable_layer
@@ -43,12 +44,13 @@ class ClusterWeights(keras.layers.Wrapper):
     a trained layer) into a trainable `centroids` variable, `[k]`, or
     `[channels, k]` per channel, and a non-trainable int32 `indices` variable
     of the weight's shape. `call` runs the wrapped layer with each clustered
-    weight replaced by `centroids[indices]`, so training moves the centroids
-    only: each centroid's gradient is the sum of its members' gradients, and
-    the indices stay fixed. The wrapped layer's own clustered variables are
-    made non-trainable and keep their original values; other weights (biases)
-    train as usual. `strip_clustering` writes the clustered values back into
-    a plain layer.
+    weight replaced by `centroids[indices]`: each centroid's gradient is the
+    sum of its members' gradients. In training the wrapped layer's own weights
+    train too, through a straight-through estimator (their gradient is the
+    clustered weight's), and before each step every weight is re-assigned to
+    its nearest centroid, so weights can move between clusters as tfmot's
+    clustering lets them. Other weights (biases) train as usual.
+    `strip_clustering` writes the clustered values back into a plain layer.
 
     Per-channel clustering gives each output channel its own k centroids: a
     Dense unit, a Conv filter, a DepthwiseConv2D `(in, multiplier)` channel.
@@ -189,7 +191,6 @@ class ClusterWeights(keras.layers.Wrapper):
             )
             self.centroids[i].assign(centroids)
             self.indices[i].assign(indices)
-            weight.trainable = False  # trained through the centroids
             self._positions.append(positions[id(weight)])
             self._channel_axes.append(axes)
         self.built = True
@@ -212,11 +213,47 @@ class ClusterWeights(keras.layers.Wrapper):
         first = keras.ops.broadcast_to(keras.ops.reshape(first, view), indices.shape)
         return keras.ops.take(keras.ops.reshape(centroids, (-1,)), keras.ops.add(indices, first))
 
-    def call(self, inputs, **kwargs):
+    def _nearest(self, i: int, weight) -> tf.Tensor:
+        """Index of each weight's nearest centroid (a zero of a preserved mask keeps 0)."""
+        centroids = self.centroids[i].value
+        axes = self._channel_axes[i]
+        shape = tf.shape(weight)
+        if axes is None:
+            rows, centroids, perm = tf.reshape(weight, [1, -1]), centroids[None], None
+        else:
+            perm = list(axes) + [a for a in range(len(weight.shape)) if a not in axes]
+            rows = tf.reshape(tf.transpose(weight, perm), [tf.shape(centroids)[0], -1])
+        first = 1 if self.preserve_sparsity else 0  # centroid 0 is the fixed zero
+        candidates = centroids[:, first:]
+        order = tf.argsort(candidates, axis=-1)
+        ordered = tf.gather(candidates, order, batch_dims=1)
+        middles = (ordered[:, 1:] + ordered[:, :-1]) / 2
+        nearest = tf.gather(order, tf.searchsorted(middles, rows), batch_dims=1) + first
+        if perm is None:
+            nearest = tf.reshape(nearest, shape)
+        else:
+            moved = tf.reshape(nearest, tf.gather(shape, perm))
+            nearest = tf.transpose(moved, tf.math.invert_permutation(perm))
+        if self.preserve_sparsity:
+            nearest = tf.where(self.indices[i].value == 0, 0, nearest)
+        return tf.cast(nearest, "int32")
+
+    def call(self, inputs, training=None, **kwargs):
         weights = self.layer.weights
-        mapping = [(weights[p], self._clustered(i)) for i, p in enumerate(self._positions)]
+        mapping = []
+        for i, position in enumerate(self._positions):
+            weight = weights[position]
+            if training:
+                self.indices[i].assign(self._nearest(i, weight.value))
+            value = self._clustered(i)
+            if training:  # straight through: the weight gets the clustered weight's gradient
+                through = weight.value - tf.stop_gradient(weight.value)
+                if self.preserve_sparsity:
+                    through = through * tf.cast(self.indices[i].value != 0, through.dtype)
+                value = value + through
+            mapping.append((weight, value))
         with keras.StatelessScope(state_mapping=mapping):
-            return self.layer(inputs, **kwargs)
+            return self.layer(inputs, training=training, **kwargs)
 
     @property
     def channel_axes(self) -> list:
@@ -225,7 +262,7 @@ class ClusterWeights(keras.layers.Wrapper):
 
     @property
     def clustered_variables(self) -> list:
-        """The wrapped layer's variables that are clustered (they keep their original values)."""
+        """The wrapped layer's variables that are clustered (trained straight through)."""
         weights = self.layer.weights
         return [weights[p] for p in self._positions]
 
