@@ -166,3 +166,26 @@ def test_recurrent_layer_runs_on_quantized_kernels():
     assert y.shape == (2, 4)
     kernels = [v for v in gru.quantized_weights().values()]
     assert len(kernels) == 2 and all(np.unique(k.numpy()).size <= 255 for k in kernels)
+
+
+def test_folded_batch_norm_trains_like_batch_norm():
+    """Training uses batch statistics (corrected output) and updates the moving ones like BN."""
+    x = _x(32, 8, 8, 3)
+    conv = keras.layers.Conv2D(5, 3, use_bias=True, bias_initializer="random_normal")
+    bn = keras.layers.BatchNormalization(momentum=0.8)
+    conv.build((None, 8, 8, 3))
+    bn.build((None, 6, 6, 5))
+    bn.set_weights([RNG.uniform(0.5, 2, 5), RNG.normal(size=5), RNG.normal(size=5),
+                    RNG.uniform(0.5, 3, 5)])  # fmt: skip
+    reference_bn = keras.layers.BatchNormalization.from_config(bn.get_config())
+    reference_bn.build((None, 6, 6, 5))
+    reference_bn.set_weights(bn.get_weights())
+    reference = reference_bn(conv(x), training=True).numpy()  # batch statistics
+    wrapper = QuantizeWrapper(conv, batch_norm=bn)
+    y = wrapper(x, training=True).numpy()
+    step = (reference.max() - min(reference.min(), 0)) / 255
+    assert np.abs(y - reference).max() < 3 * step
+    np.testing.assert_allclose(bn.moving_mean.numpy(), reference_bn.moving_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        bn.moving_variance.numpy(), reference_bn.moving_variance.numpy(), rtol=1e-4
+    )

@@ -49,11 +49,11 @@ class QuantizeWrapper(keras.layers.Wrapper):
 
     Batch-norm folding: with `batch_norm`, the wrapped Dense/Conv/Depthwise
     layer (linear, no activation) absorbs the BatchNormalization that follows
-    it: `kernel * gamma / sqrt(var + eps)` is quantized and the bias becomes
-    `(bias - mean) * gamma / sqrt(var + eps) + beta`, which is the folded form
-    the converter writes into the int8 CONV_2D. The moving statistics are
-    frozen during QAT (gamma and beta still train), as is usual when
-    fine-tuning a trained model.
+    it: `kernel * gamma / sqrt(moving_var + eps)` is quantized and the bias
+    becomes `(bias - moving_mean) * gamma / sqrt(moving_var + eps) + beta`,
+    which is the folded form the converter writes into the int8 CONV_2D. In
+    training the output is corrected to batch statistics, which also update
+    the moving ones, as batch norm would (see `_batch_folding`).
 
     Collaborative optimization: `preserve_sparsity` keeps every weight that
     was zero when the layer was wrapped at exactly zero (a pruned model keeps
@@ -209,30 +209,64 @@ class QuantizeWrapper(keras.layers.Wrapper):
         scale, _ = self._folding()
         result = {}
         for i, (weight, quantizer) in enumerate(self._quantized):
-            value = weight.value
-            if self.centroids:
-                value = tf.gather(self.centroids[i].value, self.indices[i].value)
-            if self.masks:
-                value = value * self.masks[i].value
+            value = self._preserved(i, weight)
             if scale is not None:
                 value = value * tf.reshape(scale, weight.shape[-2:] if self._depthwise else [-1])
             result[id(weight)] = quantizer(value)
         return result
 
+    def _preserved(self, i: int, weight) -> tf.Tensor:
+        """Weight `i` as QAT trains it: shared centroids and/or masked zeros, in float."""
+        value = weight.value
+        if self.centroids:
+            value = tf.gather(self.centroids[i].value, self.indices[i].value)
+        if self.masks:
+            value = value * self.masks[i].value
+        return value
+
     @property
     def _depthwise(self) -> bool:
         return isinstance(self.layer, keras.layers.DepthwiseConv2D)
 
+    def _batch_folding(self, inputs, args, kwargs):
+        """In training: the factor and bias that turn the folded convolution into batch norm.
+
+        The float convolution gives the batch's mean and variance, which update the
+        BN's moving statistics. The weights stay folded with the moving variance
+        (as they will be in the `.tflite`); multiplying the output by
+        `sigma_moving / sigma_batch` and adding `beta + gamma * (bias - mean) /
+        sigma_batch` gives what batch norm computes in training (Krishnamoorthi 2018).
+        """
+        bn = self.batch_norm
+        moving_variance = tf.convert_to_tensor(bn.moving_variance.value)  # before the update
+        float_weights = {id(w): self._preserved(i, w) for i, (w, _) in enumerate(self._quantized)}
+        z = self._substituted_call(float_weights, inputs, args, True, kwargs)
+        mean, variance = tf.nn.moments(z, list(range(len(z.shape) - 1)))
+        m = bn.momentum
+        bn.moving_mean.assign(bn.moving_mean.value * m + tf.stop_gradient(mean) * (1 - m))
+        bn.moving_variance.assign(moving_variance * m + tf.stop_gradient(variance) * (1 - m))
+        inv_batch = tf.math.rsqrt(variance + bn.epsilon)
+        correction = tf.sqrt(moving_variance + bn.epsilon) * inv_batch
+        gamma = bn.gamma.value if bn.scale else 1.0
+        bias = self.layer.bias.value if self.layer.use_bias else 0.0
+        batch_bias = (bias - mean) * gamma * inv_batch
+        return correction, (batch_bias + bn.beta.value) if bn.center else batch_bias
+
     def call(self, inputs, *args, training=None, **kwargs):
         values = self.quantized_weights()
         _, folded_bias = self._folding()
+        correction = None
+        if folded_bias is not None and training:
+            correction, folded_bias = self._batch_folding(inputs, args, kwargs)
         if folded_bias is not None and self.layer.use_bias:
-            values[id(self.layer.bias)] = folded_bias
+            values[id(self.layer.bias)] = tf.zeros_like(self.layer.bias.value)
         if not values:  # nothing to substitute (Add, BatchNormalization, ReLU...)
             outputs = self.layer(inputs, *args, training=training, **kwargs)
         else:
             outputs = self._substituted_call(values, inputs, args, training, kwargs)
-        if folded_bias is not None and not self.layer.use_bias:
+        if correction is not None:
+            outputs = outputs * correction
+        if folded_bias is not None:
             outputs = outputs + folded_bias
         training = bool(training)
         if self.activation is not None:
