@@ -1,8 +1,9 @@
 """tfcompress: make Keras 3 models small and fast for phones and edge devices."""
 
-from tfcompress import clustering, datasets, models, pruning, quantization
+from tfcompress import clustering, datasets, factorization, models, pruning, quantization
 from tfcompress.clustering import CentroidInitialization, cluster_weights, strip_clustering
 from tfcompress.export import TFLiteFile, TFLiteModel, export_tflite
+from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
 from tfcompress.pruning import (
     ConstantSparsity,
     PolynomialDecay,
@@ -27,6 +28,10 @@ __all__ = [
     "CentroidInitialization",
     "cluster_weights",
     "clustering",
+    "factorization",
+    "factorize",
+    "FactorizedConv2D",
+    "FactorizedDense",
     "quantization",
     "quantize_annotate_layer",
     "quantize_annotate_model",

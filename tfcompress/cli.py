@@ -30,6 +30,12 @@ def _demo_flags(fv: flags.FlagValues) -> None:
         lower_bound=0,
         flag_values=fv,
     )
+    flags.DEFINE_boolean(
+        "factorize",
+        False,
+        "Instead: factorize the CNN's big Dense layer (fc1) by SVD, fine-tune, and compare.",
+        flag_values=fv,
+    )
     flags.DEFINE_integer(
         "qat_epochs",
         1,
@@ -47,6 +53,12 @@ def _demo_flags(fv: flags.FlagValues) -> None:
 
 
 def _demo(fv: flags.FlagValues) -> int:
+    if fv.factorize:
+        from tfcompress.factorization.demo import run_factorize_demo
+
+        run_factorize_demo(fv.output_dir, epochs=fv.epochs, seed=fv.seed,
+                           latency_runs=fv.latency_runs)  # fmt: skip
+        return 0
     from tfcompress.demo import run_demo
 
     run_demo(fv.output_dir, epochs=fv.epochs, prune_epochs=fv.prune_epochs,
