@@ -14,20 +14,20 @@ from tfcompress.clustering.cluster_weights_wrapper import (
 )
 from tfcompress.clustering.clusterable import clusterable_weights
 from tfcompress.pruning.subclassed import layer_attributes, rebuild_subclassed
-from tfcompress.utils.cloning import built_like, clone_graph, copy_into, fresh_copy, is_graph_model
+from tfcompress.utils.cloning import (
+    built_like,
+    clone_graph,
+    copy_into,
+    fresh_copy,
+    is_graph_model,
+    leaf_layers,
+)
 
 
 def collect_cluster_wrappers(layer: keras.layers.Layer) -> list[ClusterWeights]:
     """Every clustering wrapper inside `layer` (models and wrappers nested at any depth)."""
-    if isinstance(layer, ClusterWeights):
-        return [layer]
-    if isinstance(layer, keras.Model):
-        children = layer.layers
-    elif isinstance(layer, keras.layers.Wrapper):
-        children = [layer.layer]
-    else:
-        return []
-    return [wrapper for child in children for wrapper in collect_cluster_wrappers(child)]
+    leaves = leaf_layers(layer, (ClusterWeights,))
+    return [leaf for leaf in leaves if isinstance(leaf, ClusterWeights)]
 
 
 def _skipped(layer: keras.layers.Layer, skip: list) -> bool:

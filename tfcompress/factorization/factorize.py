@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import keras
 
@@ -13,19 +13,11 @@ from tfcompress.factorization.factorized_dense import FactorizedDense, dense_uns
 from tfcompress.factorization.ranks import MEASURES, Candidate, Ranks, budget_ranks
 from tfcompress.factorization.svd import check_energy, check_method
 from tfcompress.factorization.validation import int_pair, positive_int
-from tfcompress.utils.cloning import clone_graph, copy_into, fresh_copy, is_graph_model
+from tfcompress.utils.cloning import clone_graph, copy_into, fresh_copy, is_graph_model, leaf_layers
 
 RankArg = int | tuple[int, int] | dict[str, int | tuple[int, int]] | None
 EnergyArg = float | dict[str, float] | None
 Selection = Iterable[str | type] | str | None
-
-
-def _leaves(model: keras.Model) -> Iterator[keras.layers.Layer]:
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _leaves(layer)
-        else:
-            yield layer
 
 
 def _unsupported(layer: keras.layers.Layer) -> str | None:
@@ -56,7 +48,7 @@ def _select(
     classes = tuple(s for s in layers or () if isinstance(s, type))
     if layers is not None and len(names) + len(classes) != len(layers):
         raise TypeError(f"`layers` must hold layer names and layer classes. Received: {layers!r}")
-    leaves = list(_leaves(model))
+    leaves = leaf_layers(model, (keras.layers.Wrapper,))  # a wrapper is one layer here
     known = {layer.name for layer in leaves}
     missing = [n for n in names if n not in known]
     if missing:

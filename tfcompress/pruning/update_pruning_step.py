@@ -5,22 +5,13 @@ from __future__ import annotations
 import keras
 
 from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude
+from tfcompress.utils.cloning import leaf_layers as walk_leaves
 
 
 def leaf_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """The layers inside `layer`, looking into nested models and other wrappers.
-
-    A pruning wrapper counts as one leaf.
-    """
-    if isinstance(layer, PruneLowMagnitude):
-        return [layer]
-    if isinstance(layer, keras.Model):
-        children = layer.layers
-    elif isinstance(layer, keras.layers.Wrapper):
-        children = [layer.layer]
-    else:
-        return [layer]
-    return [leaf for child in children for leaf in leaf_layers(child)]
+    """The layers inside `layer` (nested models and other wrappers looked into); a pruning
+    wrapper counts as one leaf."""
+    return walk_leaves(layer, (PruneLowMagnitude,))
 
 
 def collect_wrappers(layer: keras.layers.Layer) -> list[PruneLowMagnitude]:

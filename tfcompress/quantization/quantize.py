@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import keras
 
@@ -20,27 +20,19 @@ from tfcompress.quantization.registry import (
     unregistered_error,
 )
 from tfcompress.quantization.scheme import QuantizeScheme, get_scheme
-from tfcompress.utils.cloning import built_copy, is_graph_model
+from tfcompress.utils.cloning import built_copy, is_graph_model, leaf_layers
 
 # Layers that only scale a model input run in float before the input quantizer.
 PREPROCESSING = (keras.layers.Rescaling, keras.layers.Normalization)
 Precision = dict | Callable[[keras.layers.Layer], int | str | None] | None
 FLOAT = "float"
-
-
-def _leaves(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
-    if isinstance(layer, (QuantizeWrapper, QuantizeAnnotate)):
-        yield layer
-    elif isinstance(layer, keras.Model):
-        for child in layer.layers:
-            yield from _leaves(child)
-    else:
-        yield layer
+QAT_LEAVES = (QuantizeWrapper, QuantizeAnnotate)  # wrappers not looked into
 
 
 def is_quantized(model: keras.layers.Layer) -> bool:
     """True when `model` holds QAT wrappers or input quantizers (made by `quantize_apply`)."""
-    return any(isinstance(leaf, (QuantizeWrapper, QuantizeLayer)) for leaf in _leaves(model))
+    leaves = leaf_layers(model, QAT_LEAVES)
+    return any(isinstance(leaf, (QuantizeWrapper, QuantizeLayer)) for leaf in leaves)
 
 
 def _check_model(model, what: str) -> None:
@@ -188,7 +180,8 @@ def quantize_apply(
         raise ValueError(
             f"Model {model.name!r} is already quantized; call `strip_quantization` first."
         )
-    annotated = [leaf for leaf in _leaves(model) if isinstance(leaf, QuantizeAnnotate)]
+    leaves = leaf_layers(model, QAT_LEAVES)
+    annotated = [leaf for leaf in leaves if isinstance(leaf, QuantizeAnnotate)]
     if not annotated:
         raise ValueError(
             f"Model {model.name!r} has no annotated layers; use `quantize_model`, "

@@ -56,3 +56,22 @@ def clone_graph(model: keras.Model, replace: Callable) -> keras.Model:
     for copy_weights in copies:
         copy_weights()
     return clone
+
+
+def leaf_layers(
+    layer: keras.layers.Layer, wrappers: tuple[type, ...] = ()
+) -> list[keras.layers.Layer]:
+    """The layers inside `layer`, looking into nested models and through wrappers.
+
+    Instances of `wrappers` count as leaves themselves; any other
+    `keras.layers.Wrapper` is looked through to the layer it wraps.
+    """
+    if isinstance(layer, wrappers):
+        return [layer]
+    if isinstance(layer, keras.Model):
+        children = layer.layers
+    elif isinstance(layer, keras.layers.Wrapper):
+        children = [layer.layer]
+    else:
+        return [layer]
+    return [leaf for child in children for leaf in leaf_layers(child, wrappers)]
