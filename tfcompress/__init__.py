@@ -1,7 +1,16 @@
 """tfcompress: make Keras 3 models small and fast for phones and edge devices."""
 
-from tfcompress import clustering, datasets, factorization, models, pruning, quantization
+from tfcompress import (
+    clustering,
+    datasets,
+    distillation,
+    factorization,
+    models,
+    pruning,
+    quantization,
+)
 from tfcompress.clustering import CentroidInitialization, cluster_weights, strip_clustering
+from tfcompress.distillation import Distiller, make_student
 from tfcompress.export import TFLiteFile, TFLiteModel, export_tflite
 from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
 from tfcompress.pruning import (
@@ -28,6 +37,9 @@ __all__ = [
     "CentroidInitialization",
     "cluster_weights",
     "clustering",
+    "distillation",
+    "Distiller",
+    "make_student",
     "factorization",
     "factorize",
     "FactorizedConv2D",

@@ -31,6 +31,13 @@ def _demo_flags(fv: flags.FlagValues) -> None:
         flag_values=fv,
     )
     flags.DEFINE_boolean(
+        "distill",
+        False,
+        "Instead: train a 1/50-size student from scratch and by distillation from the CNN, "
+        "and compare.",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
         "factorize",
         False,
         "Instead: factorize the CNN's big Dense layer (fc1) by SVD, fine-tune, and compare.",
@@ -53,6 +60,11 @@ def _demo_flags(fv: flags.FlagValues) -> None:
 
 
 def _demo(fv: flags.FlagValues) -> int:
+    if fv.distill:
+        from tfcompress.distillation.demo import run_distill_demo
+
+        print(run_distill_demo(fv.output_dir, seed=fv.seed, latency_runs=fv.latency_runs))
+        return 0
     if fv.factorize:
         from tfcompress.factorization.demo import run_factorize_demo
 

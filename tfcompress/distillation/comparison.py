@@ -1,0 +1,74 @@
+"""`DistillationComparison`: a teacher, a student trained from scratch and a distilled one."""
+
+from __future__ import annotations
+
+from tfcompress.report import CompressionReport
+from tfcompress.report.table import Renderable, fmt_float, fmt_int, fmt_ratio, render_table
+
+# (summary key, label, formatter)
+_MEASURES = [
+    ("params", "parameters", fmt_int),
+    ("macs", "MACs per sample", fmt_int),
+    ("tflite_bytes", ".tflite bytes", fmt_int),
+    ("gzip_bytes", ".tflite gzip bytes", fmt_int),
+    ("tflite_accuracy", ".tflite accuracy", fmt_float),
+    ("latency_ms", "latency median (ms)", lambda v: fmt_float(v, 4)),
+]
+
+
+class DistillationComparison(Renderable):
+    """Three reports side by side, and what distillation bought over training from scratch.
+
+    Args:
+        teacher: Report of the teacher (Keras model and `.tflite`, with data).
+        scratch: Report of the student trained on the labels alone.
+        distilled: Report of the same student architecture, distilled.
+
+    Example:
+        >>> comparison = DistillationComparison(teacher_report, scratch_report, student_report)
+        >>> comparison.gain  # doctest: +SKIP
+        0.004
+    """
+
+    def __init__(
+        self, teacher: CompressionReport, scratch: CompressionReport, distilled: CompressionReport
+    ):
+        self.teacher, self.scratch, self.distilled = teacher, scratch, distilled
+
+    def _accuracy(self, report: CompressionReport) -> float | None:
+        return report.summary.get("tflite_accuracy")
+
+    @property
+    def gain(self) -> float | None:
+        """Accuracy of the distilled student minus the scratch student's (`.tflite`)."""
+        distilled, scratch = self._accuracy(self.distilled), self._accuracy(self.scratch)
+        return None if distilled is None or scratch is None else distilled - scratch
+
+    def _render(self, markdown: bool) -> str:
+        reports = (self.teacher, self.scratch, self.distilled)
+        rows = [
+            [label, *(fmt(r.summary[key]) if key in r.summary else "-" for r in reports)]
+            for key, label, fmt in _MEASURES
+            if any(key in r.summary for r in reports)
+        ]
+        headers = ["measure", "teacher", "student, scratch", "student, distilled"]
+        title = f"Distillation: {self.teacher.name} -> {self.distilled.name}"
+        parts = [f"## {title}" if markdown else title, render_table(headers, rows, markdown)]
+        if self.gain is not None:
+            teacher, student = self.teacher.summary, self.distilled.summary
+            ratios = [fmt_ratio(teacher.get(key), student.get(key))
+                      for key in ("params", "tflite_bytes", "latency_ms")]  # fmt: skip
+            parts.append(
+                f"Distillation vs scratch: {100 * self.gain:+.1f} pt. The student has {ratios[0]} "
+                f"fewer parameters than the teacher, a {ratios[1]} smaller .tflite, and runs "
+                f"{ratios[2]} faster."
+            )
+        return "\n\n".join(parts) + "\n"
+
+    def to_dict(self) -> dict:
+        return {
+            "teacher": self.teacher.to_dict(),
+            "scratch": self.scratch.to_dict(),
+            "distilled": self.distilled.to_dict(),
+            "gain": self.gain,
+        }

@@ -1,0 +1,35 @@
+"""`HardTargetDistillation`: cross-entropy against the teacher's predicted class."""
+
+from __future__ import annotations
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class HardTargetDistillation(keras.distillation.DistillationLoss):
+    """Cross-entropy of the student's logits on the teacher's argmax (pseudo-labels).
+
+    Useful on a transfer set without labels, or when the teacher is a
+    `.tflite` whose outputs are coarsely quantized. Weights are given to the
+    `Distiller`, not here.
+
+    Example:
+        >>> distiller = tfcompress.Distiller(
+        ...     teacher, student,
+        ...     distillation_losses=[SoftTargetDistillation(4.0), HardTargetDistillation()],
+        ...     distillation_loss_weights=[0.9, 0.1])
+    """
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        labels = keras.ops.argmax(teacher_outputs, axis=-1)
+        losses = keras.losses.sparse_categorical_crossentropy(
+            labels, student_outputs, from_logits=True
+        )
+        return keras.ops.mean(losses)
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
