@@ -106,3 +106,9 @@ def test_qat_model_needs_int8_mode(qat_cnn):
 def test_float_model_still_needs_representative_data(trained_cnn):
     with pytest.raises(ValueError, match="representative_data"):
         export_tflite(trained_cnn, mode="int8")
+
+
+def test_report_rows_of_a_qat_model_carry_the_float_layer_names(qat_cnn):
+    ops = tc.report(tflite=export_tflite(qat_cnn, mode="int8")).ops
+    names = [r.name for r in ops if r.kind in WEIGHT_OPS]
+    assert names == ["conv1", "conv2", "fc1", "logits"]

@@ -47,9 +47,14 @@ def _macs(op: str, weight: TensorInfo, model: TFLiteFile, info: OpInfo) -> int:
 
 
 def short_name(tensor_name: str) -> str:
-    """`"model_1/fc1_1/MatMul;model_1/fc1_1/Relu"` -> `"fc1"`: the Keras layer's name."""
+    """`"model_1/fc1_1/MatMul;model_1/fc1_1/Relu"` -> `"fc1"`: the Keras layer's name.
+
+    A QAT wrapper's prefix is dropped (`quant_fc1` -> `fc1`), so the rows of a
+    QAT model line up with those of the float model it came from.
+    """
     parts = tensor_name.split(";")[0].split("/")
-    return re.sub(r"_\d+$", "", parts[-2] if len(parts) >= 2 else parts[0])
+    name = re.sub(r"_\d+$", "", parts[-2] if len(parts) >= 2 else parts[0])
+    return name.removeprefix("quant_")
 
 
 def tflite_op_stats(model: TFLiteFile) -> list[LayerStats]:
