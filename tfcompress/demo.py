@@ -44,7 +44,8 @@ def new_output_dir(output_dir: str | None) -> str:
 KEPT_DENSE = ("conv1", "logits")
 
 
-def _compile(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
+def compile_classifier(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
+    """Adam and sparse cross-entropy on logits, with accuracy: how the demos train."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -104,7 +105,7 @@ def run_demo(
     data = load_mnist5k(seed=seed)
     print(f"MNIST-5k: {len(data.x_train)} training and {len(data.x_test)} test images.")
 
-    model = _compile(small_cnn())
+    model = compile_classifier(small_cnn())
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=verbose)
@@ -115,7 +116,8 @@ def run_demo(
     if prune_epochs:
         steps = prune_epochs * -(-len(data.x_train) // 64)
         schedule = PolynomialDecay(0.0, sparsity, begin_step=0, end_step=steps // 2, frequency=10)
-        pruned = _compile(prune_low_magnitude(model, schedule, block_size=(16, 4), skip=KEPT_DENSE))
+        wrapped = prune_low_magnitude(model, schedule, block_size=(16, 4), skip=KEPT_DENSE)
+        pruned = compile_classifier(wrapped)
         print(f"Pruning conv2 and fc1 to {sparsity:.0%} in 16x4 blocks while fine-tuning.")
         pruned.fit(data.x_train, data.y_train, epochs=prune_epochs, batch_size=64,
                    verbose=verbose, callbacks=[UpdatePruningStep()])  # fmt: skip
@@ -126,7 +128,7 @@ def run_demo(
     int8_path = os.path.join(output_dir, "int8.tflite")
     if qat_epochs:
         print("Quantization-aware training (int8, pruned zeros kept).")
-        qat = _compile(quantize_model(compressed, scheme="prune_preserve_8bit"), 1e-4)
+        qat = compile_classifier(quantize_model(compressed, scheme="prune_preserve_8bit"), 1e-4)
         qat.fit(data.x_train, data.y_train, epochs=qat_epochs, batch_size=64, verbose=verbose)
         qat.save(os.path.join(output_dir, "qat.keras"))
         int8_bytes = export_tflite(qat, int8_path, mode="int8")

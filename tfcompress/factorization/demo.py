@@ -9,22 +9,13 @@ import sys
 import keras
 
 from tfcompress.datasets import load_mnist5k
-from tfcompress.demo import new_output_dir
+from tfcompress.demo import compile_classifier, new_output_dir
 from tfcompress.export import export_tflite
 from tfcompress.factorization.factorize import factorize
 from tfcompress.factorization.summary import factorization_summary
 from tfcompress.models import small_cnn
 from tfcompress.report import ReportComparison, report
 from tfcompress.utils.io import atomic_write_bytes, atomic_write_text
-
-
-def _compile(model: keras.Model) -> keras.Model:
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
 
 
 def run_factorize_demo(
@@ -73,7 +64,7 @@ def run_factorize_demo(
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
 
-    model = _compile(small_cnn())
+    model = compile_classifier(small_cnn())
     model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=verbose)
     model.save(os.path.join(output_dir, "model.keras"))
     float_bytes = export_tflite(model, os.path.join(output_dir, "float32.tflite"))
@@ -83,7 +74,7 @@ def run_factorize_demo(
     print(f"\n{summary}")
     if finetune_epochs:
         print(f"Fine-tuning the factorized model for {finetune_epochs} epoch(s).")
-        _compile(factorized).fit(data.x_train, data.y_train, epochs=finetune_epochs,
+        compile_classifier(factorized).fit(data.x_train, data.y_train, epochs=finetune_epochs,
                                  batch_size=64, verbose=verbose)  # fmt: skip
     factorized.save(os.path.join(output_dir, "factorized.keras"))
     factorized_bytes = export_tflite(factorized, os.path.join(output_dir, "factorized.tflite"))
