@@ -1,6 +1,39 @@
 """Packaging for tfcompress: Keras 3-native model compression for TFLite/LiteRT."""
 
-from setuptools import find_packages, setup
+import glob
+import os
+import subprocess
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+KERNEL_SOURCES = sorted(glob.glob("kernels/src/*.cc"))
+KERNEL_FLAGS = [
+    "-O3",
+    "-std=c++17",
+    "-fPIC",
+    "-shared",
+    "-fvisibility=hidden",
+    "-static-libstdc++",
+    "-static-libgcc",
+    "-Wl,--version-script=kernels/src/exports.lds",
+]
+
+
+class BuildKernels(build_ext):
+    """Compiles kernels/src into a plain shared library (no Python C-API) with g++."""
+
+    def get_ext_filename(self, ext_name):
+        return os.path.join(*ext_name.split(".")) + ".so"
+
+    def build_extension(self, ext):
+        target = self.get_ext_fullpath(ext.name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        compiler = os.environ.get("CXX", "g++")
+        partial = target + ".partial"
+        subprocess.check_call([compiler, *KERNEL_FLAGS, *ext.sources, "-o", partial])
+        os.replace(partial, target)
+
 
 setup(
     name="tfcompress",
@@ -25,5 +58,7 @@ setup(
         "litert": ["ai-edge-litert"],
         "tfmot": ["tensorflow-model-optimization", "tf-keras"],
     },
+    ext_modules=[Extension("tfcompress.kernels.libtfcompress_kernels", KERNEL_SOURCES)],
+    cmdclass={"build_ext": BuildKernels},
     entry_points={"console_scripts": ["tfcompress=tfcompress.cli:run"]},
 )

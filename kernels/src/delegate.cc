@@ -1,0 +1,349 @@
+// The external TFLite delegate: thin glue between the interpreter and Layer.
+//
+// Prepare claims int8 FULLY_CONNECTED and CONV_2D nodes that AnalyzeNode accepts;
+// each connected group of claimed nodes becomes one partition, run by the
+// callbacks below. Tensors that live only inside a partition get our own buffers.
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "abi.h"
+#include "layer.h"
+#include "node_spec.h"
+#include "thread_pool.h"
+
+#define TFC_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace tfc {
+namespace {
+
+constexpr uint64_t kMagic = 0x74666373706172ULL;
+constexpr int kDelegateBuiltinCode = 51;  // kTfLiteBuiltinDelegate
+
+// Counters readable from Python through tfc_delegate_counter; keep in step with kCounterNames.
+enum Counter {
+  kNodesClaimed,
+  kNodesDeclined,
+  kPartitions,
+  kInvocations,
+  kDenseNodes,
+  kSparseNodes,
+  kReferenceNodes,
+  kDeclinedAll,
+  kNumCounters
+};
+const char* const kCounterNames[kNumCounters] = {
+    "nodes_claimed", "nodes_declined",  "partitions",      "invocations",
+    "dense_nodes",   "sparse_nodes",    "reference_nodes", "declined_all"};
+
+struct Options {
+  KernelChoice kernel = KernelChoice::kAuto;
+  int threads = 1;
+  bool verbose = false;
+  Isa isa = DetectIsa();
+};
+
+struct DelegateState {
+  abi::Delegate delegate;  // first member: a Delegate* is a DelegateState*
+  uint64_t magic = kMagic;
+  Options options;
+  std::unique_ptr<ThreadPool> pool;
+  std::atomic<int64_t> counters[kNumCounters] = {};
+};
+
+DelegateState* StateOf(const void* delegate) {
+  auto* state = static_cast<DelegateState*>(const_cast<void*>(delegate));
+  return (state != nullptr && state->magic == kMagic) ? state : nullptr;
+}
+
+void Log(const Options& options, const char* format, ...) {
+  if (!options.verbose) return;
+  std::fprintf(stderr, "tfcompress kernels: ");
+  va_list args;
+  va_start(args, format);
+  std::vfprintf(stderr, format, args);
+  va_end(args);
+  std::fprintf(stderr, "\n");
+}
+
+// A connected group of claimed nodes, run in execution order.
+struct Partition {
+  DelegateState* state = nullptr;
+  std::vector<NodeSpec> specs;
+  std::vector<std::unique_ptr<Layer>> layers;
+  std::map<int, std::vector<int8_t>> owned;  // tensors internal to the partition
+  std::map<int, std::vector<int>> owned_shape;
+  std::string error;
+};
+
+void* PartitionInit(abi::Context* context, const char* buffer, size_t) {
+  const auto* params = reinterpret_cast<const abi::DelegateParams*>(buffer);
+  auto* partition = new Partition;
+  partition->state = StateOf(params->delegate);
+  if (partition->state == nullptr) {
+    partition->error = "unknown delegate";
+    return partition;
+  }
+  const Options& options = partition->state->options;
+  std::vector<int> outputs(params->output_tensors->data,
+                           params->output_tensors->data + params->output_tensors->size);
+  for (int i = 0; i < params->nodes_to_replace->size; ++i) {
+    abi::Node* node = nullptr;
+    abi::Registration* registration = nullptr;
+    NodeSpec spec;
+    std::string why;
+    if (context->GetNodeAndRegistration(context, params->nodes_to_replace->data[i], &node,
+                                        &registration) != abi::kOk ||
+        AnalyzeNode(context, node, registration, &spec, &why) != Verdict::kClaim) {
+      partition->error = "node changed after Prepare: " + why;
+      return partition;
+    }
+    auto layer = std::make_unique<Layer>(spec.is_conv, spec.weights, spec.n, spec.k,
+                                         spec.bias_data, spec.real_multipliers,
+                                         spec.input_zero_point, spec.output_zero_point,
+                                         spec.act_min, spec.act_max, spec.conv);
+    layer->SelectKernel(options.kernel, options.isa);
+    Counter kind = layer->reference() ? kReferenceNodes
+                                      : (layer->sparse() ? kSparseNodes : kDenseNodes);
+    partition->state->counters[kind]++;
+    Log(options, "node %d: %s", params->nodes_to_replace->data[i], layer->Describe().c_str());
+    bool internal = true;
+    for (int t : outputs) internal = internal && t != spec.output;
+    if (internal) partition->owned[spec.output];
+    partition->specs.push_back(spec);
+    partition->layers.push_back(std::move(layer));
+  }
+  partition->state->counters[kPartitions]++;
+  return partition;
+}
+
+void PartitionFree(abi::Context*, void* buffer) { delete static_cast<Partition*>(buffer); }
+
+abi::IntArray* NewIntArray(const std::vector<int>& values) {
+  auto* array = static_cast<abi::IntArray*>(
+      std::malloc(sizeof(abi::IntArray) + sizeof(int) * values.size()));
+  array->size = static_cast<int>(values.size());
+  for (size_t i = 0; i < values.size(); ++i) array->data[i] = values[i];
+  return array;
+}
+
+abi::Status PartitionPrepare(abi::Context* context, abi::Node* node) {
+  auto* partition = static_cast<Partition*>(node->user_data);
+  if (!partition->error.empty()) {
+    context->ReportError(context, "tfcompress kernels: %s", partition->error.c_str());
+    return abi::kError;
+  }
+  for (size_t i = 0; i < partition->layers.size(); ++i) {
+    const NodeSpec& spec = partition->specs[i];
+    auto owned_in = partition->owned_shape.find(spec.input);
+    const std::vector<int> in_shape = owned_in != partition->owned_shape.end()
+                                          ? owned_in->second
+                                          : Shape(context->tensors[spec.input]);
+    const std::vector<int> out_shape = partition->layers[i]->Resize(in_shape, spec.keep_num_dims);
+    if (out_shape.empty()) {
+      context->ReportError(context, "tfcompress kernels: bad input shape for node");
+      return abi::kError;
+    }
+    auto owned_out = partition->owned.find(spec.output);
+    if (owned_out != partition->owned.end()) {
+      size_t elements = 1;
+      for (int d : out_shape) elements *= d;
+      owned_out->second.resize(elements);
+      partition->owned_shape[spec.output] = out_shape;
+    } else if (Shape(context->tensors[spec.output]) != out_shape) {
+      if (context->ResizeTensor(context, &context->tensors[spec.output],
+                                NewIntArray(out_shape)) != abi::kOk)
+        return abi::kError;
+    }
+  }
+  return abi::kOk;
+}
+
+abi::Status PartitionInvoke(abi::Context* context, abi::Node* node) {
+  auto* partition = static_cast<Partition*>(node->user_data);
+  partition->state->counters[kInvocations]++;
+  auto data = [&](int tensor) -> int8_t* {
+    auto owned = partition->owned.find(tensor);
+    if (owned != partition->owned.end()) return owned->second.data();
+    return static_cast<int8_t*>(context->tensors[tensor].data);
+  };
+  for (size_t i = 0; i < partition->layers.size(); ++i) {
+    const NodeSpec& spec = partition->specs[i];
+    const int8_t* input = data(spec.input);
+    int8_t* output = data(spec.output);
+    if (input == nullptr || output == nullptr) {
+      context->ReportError(context, "tfcompress kernels: tensor without data");
+      return abi::kError;
+    }
+    partition->layers[i]->Run(input, output, *partition->state->pool);
+  }
+  return abi::kOk;
+}
+
+abi::Status DelegatePrepare(abi::Context* context, abi::Delegate* delegate) {
+  DelegateState* state = StateOf(delegate);
+  if (state == nullptr) return abi::kError;
+  const Options& options = state->options;
+  std::string why;
+  abi::IntArray* plan = nullptr;
+  if (!TensorsPlausible(context, &why) || context->GetExecutionPlan(context, &plan) != abi::kOk ||
+      plan == nullptr) {
+    state->counters[kDeclinedAll] = 1;
+    Log(options, "claiming nothing: %s", why.c_str());
+    return abi::kOk;
+  }
+  std::vector<int> claimed;
+  int declined = 0;
+  for (int i = 0; i < plan->size; ++i) {
+    abi::Node* node = nullptr;
+    abi::Registration* registration = nullptr;
+    if (context->GetNodeAndRegistration(context, plan->data[i], &node, &registration) !=
+            abi::kOk ||
+        node == nullptr || registration == nullptr) {
+      state->counters[kDeclinedAll] = 1;
+      Log(options, "claiming nothing: node %d unreadable", plan->data[i]);
+      return abi::kOk;
+    }
+    NodeSpec spec;
+    switch (AnalyzeNode(context, node, registration, &spec, &why)) {
+      case Verdict::kClaim:
+        claimed.push_back(plan->data[i]);
+        break;
+      case Verdict::kImplausible:
+        state->counters[kDeclinedAll] = 1;
+        Log(options, "claiming nothing: node %d: %s", plan->data[i], why.c_str());
+        return abi::kOk;
+      case Verdict::kSkip:
+        if (registration->builtin_code == abi::kFullyConnected ||
+            registration->builtin_code == abi::kConv2D) {
+          ++declined;
+          Log(options, "node %d declined: %s", plan->data[i], why.c_str());
+        }
+        break;
+    }
+  }
+  state->counters[kNodesDeclined] += declined;
+  Log(options, "claiming %zu of %d nodes (isa %s)", claimed.size(), plan->size,
+      IsaName(options.isa));
+  if (claimed.empty()) return abi::kOk;
+  state->counters[kNodesClaimed] += static_cast<int64_t>(claimed.size());
+  abi::Registration registration;
+  std::memset(&registration, 0, sizeof(registration));
+  registration.init = PartitionInit;
+  registration.free = PartitionFree;
+  registration.prepare = PartitionPrepare;
+  registration.invoke = PartitionInvoke;
+  registration.builtin_code = kDelegateBuiltinCode;
+  registration.custom_name = "TfcompressKernels";
+  registration.version = 1;
+  abi::IntArray* nodes = NewIntArray(claimed);
+  const abi::Status status =
+      context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, nodes, delegate);
+  std::free(nodes);
+  return status;
+}
+
+bool ParseOptions(char** keys, char** values, size_t count, Options* options,
+                  std::string* error) {
+  for (size_t i = 0; i < count; ++i) {
+    const std::string key = keys[i] != nullptr ? keys[i] : "";
+    const std::string value = values[i] != nullptr ? values[i] : "";
+    if (key == "kernel") {
+      if (value == "auto") options->kernel = KernelChoice::kAuto;
+      else if (value == "dense") options->kernel = KernelChoice::kDense;
+      else if (value == "sparse") options->kernel = KernelChoice::kSparse;
+      else if (value == "reference") options->kernel = KernelChoice::kReference;
+      else {
+        *error = "kernel must be auto, dense, sparse or reference, got '" + value + "'";
+        return false;
+      }
+    } else if (key == "num_threads") {
+      char* end = nullptr;
+      const long threads = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || threads < 1 || threads > 256) {
+        *error = "num_threads must be an integer from 1 to 256, got '" + value + "'";
+        return false;
+      }
+      options->threads = static_cast<int>(threads);
+    } else if (key == "verbose") {
+      if (value == "1" || value == "true" || value == "True") options->verbose = true;
+      else if (value == "0" || value == "false" || value == "False") options->verbose = false;
+      else {
+        *error = "verbose must be true or false, got '" + value + "'";
+        return false;
+      }
+    } else if (key == "isa") {
+      bool found = value == "auto";
+      if (found) options->isa = DetectIsa();
+      for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512Vnni, Isa::kNeonDot}) {
+        if (value == IsaName(isa)) {
+          if (!IsaSupported(isa)) {
+            *error = "isa '" + value + "' is not supported by this CPU or build";
+            return false;
+          }
+          options->isa = isa;
+          found = true;
+        }
+      }
+      if (!found) {
+        *error = "isa must be auto, portable, avx2, avx512vnni or neondot, got '" + value + "'";
+        return false;
+      }
+    } else {
+      *error = "unknown option '" + key + "' (known: kernel, num_threads, verbose, isa)";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+}  // namespace tfc
+
+TFC_EXPORT void* tflite_plugin_create_delegate(char** keys, char** values, size_t count,
+                                               void (*report_error)(const char*)) {
+  tfc::Options options;
+  std::string error;
+  if (!tfc::ParseOptions(keys, values, count, &options, &error)) {
+    error = "tfcompress kernels: " + error;
+    if (report_error != nullptr) report_error(error.c_str());
+    return nullptr;
+  }
+  auto* state = new tfc::DelegateState;
+  std::memset(&state->delegate, 0, sizeof(state->delegate));
+  state->delegate.data_ = state;
+  state->delegate.Prepare = tfc::DelegatePrepare;
+  state->options = options;
+  state->pool = std::make_unique<tfc::ThreadPool>(options.threads);
+  return &state->delegate;
+}
+
+TFC_EXPORT void tflite_plugin_destroy_delegate(void* delegate) {
+  delete tfc::StateOf(delegate);
+}
+
+TFC_EXPORT int tfc_counter_count() { return tfc::kNumCounters; }
+
+TFC_EXPORT const char* tfc_counter_name(int index) {
+  return (index >= 0 && index < tfc::kNumCounters) ? tfc::kCounterNames[index] : nullptr;
+}
+
+// Returns -1 for a pointer that is not one of our delegates.
+TFC_EXPORT int64_t tfc_delegate_counter(const void* delegate, int index) {
+  const tfc::DelegateState* state = tfc::StateOf(delegate);
+  if (state == nullptr || index < 0 || index >= tfc::kNumCounters) return -1;
+  return state->counters[index].load();
+}
+
+TFC_EXPORT const char* tfc_delegate_isa(const void* delegate) {
+  const tfc::DelegateState* state = tfc::StateOf(delegate);
+  return state == nullptr ? nullptr : tfc::IsaName(state->options.isa);
+}
+
+TFC_EXPORT const char* tfc_best_isa() { return tfc::IsaName(tfc::DetectIsa()); }

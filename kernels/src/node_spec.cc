@@ -1,0 +1,234 @@
+#include "node_spec.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tfc {
+namespace {
+
+using abi::Tensor;
+
+constexpr int kMaxRank = 8;
+
+bool DimsPlausible(const abi::IntArray* dims) {
+  if (dims == nullptr || dims->size < 0 || dims->size > kMaxRank) return false;
+  for (int i = 0; i < dims->size; ++i)
+    if (dims->data[i] < 0) return false;
+  return true;
+}
+
+int64_t Elements(const Tensor& t) {
+  int64_t count = 1;
+  for (int i = 0; i < t.dims->size; ++i) count *= t.dims->data[i];
+  return count;
+}
+
+bool IsConstant(const Tensor& t) {
+  return t.allocation_type == abi::kMmapRo || t.allocation_type == abi::kPersistentRo;
+}
+
+// Constant tensors must hold exactly their elements.
+bool ConstantPlausible(const Tensor& t, int element_bytes) {
+  return t.data != nullptr && static_cast<int64_t>(t.bytes) == Elements(t) * element_bytes;
+}
+
+// Any dimension but the first unknown in the signature: a dynamic shape.
+bool DynamicBeyondBatch(const Tensor& t) {
+  const abi::IntArray* signature = t.dims_signature;
+  if (signature == nullptr) return false;
+  for (int i = 1; i < signature->size; ++i)
+    if (signature->data[i] < 0) return true;
+  return false;
+}
+
+const abi::AffineQuantization* Affine(const Tensor& t) {
+  if (t.quantization.type != abi::kAffineQuantization) return nullptr;
+  return static_cast<const abi::AffineQuantization*>(t.quantization.params);
+}
+
+bool PerTensorInt8(const Tensor& t) {
+  return t.type == abi::kInt8 && t.params.scale > 0.0f && std::isfinite(t.params.scale) &&
+         t.params.zero_point >= -128 && t.params.zero_point <= 127;
+}
+
+void ActivationRange(abi::Activation activation, const Tensor& output, int32_t* lo,
+                     int32_t* hi) {
+  const float scale = output.params.scale;
+  const int32_t zero_point = output.params.zero_point;
+  auto quantize = [&](float f) { return zero_point + static_cast<int32_t>(std::round(f / scale)); };
+  *lo = -128;
+  *hi = 127;
+  if (activation == abi::kActRelu || activation == abi::kActRelu6) *lo = std::max(*lo, quantize(0));
+  if (activation == abi::kActRelu6) *hi = std::min(*hi, quantize(6));
+  if (activation == abi::kActReluN1To1) {
+    *lo = std::max(*lo, quantize(-1));
+    *hi = std::min(*hi, quantize(1));
+  }
+}
+
+class Analyzer {
+ public:
+  Analyzer(const abi::Context* context, std::string* why) : context_(context), why_(why) {}
+
+  // A node's tensor index, checked; nullptr for an absent optional tensor (-1).
+  Verdict Get(const abi::IntArray* indices, int position, const Tensor** out) {
+    *out = nullptr;
+    if (indices == nullptr || position >= indices->size) return Fail("missing tensor index");
+    const int index = indices->data[position];
+    if (index == -1) return Verdict::kClaim;
+    if (index < 0 || static_cast<size_t>(index) >= context_->tensors_size)
+      return Fail("tensor index out of range");
+    const Tensor& t = context_->tensors[index];
+    if (!DimsPlausible(t.dims)) return Fail("tensor dims");
+    if (t.quantization.type == abi::kAffineQuantization) {
+      const auto* q = Affine(t);
+      if (q == nullptr || q->scale == nullptr || q->scale->size < 1 || q->scale->size > (1 << 24))
+        return Fail("affine quantization");
+    }
+    *out = &t;
+    return Verdict::kClaim;
+  }
+
+  Verdict Fail(const char* what) {
+    *why_ = std::string("implausible ") + what;
+    return Verdict::kImplausible;
+  }
+
+  Verdict Skip(const std::string& what) {
+    *why_ = what;
+    return Verdict::kSkip;
+  }
+
+ private:
+  const abi::Context* context_;
+  std::string* why_;
+};
+
+}  // namespace
+
+std::vector<int> Shape(const Tensor& tensor) {
+  return std::vector<int>(tensor.dims->data, tensor.dims->data + tensor.dims->size);
+}
+
+bool TensorsPlausible(const abi::Context* context, std::string* why) {
+  if (context->tensors == nullptr || context->tensors_size > (1u << 24)) {
+    *why = "implausible tensor count";
+    return false;
+  }
+  for (size_t i = 0; i < context->tensors_size; ++i) {
+    const Tensor& t = context->tensors[i];
+    if (t.type < abi::kNoType || t.type > abi::kLastKnownType ||
+        t.allocation_type < abi::kMemNone || t.allocation_type > abi::kVariantObject ||
+        (t.quantization.type != abi::kNoQuantization &&
+         t.quantization.type != abi::kAffineQuantization) ||
+        t.bytes > (size_t{1} << 40)) {
+      *why = "implausible tensor " + std::to_string(i);
+      return false;
+    }
+  }
+  return true;
+}
+
+Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
+                    const abi::Registration* registration, NodeSpec* spec, std::string* why) {
+  Analyzer a(context, why);
+  const int code = registration->builtin_code;
+  if (code != abi::kFullyConnected && code != abi::kConv2D) return a.Skip("unsupported op");
+  spec->is_conv = code == abi::kConv2D;
+  if (node->builtin_data == nullptr) return a.Fail("builtin data");
+  if (node->outputs == nullptr || node->outputs->size != 1) return a.Skip("not one output");
+  if (node->inputs == nullptr || node->inputs->size < 2 || node->inputs->size > 3)
+    return a.Skip("not 2 or 3 inputs");
+  const Tensor *input, *filter, *bias = nullptr, *output;
+  for (auto [position, slot] : {std::pair{0, &input}, {1, &filter}}) {
+    if (Verdict v = a.Get(node->inputs, position, slot); v != Verdict::kClaim) return v;
+    if (*slot == nullptr) return a.Skip("absent input");
+  }
+  if (node->inputs->size == 3) {
+    if (Verdict v = a.Get(node->inputs, 2, &bias); v != Verdict::kClaim) return v;
+  }
+  if (Verdict v = a.Get(node->outputs, 0, &output); v != Verdict::kClaim) return v;
+  if (output == nullptr) return a.Skip("absent output");
+  spec->input = node->inputs->data[0];
+  spec->filter = node->inputs->data[1];
+  spec->bias = bias == nullptr ? -1 : node->inputs->data[2];
+  spec->output = node->outputs->data[0];
+
+  if (!PerTensorInt8(*input) || !PerTensorInt8(*output) || filter->type != abi::kInt8)
+    return a.Skip("not int8");
+  if (!IsConstant(*filter)) return a.Skip("weights are not constant");
+  if (!ConstantPlausible(*filter, 1)) return a.Fail("constant weight bytes");
+  if (filter->sparsity != nullptr) return a.Skip("TFLite-sparse weights");
+  if (DynamicBeyondBatch(*input) || DynamicBeyondBatch(*output)) return a.Skip("dynamic shape");
+  if (input->allocation_type == abi::kDynamic || output->allocation_type == abi::kDynamic)
+    return a.Skip("dynamic tensor");
+
+  abi::Activation activation;
+  if (spec->is_conv) {
+    const auto* params = static_cast<const abi::ConvParams*>(node->builtin_data);
+    if (filter->dims->size != 4 || input->dims->size != 4) return a.Skip("conv rank");
+    const int* f = filter->dims->data;
+    spec->n = f[0];
+    spec->k = f[1] * f[2] * f[3];
+    if (input->dims->data[3] != f[3]) return a.Skip("grouped conv");
+    if (params->padding != abi::kPaddingSame && params->padding != abi::kPaddingValid)
+      return a.Skip("padding");
+    if (params->stride_width < 1 || params->stride_height < 1 ||
+        params->dilation_width_factor < 1 || params->dilation_height_factor < 1)
+      return a.Skip("stride or dilation");
+    ConvGeometry& g = spec->conv;
+    g.kernel_h = f[1];
+    g.kernel_w = f[2];
+    g.in_channels = f[3];
+    g.stride_h = params->stride_height;
+    g.stride_w = params->stride_width;
+    g.dilation_h = params->dilation_height_factor;
+    g.dilation_w = params->dilation_width_factor;
+    g.same_padding = params->padding == abi::kPaddingSame;
+    activation = params->activation;
+  } else {
+    const auto* params = static_cast<const abi::FullyConnectedParams*>(node->builtin_data);
+    if (filter->dims->size != 2) return a.Skip("weights rank");
+    if (params->weights_format != 0) return a.Skip("shuffled weights");
+    spec->n = filter->dims->data[0];
+    spec->k = filter->dims->data[1];
+    spec->keep_num_dims = params->keep_num_dims;
+    activation = params->activation;
+  }
+  if (spec->n <= 0 || spec->k <= 0) return a.Skip("empty weights");
+  if (activation != abi::kActNone && activation != abi::kActRelu &&
+      activation != abi::kActRelu6 && activation != abi::kActReluN1To1)
+    return a.Skip("fused activation");
+
+  if (bias != nullptr) {
+    if (bias->type != abi::kInt32) return a.Skip("bias not int32");
+    if (!IsConstant(*bias)) return a.Skip("bias is not constant");
+    if (!ConstantPlausible(*bias, 4)) return a.Fail("constant bias bytes");
+    if (Elements(*bias) != spec->n) return a.Skip("bias size");
+    spec->bias_data = static_cast<const int32_t*>(bias->data);
+  }
+
+  const abi::AffineQuantization* q = Affine(*filter);
+  if (q == nullptr) return a.Skip("weights not quantized");
+  const int scales = q->scale->size;
+  if (scales != 1 && (scales != spec->n || q->quantized_dimension != 0))
+    return a.Skip("weight scale layout");
+  if (q->zero_point != nullptr) {
+    for (int i = 0; i < q->zero_point->size; ++i)
+      if (q->zero_point->data[i] != 0) return a.Skip("weight zero point");
+  }
+  spec->real_multipliers.clear();
+  for (int i = 0; i < scales; ++i) {
+    const float s = q->scale->data[i];
+    if (!(s >= 0.0f) || !std::isfinite(s)) return a.Skip("weight scale");
+    spec->real_multipliers.push_back(static_cast<double>(input->params.scale) * s /
+                                     static_cast<double>(output->params.scale));
+  }
+  spec->weights = static_cast<const int8_t*>(filter->data);
+  spec->input_zero_point = input->params.zero_point;
+  spec->output_zero_point = output->params.zero_point;
+  ActivationRange(activation, *output, &spec->act_min, &spec->act_max);
+  return Verdict::kClaim;
+}
+
+}  // namespace tfc

@@ -1,0 +1,67 @@
+// Ground truth: TFLite's int8 arithmetic in plain loops over the unpacked weights.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels.h"
+
+namespace tfc {
+
+void QuantizeMultiplier(double real_multiplier, int32_t* multiplier, int32_t* shift) {
+  if (real_multiplier == 0.0) {
+    *multiplier = 0;
+    *shift = 0;
+    return;
+  }
+  int exponent = 0;
+  const double fraction = std::frexp(real_multiplier, &exponent);
+  int64_t fixed = static_cast<int64_t>(std::round(fraction * static_cast<double>(1LL << 31)));
+  if (fixed == (1LL << 31)) {
+    fixed /= 2;
+    ++exponent;
+  }
+  if (exponent < -31) {
+    exponent = 0;
+    fixed = 0;
+  }
+  if (exponent > 30) {
+    exponent = 30;
+    fixed = (1LL << 31) - 1;
+  }
+  *multiplier = static_cast<int32_t>(fixed);
+  *shift = exponent;
+}
+
+void WriteRow(const int32_t* acc, const int32_t* folded_bias, const OutputStage& out, int n0,
+              int count, int8_t* dst) {
+  for (int j = 0; j < count; ++j) {
+    const int n = n0 + j;
+    const int32_t total = static_cast<int32_t>(static_cast<uint32_t>(acc[j]) +
+                                               static_cast<uint32_t>(folded_bias[j]));
+    int32_t v = out.round_twice ? RequantizeTwice(total, out.multiplier[n], out.shift[n])
+                                : Requantize(total, out.multiplier[n], out.shift[n]);
+    v = std::min(std::max(v + out.zero_point, out.act_min), out.act_max);
+    dst[n] = static_cast<int8_t>(v);
+  }
+}
+
+void GemmReference(const Weights& w, const GemmProblem& p, int block_row_begin,
+                   int block_row_end) {
+  const int n_begin = block_row_begin * kBlockRows;
+  const int n_end = std::min(w.n, block_row_end * kBlockRows);
+  for (int m = 0; m < p.m; ++m) {
+    const int8_t* x = p.input + static_cast<int64_t>(m) * p.input_stride;
+    int8_t* y = p.output + static_cast<int64_t>(m) * p.output_stride;
+    for (int n = n_begin; n < n_end; ++n) {
+      const int8_t* wn = w.raw + static_cast<int64_t>(n) * w.k;
+      int32_t acc = 0;
+      for (int k = 0; k < w.k; ++k) acc += (x[k] + p.input_offset) * wn[k];
+      if (p.out.bias != nullptr) acc += p.out.bias[n];
+      int32_t v = p.out.round_twice ? RequantizeTwice(acc, p.out.multiplier[n], p.out.shift[n])
+                                    : Requantize(acc, p.out.multiplier[n], p.out.shift[n]);
+      v += p.out.zero_point;
+      y[n] = static_cast<int8_t>(std::min(std::max(v, p.out.act_min), p.out.act_max));
+    }
+  }
+}
+
+}  // namespace tfc

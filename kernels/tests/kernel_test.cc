@@ -1,0 +1,140 @@
+// Every packed kernel (dense and block-sparse, every ISA this CPU runs) must equal
+// the reference kernel bit for bit. Plain asserts; run by tests/kernels/test_cpp.py,
+// also under AddressSanitizer/UndefinedBehaviorSanitizer and qemu-aarch64.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "../src/kernels.h"
+
+namespace {
+
+int failures = 0;
+
+void Check(bool ok, const char* what, int n, int k, int m, const char* isa, bool sparse) {
+  if (ok) return;
+  ++failures;
+  std::fprintf(stderr, "MISMATCH %s: n=%d k=%d m=%d isa=%s sparse=%d\n", what, n, k, m, isa,
+               sparse ? 1 : 0);
+}
+
+// Random int8 weights where whole 16x4 blocks are zero with probability `sparsity`.
+std::vector<int8_t> RandomWeights(std::mt19937& rng, int n, int k, double sparsity) {
+  std::vector<int8_t> w(static_cast<size_t>(n) * k);
+  std::uniform_int_distribution<int> value(-127, 127);
+  std::bernoulli_distribution drop(sparsity);
+  for (int br = 0; br < (n + 15) / 16; ++br) {
+    for (int bc = 0; bc < (k + 3) / 4; ++bc) {
+      const bool zero = drop(rng);
+      for (int o = br * 16; o < std::min(n, br * 16 + 16); ++o)
+        for (int i = bc * 4; i < std::min(k, bc * 4 + 4); ++i)
+          w[static_cast<size_t>(o) * k + i] = zero ? 0 : static_cast<int8_t>(value(rng));
+    }
+  }
+  return w;
+}
+
+void RunCase(std::mt19937& rng, int n, int k, int m, double sparsity, bool per_channel,
+             bool with_bias, int activation_case) {
+  std::uniform_int_distribution<int> byte(-128, 127);
+  std::vector<int8_t> raw = RandomWeights(rng, n, k, sparsity);
+  const int in_stride = k + (rng() % 3);  // rows need not be contiguous
+  std::vector<int8_t> input(static_cast<size_t>(m) * in_stride);
+  for (auto& v : input) v = static_cast<int8_t>(byte(rng));
+  std::vector<int32_t> bias(n), multiplier(n), shift(n);
+  std::uniform_int_distribution<int> bias_value(-20000, 20000);
+  std::uniform_real_distribution<double> scale(1e-4, 2e-2);
+  const double shared_scale = scale(rng);
+  for (int o = 0; o < n; ++o) {
+    bias[o] = bias_value(rng);
+    tfc::QuantizeMultiplier(per_channel ? scale(rng) : shared_scale, &multiplier[o], &shift[o]);
+  }
+  tfc::OutputStage out;
+  out.bias = with_bias ? bias.data() : nullptr;
+  out.multiplier = multiplier.data();
+  out.shift = shift.data();
+  out.zero_point = byte(rng);
+  out.act_min = activation_case == 1 ? out.zero_point : -128;
+  out.act_max = activation_case == 2 ? std::min(127, out.zero_point + 40) : 127;
+  out.round_twice = rng() % 2 == 0;
+
+  tfc::GemmProblem p;
+  p.m = m;
+  p.input_offset = -byte(rng);
+  p.input = input.data();
+  p.input_stride = in_stride;
+  p.output_stride = n + 1;
+  p.out = out;
+  std::vector<int8_t> expected(static_cast<size_t>(m) * p.output_stride, 0);
+  tfc::Weights ref;
+  ref.n = n;
+  ref.k = k;
+  ref.raw = raw.data();
+  p.output = expected.data();
+  tfc::GemmReference(ref, p, 0, (n + 15) / 16);
+
+  for (tfc::Isa isa : {tfc::Isa::kPortable, tfc::Isa::kAvx2, tfc::Isa::kAvx512Vnni,
+                       tfc::Isa::kNeonDot}) {
+    if (!tfc::IsaSupported(isa)) continue;
+    for (bool sparse : {false, true}) {
+      tfc::Weights w;
+      w.n = n;
+      w.k = k;
+      w.raw = raw.data();
+      tfc::Pack(w, tfc::LayoutFor(isa), sparse);
+      std::vector<int32_t> folded = tfc::FoldBias(w, out.bias, p.input_offset);
+      std::vector<int8_t> got(expected.size(), 0);
+      tfc::GemmProblem q = p;
+      q.output = got.data();
+      q.folded_bias = folded.data();
+      // Split the block rows in two ranges, as two threads would.
+      const int rows = w.block_rows;
+      tfc::KernelFor(isa)(w, q, 0, rows / 2);
+      tfc::KernelFor(isa)(w, q, rows / 2, rows);
+      Check(got == expected, "gemm", n, k, m, tfc::IsaName(isa), sparse);
+    }
+  }
+}
+
+void TestQuantizeMultiplier() {
+  int32_t mult = 0, shift = 0;
+  tfc::QuantizeMultiplier(0.5, &mult, &shift);
+  Check(mult == (1 << 30) && shift == 0, "QuantizeMultiplier(0.5)", 0, 0, 0, "-", false);
+  tfc::QuantizeMultiplier(1.0 - 1e-12, &mult, &shift);  // rounds up to 2^31
+  Check(mult == (1 << 30) && shift == 1, "QuantizeMultiplier(~1)", 0, 0, 0, "-", false);
+  tfc::QuantizeMultiplier(0.0, &mult, &shift);
+  Check(mult == 0 && shift == 0, "QuantizeMultiplier(0)", 0, 0, 0, "-", false);
+  // Single rounding: 3 * 0.5 = 1.5 rounds half up to 2, -1.5 to -1.
+  Check(tfc::Requantize(3, 1 << 30, 0) == 2, "Requantize(3, 0.5)", 0, 0, 0, "-", false);
+  Check(tfc::Requantize(-3, 1 << 30, 0) == -1, "Requantize(-3, 0.5)", 0, 0, 0, "-", false);
+  Check(tfc::RequantizeTwice(-3, 1 << 30, 0) == -1, "RequantizeTwice(-3, 0.5)", 0, 0, 0, "-",
+        false);
+  Check(tfc::RequantizeTwice(3, 1 << 30, 0) == 2, "RequantizeTwice(3, 0.5)", 0, 0, 0, "-", false);
+  // The two differ where the first rounding creates a tie: 5 * 0.5 / 2 = 1.25 rounds
+  // once to 1; twice: 2.5 -> 3, then 3 / 2 = 1.5 -> 2.
+  Check(tfc::Requantize(5, 1 << 30, -1) == 1, "Requantize(5, 0.25)", 0, 0, 0, "-", false);
+  Check(tfc::RequantizeTwice(5, 1 << 30, -1) == 2, "RequantizeTwice(5, 0.25)", 0, 0, 0, "-",
+        false);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int cases = argc > 1 ? std::atoi(argv[1]) : 200;
+  std::mt19937 rng(argc > 2 ? std::atoi(argv[2]) : 1234);
+  TestQuantizeMultiplier();
+  std::uniform_int_distribution<int> dim(1, 70);
+  std::uniform_int_distribution<int> batch(1, 19);
+  const double sparsities[] = {0.0, 0.5, 0.8, 0.9, 1.0};
+  for (int c = 0; c < cases; ++c) {
+    RunCase(rng, dim(rng), dim(rng), batch(rng), sparsities[c % 5], c % 2 == 0, c % 3 != 0,
+            c % 3);
+  }
+  RunCase(rng, 1024, 1024, 1, 0.8, false, true, 0);
+  RunCase(rng, 256, 1152, 33, 0.9, true, true, 1);
+  std::printf("isa=%s cases=%d failures=%d\n", tfc::IsaName(tfc::DetectIsa()), cases + 2,
+              failures);
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,95 @@
+"""`KernelDelegate`: our int8 kernels as a TFLite/LiteRT external delegate."""
+
+from __future__ import annotations
+
+from tfcompress.kernels.library import library_path, native
+
+KERNELS = ("auto", "dense", "sparse", "reference")
+ISAS = ("auto", "portable", "avx2", "avx512vnni", "neondot")
+
+
+def _external_delegate(path: str, options: dict[str, str]):
+    """Loads with `ai_edge_litert` when installed, else with `tf.lite`."""
+    try:
+        from ai_edge_litert.interpreter import load_delegate
+    except ImportError:
+        import tensorflow as tf
+
+        load_delegate = tf.lite.experimental.load_delegate
+    return load_delegate(path, options)
+
+
+class KernelDelegate:
+    """Runs int8 FULLY_CONNECTED and CONV_2D nodes with tfcompress's kernels.
+
+    The `.tflite` stays an ordinary model: nodes the delegate does not claim
+    (other ops, float layers, non-constant weights, dynamic shapes) run on the
+    interpreter's own kernels, and without the delegate the model runs anywhere.
+    Pass `.delegate` in `experimental_delegates=[...]` of an interpreter, or use
+    `TFLiteModel(..., use_tfcompress_kernels=True)`.
+
+    Args:
+        kernel: `"auto"` picks, per layer, the block-sparse kernel when at most
+            70% of its 16x4 weight blocks hold a non-zero and the dense kernel
+            otherwise; `"dense"`, `"sparse"` or `"reference"` (plain loops, the
+            ground truth) force one.
+        num_threads: Threads per layer (1 is steadiest on small shared machines).
+        verbose: Print which nodes were claimed and which kernel each runs.
+        isa: `"auto"` (the best this CPU runs) or a specific path for testing.
+        library: Path of the kernel library (default: `library_path()`).
+
+    Example:
+        >>> delegate = KernelDelegate()  # doctest: +SKIP
+        >>> interpreter = Interpreter(model_path="int8.tflite",
+        ...                           experimental_delegates=[delegate.delegate])  # doctest: +SKIP
+        >>> delegate.counters()["nodes_claimed"]  # doctest: +SKIP
+        3
+    """
+
+    def __init__(
+        self,
+        kernel: str = "auto",
+        num_threads: int = 1,
+        verbose: bool = False,
+        isa: str = "auto",
+        library: str | None = None,
+    ):
+        if kernel not in KERNELS:
+            raise ValueError(f"`kernel` must be one of {KERNELS}. Received: kernel={kernel!r}")
+        if isa not in ISAS:
+            raise ValueError(f"`isa` must be one of {ISAS}. Received: isa={isa!r}")
+        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
+            raise ValueError(
+                f"`num_threads` must be a positive integer. Received: num_threads={num_threads!r}"
+            )
+        self.library = library or library_path()
+        self.options = {
+            "kernel": kernel,
+            "num_threads": str(num_threads),
+            "verbose": "true" if verbose else "false",
+            "isa": isa,
+        }
+        self.delegate = _external_delegate(self.library, self.options)
+        self._native = native(self.library)
+
+    @property
+    def _pointer(self) -> int:
+        return self.delegate._get_native_delegate_pointer()
+
+    @property
+    def isa(self) -> str:
+        """The kernel path in use: `avx512vnni`, `avx2`, `neondot` or `portable`."""
+        return self._native.tfc_delegate_isa(self._pointer).decode()
+
+    def counters(self) -> dict[str, int]:
+        """Nodes claimed/declined, partitions, invocations, and kernels chosen so far."""
+        lib = self._native
+        return {
+            lib.tfc_counter_name(i).decode(): int(lib.tfc_delegate_counter(self._pointer, i))
+            for i in range(lib.tfc_counter_count())
+        }
+
+
+def load_delegate(**options) -> KernelDelegate:
+    """`KernelDelegate(**options)`: the external delegate with our int8 kernels."""
+    return KernelDelegate(**options)
