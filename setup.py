@@ -14,6 +14,7 @@ KERNEL_FLAGS = [
     "-fPIC",
     "-shared",
     "-fvisibility=hidden",
+    "-Wno-psabi",
     "-static-libstdc++",
     "-static-libgcc",
     "-Wl,--version-script=kernels/src/exports.lds",

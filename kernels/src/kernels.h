@@ -52,6 +52,19 @@ struct Weights {
   std::vector<int32_t> row_sum;  // sum_k w[n][k], padded to block_rows * 16
 };
 
+// Per-column constants for vectorized requantization (BuildRequantTables).
+// 64-bit entries are stored per group of 8 columns as [c0 c2 c4 c6 c1 c3 c5 c7],
+// the order of even and odd lanes of _mm256_mul_epi32.
+struct RequantTables {
+  std::vector<int64_t> add;    // once: 2^(s-1) + 2^62, with s = 31 - shift
+  std::vector<int64_t> sub;    // once: 2^62 >> s
+  std::vector<int64_t> right64;  // once: s
+  std::vector<int32_t> left;   // twice: max(shift, 0)
+  std::vector<int32_t> right;  // twice: max(-shift, 0)
+  std::vector<int32_t> mask;   // twice: 2^right - 1
+  std::vector<int32_t> multiplier;  // padded copy
+};
+
 // Requantization and clamping for each output column.
 struct OutputStage {
   const int32_t* bias = nullptr;  // [n] or null
@@ -62,7 +75,11 @@ struct OutputStage {
   int32_t act_max = 127;
   // TFLite's reference CONV_2D still rounds twice (RequantizeTwice); FULLY_CONNECTED once.
   bool round_twice = false;
+  const RequantTables* tables = nullptr;  // needed by WriteRowAvx2
 };
+
+// Fills tables for n columns, padded to whole blocks of 16.
+void BuildRequantTables(const OutputStage& out, int n, RequantTables* tables);
 
 struct GemmProblem {
   int m = 0;                       // rows (batch)
@@ -120,6 +137,12 @@ inline int32_t RequantizeTwice(int32_t acc, int32_t multiplier, int32_t shift) {
 // starting at column n0 of one output row.
 void WriteRow(const int32_t* acc, const int32_t* folded_bias, const OutputStage& out, int n0,
               int count, int8_t* dst);
+
+#if defined(__x86_64__)
+// WriteRow for up to 16 columns with AVX2; needs out.tables.
+void WriteRowAvx2(const int32_t* acc, const int32_t* folded_bias, const OutputStage& out, int n0,
+                  int count, int8_t* dst);
+#endif
 
 // Splits a double into a Q31 multiplier and shift exactly as TFLite's QuantizeMultiplier.
 void QuantizeMultiplier(double real_multiplier, int32_t* multiplier, int32_t* shift);

@@ -33,7 +33,11 @@ void Drive(const Weights& w, const GemmProblem& p, int block_row_begin, int bloc
       }
       for (int r = 0; r < rows; ++r) {
         int8_t* y = p.output + static_cast<int64_t>(m0 + r) * p.output_stride;
-        WriteRow(acc + r * kBlockRows, p.folded_bias + n0, p.out, n0, count, y);
+        if (p.out.tables != nullptr) {
+          WriteRowAvx2(acc + r * kBlockRows, p.folded_bias + n0, p.out, n0, count, y);
+        } else {
+          WriteRow(acc + r * kBlockRows, p.folded_bias + n0, p.out, n0, count, y);
+        }
       }
     }
   }

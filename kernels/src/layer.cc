@@ -58,6 +58,10 @@ void Layer::SelectKernel(KernelChoice choice, Isa isa) {
   Pack(weights_, LayoutFor(isa), sparse);
   folded_bias_ = FoldBias(weights_, out_.bias, -input_zero_point_);
   kernel_ = KernelFor(isa);
+  if (isa == Isa::kAvx2 || isa == Isa::kAvx512Vnni) {
+    BuildRequantTables(out_, weights_.n, &tables_);
+    out_.tables = &tables_;
+  }
 }
 
 std::vector<int> Layer::Resize(const std::vector<int>& input_shape, bool keep_num_dims) {

@@ -62,6 +62,7 @@ class Layer {
   std::vector<int32_t> bias_;
   std::vector<int32_t> multiplier_, shift_;
   std::vector<int32_t> folded_bias_;
+  RequantTables tables_;
   int32_t input_zero_point_;
   OutputStage out_;
   ConvGeometry conv_;

@@ -44,6 +44,30 @@ void WriteRow(const int32_t* acc, const int32_t* folded_bias, const OutputStage&
   }
 }
 
+void BuildRequantTables(const OutputStage& out, int n, RequantTables* t) {
+  const int padded = (n + kBlockRows - 1) / kBlockRows * kBlockRows;
+  t->add.assign(padded, 0);
+  t->sub.assign(padded, 0);
+  t->right64.assign(padded, 0);
+  t->left.assign(padded, 0);
+  t->right.assign(padded, 0);
+  t->mask.assign(padded, 0);
+  t->multiplier.assign(padded, 0);
+  for (int c = 0; c < padded; ++c) {
+    const int32_t shift = c < n ? out.shift[c] : 0;
+    const int s = 31 - shift;
+    const int lane = c % 8;
+    const int slot = c - lane + (lane % 2 == 0 ? lane / 2 : 4 + lane / 2);
+    t->add[slot] = (int64_t{1} << (s - 1)) + (int64_t{1} << 62);
+    t->sub[slot] = (int64_t{1} << 62) >> s;
+    t->right64[slot] = s;
+    t->left[c] = shift > 0 ? shift : 0;
+    t->right[c] = shift > 0 ? 0 : -shift;
+    t->mask[c] = static_cast<int32_t>((int64_t{1} << t->right[c]) - 1);
+    t->multiplier[c] = c < n ? out.multiplier[c] : 0;
+  }
+}
+
 void GemmReference(const Weights& w, const GemmProblem& p, int block_row_begin,
                    int block_row_end) {
   const int n_begin = block_row_begin * kBlockRows;

@@ -89,6 +89,12 @@ void RunCase(std::mt19937& rng, int n, int k, int m, double sparsity, bool per_c
       tfc::GemmProblem q = p;
       q.output = got.data();
       q.folded_bias = folded.data();
+      // x86 kernels requantize with AVX2 when given tables, else with WriteRow.
+      tfc::RequantTables tables;
+      if (tfc::LayoutFor(isa) == tfc::Layout::kPairs && rng() % 4 != 0) {
+        tfc::BuildRequantTables(out, n, &tables);
+        q.out.tables = &tables;
+      }
       // Split the block rows in two ranges, as two threads would.
       const int rows = w.block_rows;
       tfc::KernelFor(isa)(w, q, 0, rows / 2);

@@ -45,7 +45,7 @@ def is_built() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def native(path: str) -> ctypes.CDLL:
     """The library at `path` through ctypes, with the `tfc_*` signatures declared."""
     lib = ctypes.CDLL(path)
