@@ -165,6 +165,12 @@ struct Context {
   int recommended_num_threads;
 };
 
+// TfLiteDelegateFlags.
+enum DelegateFlags : int64_t {
+  kDelegateFlagsAllowDynamicTensors = 1,
+  kDelegateFlagsRequirePropagatedShapes = 2,
+};
+
 struct Delegate {
   void* data_;
   Status (*Prepare)(Context* context, Delegate* delegate);

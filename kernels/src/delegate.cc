@@ -319,6 +319,10 @@ TFC_EXPORT void* tflite_plugin_create_delegate(char** keys, char** values, size_
   std::memset(&state->delegate, 0, sizeof(state->delegate));
   state->delegate.data_ = state;
   state->delegate.Prepare = tfc::DelegatePrepare;
+  // Keras models have a dynamic batch (Flatten becomes a RESHAPE whose shape is
+  // computed): accept dynamic tensors, and have shapes propagated before Prepare.
+  state->delegate.flags = tfc::abi::kDelegateFlagsAllowDynamicTensors |
+                          tfc::abi::kDelegateFlagsRequirePropagatedShapes;
   state->options = options;
   state->pool = std::make_unique<tfc::ThreadPool>(options.threads);
   return &state->delegate;

@@ -142,6 +142,8 @@ void WriteRow(const int32_t* acc, const int32_t* folded_bias, const OutputStage&
 // WriteRow for up to 16 columns with AVX2; needs out.tables.
 void WriteRowAvx2(const int32_t* acc, const int32_t* folded_bias, const OutputStage& out, int n0,
                   int count, int8_t* dst);
+// Sign-extends k int8 values to int16 with AVX2.
+void WidenAvx2(const int8_t* src, int k, int16_t* dst);
 #endif
 
 // Splits a double into a Q31 multiplier and shift exactly as TFLite's QuantizeMultiplier.

@@ -39,10 +39,12 @@ TFC_AVX2 void TileRows(const Weights& w, int br, const int16_t* x, int stride, i
       const int16_t* xr = x + static_cast<int64_t>(r) * stride + k0;
       const __m256i x0 = Broadcast(xr);
       const __m256i x1 = Broadcast(xr + 2);
-      acc[r][0] = _mm256_add_epi32(
-          acc[r][0], _mm256_add_epi32(_mm256_madd_epi16(w00, x0), _mm256_madd_epi16(w10, x1)));
-      acc[r][1] = _mm256_add_epi32(
-          acc[r][1], _mm256_add_epi32(_mm256_madd_epi16(w01, x0), _mm256_madd_epi16(w11, x1)));
+      // Accumulate product by product: pairwise sums first would need more
+      // registers than the 16 ymm and spill inside the loop.
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(w00, x0));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(w01, x0));
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(w10, x1));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(w11, x1));
     }
   }
   for (int r = 0; r < kRows; ++r) {
@@ -130,8 +132,17 @@ TFC_AVX2 void WriteRowAvx2(const int32_t* acc, const int32_t* folded_bias, const
   }
 }
 
+TFC_AVX2 void WidenAvx2(const int8_t* src, int k, int16_t* dst) {
+  int i = 0;
+  for (; i + 16 <= k; i += 16) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_cvtepi8_epi16(bytes));
+  }
+  for (; i < k; ++i) dst[i] = src[i];
+}
+
 void GemmAvx2(const Weights& w, const GemmProblem& p, int block_row_begin, int block_row_end) {
-  x86::Drive<Avx2Tile, 4>(w, p, block_row_begin, block_row_end);
+  x86::Drive<Avx2Tile, 4, WidenAvx2>(w, p, block_row_begin, block_row_end);
 }
 
 }  // namespace tfc

@@ -68,7 +68,7 @@ struct Avx512Tile {
 
 void GemmAvx512Vnni(const Weights& w, const GemmProblem& p, int block_row_begin,
                     int block_row_end) {
-  x86::Drive<Avx512Tile, 8>(w, p, block_row_begin, block_row_end);
+  x86::Drive<Avx512Tile, 8, WidenAvx2>(w, p, block_row_begin, block_row_end);
 }
 
 }  // namespace tfc

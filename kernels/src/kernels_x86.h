@@ -13,12 +13,18 @@
 
 namespace tfc::x86 {
 
-// Tile<kSparse, kRows>(w, br, x, x_stride, acc) accumulates rows x[0..kRows) of
-// block row br into acc[r * 16 + o].
-template <template <bool, int> class Tile, int kMr>
+// Tile<kSparse, kRows>::Run(w, br, x, x_stride, rows, acc) accumulates rows
+// x[0..rows) of block row br into acc[r * 16 + o]; Widen(src, k, dst) sign-extends
+// k int8 values.
+template <template <bool, int> class Tile, int kMr, void (*Widen)(const int8_t*, int, int16_t*)>
 void Drive(const Weights& w, const GemmProblem& p, int block_row_begin, int block_row_end) {
   const int padded_k = w.block_cols * kBlockCols;
-  const int16_t* x = WideRows(p, 0, p.m, padded_k, w.k);
+  int16_t* x = WideBuffer(static_cast<size_t>(p.m) * padded_k);
+  for (int m = 0; m < p.m; ++m) {
+    int16_t* row = x + static_cast<size_t>(m) * padded_k;
+    Widen(p.input + static_cast<int64_t>(m) * p.input_stride, w.k, row);
+    for (int i = w.k; i < padded_k; ++i) row[i] = 0;
+  }
   alignas(64) int32_t acc[kMr * kBlockRows];
   for (int br = block_row_begin; br < block_row_end; ++br) {
     const int n0 = br * kBlockRows;

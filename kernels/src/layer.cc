@@ -101,20 +101,30 @@ void Layer::Im2Col(const int8_t* input, int row_begin, int row_end, int8_t* dst)
   const ConvGeometry& g = conv_;
   const int8_t pad_value = static_cast<int8_t>(input_zero_point_);
   const int c = g.in_channels;
+  // With no dilation along x, a filter row reads kernel_w * c contiguous bytes.
+  const int span = g.dilation_w == 1 ? g.kernel_w : 1;
   for (int row = row_begin; row < row_end; ++row) {
     const int b = row / (g.out_h * g.out_w);
     const int oy = (row / g.out_w) % g.out_h;
     const int ox = row % g.out_w;
     for (int ky = 0; ky < g.kernel_h; ++ky) {
       const int iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
-      for (int kx = 0; kx < g.kernel_w; ++kx) {
+      const int8_t* line = input + (static_cast<int64_t>(b) * g.in_h + iy) * g.in_w * c;
+      for (int kx = 0; kx < g.kernel_w;) {
         const int ix = ox * g.stride_w - g.pad_left + kx * g.dilation_w;
         if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) {
           std::memset(dst, pad_value, c);
+          dst += c;
+          ++kx;
+        } else if (kx % span == 0 && ix + span <= g.in_w) {
+          std::memcpy(dst, line + static_cast<int64_t>(ix) * c, static_cast<size_t>(span) * c);
+          dst += span * c;
+          kx += span;
         } else {
-          std::memcpy(dst, input + ((static_cast<int64_t>(b) * g.in_h + iy) * g.in_w + ix) * c, c);
+          std::memcpy(dst, line + static_cast<int64_t>(ix) * c, c);
+          dst += c;
+          ++kx;
         }
-        dst += c;
       }
     }
   }

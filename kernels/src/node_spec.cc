@@ -160,8 +160,6 @@ Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
   if (!ConstantPlausible(*filter, 1)) return a.Fail("constant weight bytes");
   if (filter->sparsity != nullptr) return a.Skip("TFLite-sparse weights");
   if (DynamicBeyondBatch(*input) || DynamicBeyondBatch(*output)) return a.Skip("dynamic shape");
-  if (input->allocation_type == abi::kDynamic || output->allocation_type == abi::kDynamic)
-    return a.Skip("dynamic tensor");
 
   abi::Activation activation;
   if (spec->is_conv) {

@@ -21,16 +21,10 @@ inline const int8_t* PaddedRow(const GemmProblem& p, int m, int padded_k, int k)
   return buffer.data();
 }
 
-// Rows [m0, m0 + rows) sign-extended to int16 and zero-padded to `padded_k`,
-// stored `padded_k` apart in a per-thread buffer.
-inline const int16_t* WideRows(const GemmProblem& p, int m0, int rows, int padded_k, int k) {
+// A per-thread buffer of at least `count` int16 values.
+inline int16_t* WideBuffer(size_t count) {
   thread_local std::vector<int16_t> buffer;
-  buffer.assign(static_cast<size_t>(rows) * padded_k + 8, 0);
-  for (int r = 0; r < rows; ++r) {
-    const int8_t* src = p.input + static_cast<int64_t>(m0 + r) * p.input_stride;
-    int16_t* dst = buffer.data() + static_cast<size_t>(r) * padded_k;
-    for (int i = 0; i < k; ++i) dst[i] = src[i];
-  }
+  if (buffer.size() < count) buffer.resize(count);
   return buffer.data();
 }
 
