@@ -57,6 +57,9 @@ def _demo_flags(fv: flags.FlagValues) -> None:
     )
     flags.DEFINE_integer("latency_runs", 200, "Timed interpreter runs per model.",
                          lower_bound=1, flag_values=fv)  # fmt: skip
+    flags.DEFINE_boolean("kernels", True, "Also run the int8 model with tfcompress's own "
+                         "kernels and compare latency and predictions.",
+                         flag_values=fv)  # fmt: skip
 
 
 def _demo(fv: flags.FlagValues) -> int:
@@ -75,7 +78,7 @@ def _demo(fv: flags.FlagValues) -> int:
 
     run_demo(fv.output_dir, epochs=fv.epochs, prune_epochs=fv.prune_epochs,
              qat_epochs=fv.qat_epochs, sparsity=fv.sparsity, seed=fv.seed,
-             latency_runs=fv.latency_runs)  # fmt: skip
+             latency_runs=fv.latency_runs, with_kernels=fv.kernels)  # fmt: skip
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -63,6 +64,7 @@ def run_demo(
     seed: int = 0,
     latency_runs: int = 200,
     verbose: int | None = None,
+    with_kernels: bool = True,
 ) -> ReportComparison:
     """Trains, compresses and measures the small CNN on MNIST-5k.
 
@@ -72,13 +74,15 @@ def run_demo(
     `qat_epochs` that keeps the pruned zeros (`prune_preserve_8bit`) -> int8
     `.tflite` from the QAT ranges -> report both on the 1,000 test images
     (accuracy, sparsity and structure, size, gzip size, latency) -> print the
-    comparison. With `qat_epochs=0` the int8 model is post-training quantized
+    comparison -> run the int8 model with and without our own kernels
+    (`tfcompress.kernels`) and print both latencies and whether the predictions
+    are identical. With `qat_epochs=0` the int8 model is post-training quantized
     with 200 training images as calibration data instead.
 
     Writes into `output_dir` (a new folder; an existing non-empty one is
     refused): `model.keras`, `pruned.keras`, `qat.keras`, `float32.tflite`,
-    `int8.tflite`, and the comparison as `report.txt`, `report.md` and
-    `report.json`.
+    `int8.tflite`, the comparison as `report.txt`, `report.md` and
+    `report.json`, and `kernels.json` (with and without our kernels).
 
     Args:
         output_dir: New folder for the outputs (default: a timestamped one here).
@@ -90,6 +94,8 @@ def run_demo(
         latency_runs: Timed interpreter runs per model.
         verbose: Keras `fit` verbosity; default: progress bar on a terminal,
             one line per epoch otherwise.
+        with_kernels: Also compare the int8 model with and without our kernels
+            (skipped with a note when the kernel library was not built).
 
     Returns:
         The `ReportComparison` (before: float model, after: int8 `.tflite`).
@@ -147,5 +153,21 @@ def run_demo(
     atomic_write_bytes(os.path.join(output_dir, "report.json"), comparison.to_json().encode())
     print()
     print(comparison.to_text())
+    if with_kernels:
+        print()
+        _compare_with_kernels(int8_bytes, data.x_test, latency_runs, output_dir)
     print(f"Outputs written to {os.path.abspath(output_dir)}")
     return comparison
+
+
+def _compare_with_kernels(int8_bytes: bytes, x, latency_runs: int, output_dir: str) -> None:
+    """Prints (and saves as `kernels.json`) the int8 model with and without our kernels."""
+    from tfcompress.kernels import KernelsNotBuiltError, compare_kernels, format_comparison
+
+    try:
+        summary = compare_kernels(int8_bytes, x, runs=max(1, latency_runs // 2))
+    except KernelsNotBuiltError as error:
+        print(f"Our int8 kernels were not compared: {error}")
+        return
+    print(format_comparison(summary))
+    atomic_write_text(os.path.join(output_dir, "kernels.json"), json.dumps(summary, indent=2))

@@ -8,15 +8,25 @@ KERNELS = ("auto", "dense", "sparse", "reference")
 ISAS = ("auto", "portable", "avx2", "avx512vnni", "neondot")
 
 
-def _external_delegate(path: str, options: dict[str, str]):
-    """Loads with `ai_edge_litert` when installed, else with `tf.lite`."""
-    try:
-        from ai_edge_litert.interpreter import load_delegate
-    except ImportError:
-        import tensorflow as tf
+BACKENDS = ("auto", "litert", "tf")
 
-        load_delegate = tf.lite.experimental.load_delegate
-    return load_delegate(path, options)
+
+def _external_delegate(path: str, options: dict[str, str], backend: str):
+    """Loads with `ai_edge_litert` (when installed, or asked for), else with `tf.lite`."""
+    if backend in ("auto", "litert"):
+        try:
+            from ai_edge_litert.interpreter import load_delegate
+
+            return load_delegate(path, options)
+        except ImportError:
+            if backend == "litert":
+                raise ImportError(
+                    "backend='litert' needs the `ai-edge-litert` package: "
+                    "pip install 'tfcompress[litert]'"
+                ) from None
+    import tensorflow as tf
+
+    return tf.lite.experimental.load_delegate(path, options)
 
 
 class KernelDelegate:
@@ -37,6 +47,8 @@ class KernelDelegate:
         verbose: Print which nodes were claimed and which kernel each runs.
         isa: `"auto"` (the best this CPU runs) or a specific path for testing.
         library: Path of the kernel library (default: `library_path()`).
+        backend: Which runtime loads it: `"auto"` (LiteRT if installed, else
+            `tf.lite`), `"litert"` or `"tf"`; use the one whose interpreter runs it.
 
     Example:
         >>> delegate = KernelDelegate()  # doctest: +SKIP
@@ -53,9 +65,12 @@ class KernelDelegate:
         verbose: bool = False,
         isa: str = "auto",
         library: str | None = None,
+        backend: str = "auto",
     ):
         if kernel not in KERNELS:
             raise ValueError(f"`kernel` must be one of {KERNELS}. Received: kernel={kernel!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"`backend` must be one of {BACKENDS}. Received: backend={backend!r}")
         if isa not in ISAS:
             raise ValueError(f"`isa` must be one of {ISAS}. Received: isa={isa!r}")
         if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
@@ -69,7 +84,7 @@ class KernelDelegate:
             "verbose": "true" if verbose else "false",
             "isa": isa,
         }
-        self.delegate = _external_delegate(self.library, self.options)
+        self.delegate = _external_delegate(self.library, self.options, backend)
         self._native = native(self.library)
 
     @property
