@@ -2,8 +2,10 @@
 
 import json
 
+import numpy as np
 import pytest
 
+import tfcompress as tc
 from tfcompress.demo import new_output_dir, run_demo
 
 
@@ -21,9 +23,16 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert structures["fc1"] == structures["conv2"] == "block 16x4"
     assert after["sparsity"] > 0.75
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["float32.tflite", "int8.tflite", "model.keras", "pruned.keras", "qat.keras",
-                     "report.json", "report.md", "report.txt"]  # fmt: skip
+    assert files == ["float32.tflite", "int8.tflite", "kernels.json", "model.keras", "pruned.keras",
+                     "qat.keras", "report.json", "report.md", "report.txt"]  # fmt: skip
     assert json.loads((out / "report.json").read_text())["ratios"]["tflite_bytes"] > 3.5
+    # The int8 model again with our kernels: both pruned layers block-sparse, same predictions.
+    kernels = json.loads((out / "kernels.json").read_text())
+    assert "with our kernels" in printed and "outputs bit-identical" in printed
+    assert kernels["counters"]["sparse_nodes"] == 2 and kernels["counters"]["nodes_claimed"] == 4
+    # XNNPACK (the default) may differ from the reference kernels by 1 LSB, rarely flipping a tie.
+    assert kernels["identical_to_reference"] and kernels["top1_agreement"] >= 0.995
+    assert kernels["default_ms"] > 0 and kernels["kernels_ms"] > 0
 
 
 def test_demo_never_overwrites(tmp_path):
@@ -34,3 +43,14 @@ def test_demo_never_overwrites(tmp_path):
     with pytest.raises(FileNotFoundError, match="parent folder"):
         new_output_dir(str(tmp_path / "a" / "b"))
     assert new_output_dir(str(tmp_path / "fresh")) == str(tmp_path / "fresh")
+
+
+def test_demo_says_when_kernels_are_not_built(tmp_path, monkeypatch, capsys):
+    from tfcompress.demo import _compare_with_kernels
+
+    monkeypatch.setenv("TFCOMPRESS_KERNELS_LIBRARY", str(tmp_path / "missing.so"))
+    model = tc.export_tflite(tc.models.lenet_300_100())
+    _compare_with_kernels(model, np.zeros((4, 28, 28, 1), "float32"), 5, str(tmp_path))
+    printed = capsys.readouterr().out
+    assert "were not compared" in printed and "pip install" in printed
+    assert not (tmp_path / "kernels.json").exists()

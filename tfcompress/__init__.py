@@ -5,6 +5,7 @@ from tfcompress import (
     datasets,
     distillation,
     factorization,
+    kernels,
     models,
     pruning,
     quantization,
@@ -13,6 +14,7 @@ from tfcompress.clustering import CentroidInitialization, cluster_weights, strip
 from tfcompress.distillation import Distiller, make_student
 from tfcompress.export import TFLiteFile, TFLiteModel, export_tflite
 from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
+from tfcompress.kernels import KernelDelegate, compare_kernels
 from tfcompress.pruning import (
     ConstantSparsity,
     PolynomialDecay,
@@ -42,6 +44,9 @@ __all__ = [
     "make_student",
     "factorization",
     "factorize",
+    "kernels",
+    "KernelDelegate",
+    "compare_kernels",
     "FactorizedConv2D",
     "FactorizedDense",
     "quantization",
