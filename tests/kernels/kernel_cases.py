@@ -3,34 +3,57 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import keras
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
-from tfcompress.kernels import KernelDelegate
+from tfcompress.export import TFLiteFile
+from tfcompress.kernels import KernelDelegate, KernelsNotBuiltError, best_isa
+from tfcompress.kernels.library import native
 
 REF = litert.OpResolverType.BUILTIN_REF
 XNNPACK = litert.OpResolverType.AUTO
 BUILTIN = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BLOCK = (16, 4)  # (outputs, inputs) of one weight block of the kernels
+SPARSE_THRESHOLD = 0.7  # kernel="auto" runs a layer sparse at this block density or below
+KERNELS = ("reference", "dense", "sparse", "auto")
+COUNTER_OF = {"reference": "reference_nodes", "dense": "dense_nodes", "sparse": "sparse_nodes"}
+# setup.py's KERNEL_FLAGS at -O2 (quicker to build) and without the static libstdc++/libgcc.
+TEST_BUILD_FLAGS = [
+    "-O2",
+    "-std=c++17",
+    "-fPIC",
+    "-shared",
+    "-fvisibility=hidden",
+    "-Wno-psabi",
+    f"-Wl,--version-script={os.path.join(ROOT, 'kernels', 'src', 'exports.lds')}",
+]
+
 
 def host_isas() -> list[str]:
-    """Every kernel path this machine runs (portable always)."""
-    from tfcompress.kernels import best_isa
+    """Every kernel path this machine runs (portable always).
 
-    best = best_isa()
+    Called while collecting tests: without a built library it answers `["portable"]`
+    and lets the tests themselves fail with `KernelsNotBuiltError` (how to build).
+    """
+    try:
+        best = best_isa()
+    except KernelsNotBuiltError:
+        return ["portable"]
     return {"avx512vnni": ["portable", "avx2", "avx512vnni"], "avx2": ["portable", "avx2"]}.get(
         best, ["portable", best] if best != "portable" else ["portable"]
     )
 
 
-def int8_model(model: keras.Model, samples: np.ndarray, per_channel: bool = True) -> bytes:
-    """Full-integer `.tflite` with int8 input and output, calibrated on `samples`."""
+def _converter(model: keras.Model, dataset, per_channel: bool) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([s[None]] for s in samples[:64])
+    converter.representative_dataset = dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
@@ -38,26 +61,53 @@ def int8_model(model: keras.Model, samples: np.ndarray, per_channel: bool = True
     return converter.convert()
 
 
+def int8_model(model: keras.Model, samples: np.ndarray, per_channel: bool = True) -> bytes:
+    """Full-integer `.tflite` with int8 input and output, calibrated on `samples`."""
+    return _converter(model, lambda: ([s[None]] for s in samples[:64]), per_channel)
+
+
+def int8_multi_model(
+    model: keras.Model, samples: dict[str, np.ndarray], per_channel: bool = True
+) -> bytes:
+    """Like `int8_model` for a model with several named inputs (`samples` by input name)."""
+    count = min(len(v) for v in samples.values())
+
+    def dataset():
+        for i in range(min(count, 64)):
+            yield {name: v[i : i + 1].astype("float32") for name, v in samples.items()}
+
+    return _converter(model, dataset, per_channel)
+
+
 def random_int8(shape: tuple[int, ...], seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8)
+
+
+def _interpreter(content: bytes, resolver, delegate, backend: str):
+    module = litert if backend == "litert" else tf.lite
+    if backend != "litert":
+        resolver = getattr(tf.lite.experimental.OpResolverType, resolver.name)
+    if isinstance(delegate, KernelDelegate):
+        delegate = delegate.delegate
+    return module.Interpreter(
+        model_content=content,
+        experimental_delegates=[delegate] if delegate is not None else None,
+        experimental_op_resolver_type=resolver,
+    )
 
 
 def run(
     content: bytes,
     x: np.ndarray,
     resolver=XNNPACK,
-    delegate: KernelDelegate | None = None,
+    delegate=None,
     backend: str = "litert",
 ) -> np.ndarray:
-    """Output of one invoke on `x` (its first dimension sets the batch)."""
-    module = litert if backend == "litert" else tf.lite
-    if backend != "litert":
-        resolver = getattr(tf.lite.experimental.OpResolverType, resolver.name)
-    interpreter = module.Interpreter(
-        model_content=content,
-        experimental_delegates=[delegate.delegate] if delegate else None,
-        experimental_op_resolver_type=resolver,
-    )
+    """Output of one invoke on `x` (its first dimension sets the batch).
+
+    `delegate`: a `KernelDelegate`, a delegate object of `backend`, or None.
+    """
+    interpreter = _interpreter(content, resolver, delegate, backend)
     index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(index, list(x.shape))
     interpreter.allocate_tensors()
@@ -66,8 +116,167 @@ def run(
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
+def io_indices(interpreter) -> tuple[dict[str, int], dict[str, int]]:
+    """Tensor index of each input and output by name: the signature's names (`output_0`,
+    ...) when the model has a signature, else the tensors' own names."""
+    if interpreter.get_signature_list():
+        runner = interpreter.get_signature_runner()
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+        return (
+            {name: d["index"] for name, d in inputs.items()},
+            {name: d["index"] for name, d in outputs.items()},
+        )
+    return (
+        {d["name"]: d["index"] for d in interpreter.get_input_details()},
+        {d["name"]: d["index"] for d in interpreter.get_output_details()},
+    )
+
+
+def run_all(
+    content: bytes,
+    inputs: dict[str, np.ndarray],
+    resolver=XNNPACK,
+    delegate=None,
+    backend: str = "litert",
+) -> dict[str, np.ndarray]:
+    """Every output of one invoke on named inputs (names as `io_indices` gives them);
+    each input is resized to its array's shape first."""
+    interpreter = _interpreter(content, resolver, delegate, backend)
+    input_index, output_index = io_indices(interpreter)
+    assert inputs.keys() == input_index.keys(), (inputs.keys(), input_index.keys())
+    for name, value in inputs.items():
+        interpreter.resize_tensor_input(input_index[name], list(value.shape))
+    interpreter.allocate_tensors()
+    for name, value in inputs.items():
+        interpreter.set_tensor(input_index[name], value)
+    interpreter.invoke()
+    return {name: interpreter.get_tensor(i).copy() for name, i in output_index.items()}
+
+
+def random_inputs(
+    content: bytes, batch: int, seed: int, shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, np.ndarray]:
+    """Random values for every input (full int8 range, or normal floats) by name.
+
+    Shapes are the model's with the batch set to `batch`, unless `shapes` gives
+    one (without the batch) for an input name.
+    """
+    interpreter = litert.Interpreter(model_content=content)
+    input_index, _ = io_indices(interpreter)
+    tensors = {d["index"]: d for d in interpreter.get_input_details()}
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for name, index in sorted(input_index.items()):
+        d = tensors[index]
+        shape = (batch, *(shapes or {}).get(name, d["shape"][1:]))
+        if d["dtype"] == np.int8:
+            inputs[name] = rng.integers(-128, 128, size=shape, dtype=np.int8)
+        else:
+            inputs[name] = rng.normal(size=shape).astype(d["dtype"])
+    return inputs
+
+
+def block_mask(n: int, k: int, density: float, rng: np.random.Generator) -> np.ndarray:
+    """[n][k] 0/1 mask made of whole 16x4 blocks, each kept with probability `density`."""
+    rows, cols = -(-n // BLOCK[0]), -(-k // BLOCK[1])
+    blocks = rng.random((rows, cols)) < density
+    blocks.flat[rng.integers(blocks.size)] = True  # never all zero
+    return np.repeat(np.repeat(blocks, BLOCK[0], 0), BLOCK[1], 1)[:n, :k]
+
+
+def set_block_sparse(layer: keras.layers.Layer, density: float, rng: np.random.Generator):
+    """Zeroes whole 16x4 blocks of a built Dense/Conv2D kernel, seen as TFLite stores it.
+
+    TFLite FULLY_CONNECTED weights are [out][in] (the Keras kernel transposed),
+    CONV_2D filters [out][kh][kw][in], flattened to [out][kh * kw * in] by the kernels.
+    Also gives the layer a random non-zero bias, if it has one.
+    """
+    kernel = layer.kernel.numpy()
+    stored = np.moveaxis(kernel, -1, 0)  # [out, ..., in]
+    matrix = stored.reshape(stored.shape[0], -1)
+    if density < 1:
+        matrix = matrix * block_mask(*matrix.shape, density, rng)
+    layer.kernel.assign(np.moveaxis(matrix.reshape(stored.shape), 0, -1))
+    if getattr(layer, "bias", None) is not None:
+        layer.bias.assign(rng.normal(0, 0.3, layer.bias.shape).astype("float32"))
+
+
+def block_density(matrix: np.ndarray) -> float:
+    """Fraction of 16x4 blocks of an [n][k] matrix holding a non-zero (as the library counts)."""
+    n, k = matrix.shape
+    rows, cols = -(-n // BLOCK[0]), -(-k // BLOCK[1])
+    padded = np.zeros((rows * BLOCK[0], cols * BLOCK[1]), dtype=bool)
+    padded[:n, :k] = matrix != 0
+    nonzero = padded.reshape(rows, BLOCK[0], cols, BLOCK[1]).any(axis=(1, 3))
+    return float(np.count_nonzero(nonzero)) / (rows * cols)
+
+
+def weight_matrices(content: bytes) -> list[tuple[str, np.ndarray]]:
+    """(op name, [n][k] int8 weights) of every FULLY_CONNECTED and CONV_2D in the file."""
+    info = TFLiteFile(content)
+    found = []
+    for op in info.ops:
+        if op.name in ("FULLY_CONNECTED", "CONV_2D"):
+            data = info.tensors[op.inputs[1]].data
+            found.append((op.name, None if data is None else data.reshape(data.shape[0], -1)))
+    return found
+
+
+def expected_sparse(content: bytes) -> tuple[int, int]:
+    """(layers, layers that kernel="auto" runs block-sparse) of a model's int8 FC/CONV_2D."""
+    matrices = [m for _, m in weight_matrices(content)]
+    return len(matrices), sum(block_density(m) <= SPARSE_THRESHOLD for m in matrices)
+
+
+def check_counters(counters: dict[str, int], kernel: str, layers: int, sparse: int) -> None:
+    """Every layer claimed (possibly several times over) with the kernel asked for."""
+    claimed = counters["nodes_claimed"]
+    assert claimed > 0 and claimed % layers == 0, counters
+    times = claimed // layers  # resizing inputs re-applies the delegate
+    assert counters["nodes_declined"] == 0 and counters["declined_all"] == 0, counters
+    assert counters["invocations"] > 0, counters
+    kinds = {c: counters[c] for c in COUNTER_OF.values()}
+    if kernel == "auto":
+        expected = {"reference_nodes": 0, "sparse_nodes": sparse, "dense_nodes": layers - sparse}
+    else:
+        expected = {c: layers if c == COUNTER_OF[kernel] else 0 for c in COUNTER_OF.values()}
+    assert kinds == {c: times * v for c, v in expected.items()}, counters
+
+
+def raw_counters(library: str, delegate) -> dict[str, int]:
+    """Counters of a delegate object loaded without `KernelDelegate` (e.g. by tf.lite)."""
+    lib = native(library)
+    pointer = delegate._get_native_delegate_pointer()
+    return {
+        lib.tfc_counter_name(i).decode(): int(lib.tfc_delegate_counter(pointer, i))
+        for i in range(lib.tfc_counter_count())
+    }
+
+
+def compile_library(out: str, defines: tuple[str, ...] = ()) -> str:
+    """Builds kernels/src/*.cc into a shared library at `out` with g++ (test builds)."""
+    src = os.path.join(ROOT, "kernels", "src")
+    sources = sorted(os.path.join(src, f) for f in os.listdir(src) if f.endswith(".cc"))
+    cmd = ["g++", *TEST_BUILD_FLAGS, *(f"-D{d}" for d in defines), *sources, "-o", out]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def bazel_library() -> str | None:
     """The Bazel-built library, when `bazel build //kernels:tfcompress_kernels` has run."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.path.join(root, "bazel-bin", "kernels", "libtfcompress_kernels.so")
+    path = os.path.join(ROOT, "bazel-bin", "kernels", "libtfcompress_kernels.so")
     return path if os.path.isfile(path) else None
+
+
+def single_layer_outputs(content: bytes) -> list[str]:
+    """Outputs computed by one FULLY_CONNECTED/CONV_2D straight from a model input."""
+    info = TFLiteFile(content)
+    _, outputs = io_indices(litert.Interpreter(model_content=content))
+    names = []
+    for name, index in outputs.items():
+        op = info.producer(index)
+        if op is not None and op.name in ("FULLY_CONNECTED", "CONV_2D"):
+            if op.inputs[0] in info.inputs:
+                names.append(name)
+    return sorted(names)
