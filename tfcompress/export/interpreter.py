@@ -12,13 +12,14 @@ from tfcompress.utils.validation import check_samples
 BACKENDS = ("auto", "litert", "tf")
 
 
-def _interpreter_module(backend: str):
-    """Returns `(Interpreter class, OpResolverType enum)` of the chosen runtime."""
+def runtime(backend: str):
+    """`(Interpreter class, OpResolverType enum, load_delegate)` of the chosen runtime:
+    `ai_edge_litert.interpreter` for `"litert"` (or `"auto"` when installed), else `tf.lite`."""
     if backend in ("auto", "litert"):
         try:
             from ai_edge_litert import interpreter as litert
 
-            return litert.Interpreter, litert.OpResolverType
+            return litert.Interpreter, litert.OpResolverType, litert.load_delegate
         except ImportError:
             if backend == "litert":
                 raise ImportError(
@@ -27,7 +28,11 @@ def _interpreter_module(backend: str):
                 ) from None
     import tensorflow as tf
 
-    return tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+    return (
+        tf.lite.Interpreter,
+        tf.lite.experimental.OpResolverType,
+        tf.lite.experimental.load_delegate,
+    )
 
 
 class TFLiteModel:
@@ -85,7 +90,7 @@ class TFLiteModel:
                 raise FileNotFoundError(f"No `.tflite` file at `model`={os.fspath(model)!r}")
             with open(model, "rb") as f:
                 self.content = f.read()
-        interpreter_cls, resolver = _interpreter_module(backend)
+        interpreter_cls, resolver, _ = runtime(backend)
         if reference_kernels:
             resolver_type = resolver.BUILTIN_REF
         elif use_xnnpack:

@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
+from tfcompress.export.interpreter import BACKENDS, runtime
 from tfcompress.kernels.library import library_path, native
 
 KERNELS = ("auto", "dense", "sparse", "reference")
 ISAS = ("auto", "portable", "avx2", "avx512vnni", "neondot")
-
-
-BACKENDS = ("auto", "litert", "tf")
-
-
-def _external_delegate(path: str, options: dict[str, str], backend: str):
-    """Loads with `ai_edge_litert` (when installed, or asked for), else with `tf.lite`."""
-    if backend in ("auto", "litert"):
-        try:
-            from ai_edge_litert.interpreter import load_delegate
-
-            return load_delegate(path, options)
-        except ImportError:
-            if backend == "litert":
-                raise ImportError(
-                    "backend='litert' needs the `ai-edge-litert` package: "
-                    "pip install 'tfcompress[litert]'"
-                ) from None
-    import tensorflow as tf
-
-    return tf.lite.experimental.load_delegate(path, options)
 
 
 class KernelDelegate:
@@ -84,7 +64,7 @@ class KernelDelegate:
             "verbose": "true" if verbose else "false",
             "isa": isa,
         }
-        self.delegate = _external_delegate(self.library, self.options, backend)
+        self.delegate = runtime(backend)[2](self.library, self.options)
         self._native = native(self.library)
 
     @property
