@@ -53,12 +53,13 @@ def write_results(
     rows: list[list[str]],
     records: list[dict],
     notes: str = "",
+    output_dir: str = RESULTS_DIR,
 ) -> tuple[str, str]:
-    """Writes `results/<name>.json` and `results/<name>.md`; returns both paths."""
+    """Writes `<output_dir>/<name>.json` and `.md` (default: `results/`); returns both paths."""
     env = environment()
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    json_path = os.path.join(RESULTS_DIR, f"{name}.json")
-    md_path = os.path.join(RESULTS_DIR, f"{name}.md")
+    os.makedirs(output_dir, exist_ok=True)
+    json_path = os.path.join(output_dir, f"{name}.json")
+    md_path = os.path.join(output_dir, f"{name}.md")
     atomic_write_text(json_path, json.dumps({"environment": env, "results": records}, indent=2))
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
     markdown = "\n\n".join(
