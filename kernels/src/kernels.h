@@ -75,7 +75,7 @@ struct OutputStage {
   int32_t act_max = 127;
   // TFLite's reference CONV_2D still rounds twice (RequantizeTwice); FULLY_CONNECTED once.
   bool round_twice = false;
-  const RequantTables* tables = nullptr;  // needed by WriteRowAvx2
+  const RequantTables* tables = nullptr;  // needed by WriteRowsAvx2
 };
 
 // Fills tables for n columns, padded to whole blocks of 16.
@@ -139,9 +139,10 @@ void WriteRow(const int32_t* acc, const int32_t* folded_bias, const OutputStage&
               int count, int8_t* dst);
 
 #if defined(__x86_64__)
-// WriteRow for up to 16 columns with AVX2; needs out.tables.
-void WriteRowAvx2(const int32_t* acc, const int32_t* folded_bias, const OutputStage& out, int n0,
-                  int count, int8_t* dst);
+// WriteRow with AVX2 (needs out.tables) for `rows` rows of 16 accumulators,
+// written `dst_stride` apart.
+void WriteRowsAvx2(const int32_t* acc, int rows, const int32_t* folded_bias,
+                   const OutputStage& out, int n0, int count, int8_t* dst, int64_t dst_stride);
 // Sign-extends k int8 values to int16 with AVX2.
 void WidenAvx2(const int8_t* src, int k, int16_t* dst);
 #endif

@@ -71,64 +71,96 @@ TFC_AVX2 inline __m256i Load(const T* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
+// Requantization constants of 8 columns, loaded once per tile of rows.
+struct Columns8 {
+  __m256i multiplier, odd_multiplier, bias;
+  __m256i a, b, c, d, e, f;  // once: add/right/sub, even and odd; twice: left/mask/right
+};
+
+template <bool kTwice>
+TFC_AVX2 inline Columns8 LoadColumns(const RequantTables& t, const int32_t* folded_bias, int c0) {
+  Columns8 k;
+  k.multiplier = Load(&t.multiplier[c0]);
+  k.odd_multiplier = _mm256_srli_epi64(k.multiplier, 32);
+  k.bias = Load(folded_bias);
+  if (kTwice) {
+    k.a = Load(&t.left[c0]);
+    k.b = Load(&t.mask[c0]);
+    k.c = Load(&t.right[c0]);
+    k.d = _mm256_srai_epi32(k.b, 1);
+  } else {
+    k.a = Load(&t.add[c0]);
+    k.b = Load(&t.right64[c0]);
+    k.c = Load(&t.sub[c0]);
+    k.d = Load(&t.add[c0 + 4]);
+    k.e = Load(&t.right64[c0 + 4]);
+    k.f = Load(&t.sub[c0 + 4]);
+  }
+  return k;
+}
+
 // Requantizes 8 columns; see RequantTables for the two schemes.
-TFC_AVX2 inline __m256i Requantize8(__m256i x, const OutputStage& out, int c0) {
-  const RequantTables& t = *out.tables;
-  const __m256i multiplier = Load(&t.multiplier[c0]);
-  const __m256i odd_multiplier = _mm256_srli_epi64(multiplier, 32);
-  if (!out.round_twice) {
+template <bool kTwice>
+TFC_AVX2 inline __m256i Requantize8(__m256i x, const Columns8& k) {
+  if (!kTwice) {
     // (x * M + 2^(s-1)) >> s, made unsigned by a 2^62 offset so that the
     // logical 64-bit shift is exact.
-    __m256i even = _mm256_mul_epi32(x, multiplier);
-    __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), odd_multiplier);
-    even = _mm256_sub_epi64(
-        _mm256_srlv_epi64(_mm256_add_epi64(even, Load(&t.add[c0])), Load(&t.right64[c0])),
-        Load(&t.sub[c0]));
-    odd = _mm256_sub_epi64(
-        _mm256_srlv_epi64(_mm256_add_epi64(odd, Load(&t.add[c0 + 4])), Load(&t.right64[c0 + 4])),
-        Load(&t.sub[c0 + 4]));
+    __m256i even = _mm256_mul_epi32(x, k.multiplier);
+    __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), k.odd_multiplier);
+    even = _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_add_epi64(even, k.a), k.b), k.c);
+    odd = _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_add_epi64(odd, k.d), k.e), k.f);
     return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
   }
   // Rounding doubling high multiply, (a * M + 2^30) >> 31, then a rounding
   // right shift that rounds halves away from zero.
-  const __m256i a = _mm256_sllv_epi32(x, Load(&t.left[c0]));
+  const __m256i a = _mm256_sllv_epi32(x, k.a);
   const __m256i half = _mm256_set1_epi64x(int64_t{1} << 30);
-  const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, multiplier), half), 31);
+  const __m256i even =
+      _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, k.multiplier), half), 31);
   const __m256i odd = _mm256_srli_epi64(
-      _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), odd_multiplier), half), 31);
+      _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), k.odd_multiplier), half), 31);
   const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-  const __m256i mask = Load(&t.mask[c0]);
-  const __m256i remainder = _mm256_and_si256(high, mask);
-  const __m256i threshold = _mm256_sub_epi32(
-      _mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(_mm256_setzero_si256(), high));
-  return _mm256_sub_epi32(_mm256_srav_epi32(high, Load(&t.right[c0])),
-                          _mm256_cmpgt_epi32(remainder, threshold));
+  const __m256i remainder = _mm256_and_si256(high, k.b);
+  const __m256i threshold =
+      _mm256_sub_epi32(k.d, _mm256_cmpgt_epi32(_mm256_setzero_si256(), high));
+  return _mm256_sub_epi32(_mm256_srav_epi32(high, k.c), _mm256_cmpgt_epi32(remainder, threshold));
+}
+
+template <bool kTwice>
+TFC_AVX2 void WriteRows(const int32_t* acc, int rows, const int32_t* folded_bias,
+                        const OutputStage& out, int n0, int count, int8_t* dst,
+                        int64_t dst_stride) {
+  const Columns8 k0 = LoadColumns<kTwice>(*out.tables, folded_bias, n0);
+  const Columns8 k1 = LoadColumns<kTwice>(*out.tables, folded_bias + 8, n0 + 8);
+  const __m256i zero_point = _mm256_set1_epi32(out.zero_point);
+  const __m256i lo = _mm256_set1_epi32(out.act_min);
+  const __m256i hi = _mm256_set1_epi32(out.act_max);
+  for (int row = 0; row < rows; ++row, acc += kBlockRows, dst += dst_stride) {
+    __m256i r0 = Requantize8<kTwice>(_mm256_add_epi32(Load(acc), k0.bias), k0);
+    __m256i r1 = Requantize8<kTwice>(_mm256_add_epi32(Load(acc + 8), k1.bias), k1);
+    r0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(r0, zero_point), lo), hi);
+    r1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(r1, zero_point), lo), hi);
+    const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+    const __m128i bytes =
+        _mm_packs_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+    if (count == kBlockRows) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + n0), bytes);
+    } else {
+      alignas(16) int8_t tail[kBlockRows];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tail), bytes);
+      std::memcpy(dst + n0, tail, count);
+    }
+  }
 }
 
 }  // namespace
 
-TFC_AVX2 void WriteRowAvx2(const int32_t* acc, const int32_t* folded_bias, const OutputStage& out,
-                           int n0, int count, int8_t* dst) {
-  const __m256i zero_point = _mm256_set1_epi32(out.zero_point);
-  const __m256i lo = _mm256_set1_epi32(out.act_min);
-  const __m256i hi = _mm256_set1_epi32(out.act_max);
-  __m256i r[2];
-  for (int h = 0; h < 2; ++h) {
-    const __m256i x = _mm256_add_epi32(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8 * h)),
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(folded_bias + 8 * h)));
-    r[h] = Requantize8(x, out, n0 + 8 * h);
-    r[h] = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(r[h], zero_point), lo), hi);
-  }
-  const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(r[0], r[1]), 0xD8);
-  const __m128i bytes =
-      _mm_packs_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
-  if (count == kBlockRows) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + n0), bytes);
+void WriteRowsAvx2(const int32_t* acc, int rows, const int32_t* folded_bias,
+                   const OutputStage& out, int n0, int count, int8_t* dst, int64_t dst_stride) {
+  if (out.round_twice) {
+    WriteRows<true>(acc, rows, folded_bias, out, n0, count, dst, dst_stride);
   } else {
-    alignas(16) int8_t tail[kBlockRows];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tail), bytes);
-    std::memcpy(dst + n0, tail, count);
+    WriteRows<false>(acc, rows, folded_bias, out, n0, count, dst, dst_stride);
   }
 }
 

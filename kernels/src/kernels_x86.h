@@ -37,13 +37,12 @@ void Drive(const Weights& w, const GemmProblem& p, int block_row_begin, int bloc
       } else {
         Tile<false, kMr>::Run(w, br, xt, padded_k, rows, acc);
       }
-      for (int r = 0; r < rows; ++r) {
-        int8_t* y = p.output + static_cast<int64_t>(m0 + r) * p.output_stride;
-        if (p.out.tables != nullptr) {
-          WriteRowAvx2(acc + r * kBlockRows, p.folded_bias + n0, p.out, n0, count, y);
-        } else {
+      int8_t* y = p.output + static_cast<int64_t>(m0) * p.output_stride;
+      if (p.out.tables != nullptr) {
+        WriteRowsAvx2(acc, rows, p.folded_bias + n0, p.out, n0, count, y, p.output_stride);
+      } else {
+        for (int r = 0; r < rows; ++r, y += p.output_stride)
           WriteRow(acc + r * kBlockRows, p.folded_bias + n0, p.out, n0, count, y);
-        }
       }
     }
   }
