@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "../src/kernels.h"
@@ -12,6 +13,13 @@
 namespace {
 
 int failures = 0;
+
+// An ISA to test even though this CPU lacks it: set (to its IsaName) only by a test
+// build whose kernels for that ISA are emulated in software (tests/kernels/test_cpp.py).
+bool Emulated(tfc::Isa isa) {
+  const char* name = std::getenv("TFC_TEST_EMULATED_ISA");
+  return name != nullptr && std::string(name) == tfc::IsaName(isa);
+}
 
 void Check(bool ok, const char* what, int n, int k, int m, const char* isa, bool sparse) {
   if (ok) return;
@@ -77,7 +85,7 @@ void RunCase(std::mt19937& rng, int n, int k, int m, double sparsity, bool per_c
 
   for (tfc::Isa isa : {tfc::Isa::kPortable, tfc::Isa::kAvx2, tfc::Isa::kAvx512Vnni,
                        tfc::Isa::kNeonDot}) {
-    if (!tfc::IsaSupported(isa)) continue;
+    if (!tfc::IsaSupported(isa) && !Emulated(isa)) continue;
     for (bool sparse : {false, true}) {
       tfc::Weights w;
       w.n = n;

@@ -3,9 +3,12 @@
 The binary checks every packed kernel the CPU runs against the reference kernel,
 bit for bit, and prints ``isa=<best isa> cases=<n> failures=<n>``. It is built
 with the host g++ (plain and under ASan/UBSan) and cross-built for aarch64 to run
-under qemu, once with the dot-product extension and once without it.
+under qemu, once with the dot-product extension and once without it. Where the
+CPU lacks AVX-512 VNNI, that kernel is checked too, built against SIMDe's
+portable implementation of the AVX-512 intrinsics.
 """
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,7 +24,9 @@ PACKAGES = {
     "g++": "g++",
     "aarch64-linux-gnu-g++": "g++-aarch64-linux-gnu",
     "qemu-aarch64": "qemu-user",
+    "simde": "libsimde-dev",
 }
+SIMDE = Path("/usr/include/simde/x86/avx512.h")
 
 
 def require(tool: str) -> str:
@@ -32,23 +37,23 @@ def require(tool: str) -> str:
     return path
 
 
-def sources() -> list[Path]:
+def sources(folder: Path = KERNELS / "src") -> list[Path]:
     """The test plus the kernel library (the TFLite delegate is not part of it)."""
-    library = sorted(p for p in (KERNELS / "src").glob("*.cc") if p.name != "delegate.cc")
+    library = sorted(p for p in folder.glob("*.cc") if p.name != "delegate.cc")
     return [TEST_SOURCE, *library]
 
 
-def build(compiler: str, flags: list[str], out: Path) -> Path:
+def build(compiler: str, flags: list[str], out: Path, folder: Path = KERNELS / "src") -> Path:
     """Compiles the test binary to `out`, failing with the compiler's messages."""
-    cmd = [compiler, "-std=c++17", *flags, *map(str, sources()), "-o", str(out)]
+    cmd = [compiler, "-std=c++17", *flags, *map(str, sources(folder)), "-o", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return out
 
 
-def run(cmd: list[str]) -> str:
+def run(cmd: list[str], env: dict[str, str] | None = None) -> str:
     """Runs the test binary and returns its summary line; fails on any mismatch."""
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "failures=0" in result.stdout, result.stdout
     return result.stdout
@@ -81,3 +86,34 @@ def test_host_seeds(host_binary: Path, cases: int, seed: int) -> None:
 def test_aarch64_qemu(aarch64_binary: Path, cpu: str, isa: str) -> None:
     qemu = require("qemu-aarch64")
     assert f"isa={isa} " in run([qemu, "-cpu", cpu, str(aarch64_binary), "300", "5"])
+
+
+def emulated_avx512_sources(folder: Path) -> Path:
+    """A copy of kernels/src whose AVX-512 kernel calls SIMDe instead of the CPU's
+    instructions: the same code and data layout, runnable on any x86-64 with AVX2."""
+    shutil.copytree(KERNELS / "src", folder)
+    path = folder / "kernels_avx512.cc"
+    text = path.read_text(encoding="utf-8")
+    for native, emulated in [
+        ("#include <immintrin.h>", "#include <simde/x86/avx512.h>"),
+        ('__attribute__((target("avx512f,avx512bw,avx512vnni")))', ""),
+        ("_mm512_", "simde_mm512_"),
+        ("__m512i", "simde__m512i"),
+    ]:
+        assert native in text, native
+        text = text.replace(native, emulated)
+    path.write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_avx512_vnni_kernel_emulated(host_binary: Path, tmp_path: Path) -> None:
+    if "isa=avx512vnni " in run([str(host_binary), "1", "1"]):
+        pytest.skip("this CPU runs the AVX-512 VNNI kernel natively (checked by the other tests)")
+    if "isa=avx2 " not in run([str(host_binary), "1", "1"]):
+        pytest.skip("the emulated AVX-512 build uses native AVX2 for the rest")
+    if not SIMDE.exists():
+        pytest.skip(f"SIMDe not found; install the Debian package {PACKAGES['simde']}")
+    folder = emulated_avx512_sources(tmp_path / "src")
+    binary = build(require("g++"), ["-O1", "-mavx2"], tmp_path / "kernel_test", folder)
+    env = {**os.environ, "TFC_TEST_EMULATED_ISA": "avx512vnni"}
+    run([str(binary), "1500", "11"], env=env)
