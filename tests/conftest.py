@@ -43,3 +43,15 @@ def trained_mobilenet(mnist):
     model = compile_classifier(tc.models.tiny_mobilenet(), learning_rate=3e-3)
     model.fit(mnist.x_train, mnist.y_train, epochs=3, batch_size=64, verbose=0)
     return model
+
+
+@pytest.fixture
+def reload(tmp_path):
+    """Saves a model as `.keras` and loads it back (registered classes: no custom_objects)."""
+
+    def round_trip(model: keras.Model) -> keras.Model:
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        return keras.models.load_model(path)
+
+    return round_trip

@@ -34,15 +34,3 @@ def student():
 def cnn():
     """The builder of the teacher's architecture, `tiny_cnn(filters, units, name)`."""
     return tiny_cnn
-
-
-@pytest.fixture
-def reload(tmp_path):
-    """Saves a model as `.keras` and loads it back (registered classes: no custom_objects)."""
-
-    def round_trip(model: keras.Model) -> keras.Model:
-        path = tmp_path / f"{model.name}.keras"
-        model.save(path)
-        return keras.models.load_model(path)
-
-    return round_trip
