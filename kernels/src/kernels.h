@@ -94,6 +94,20 @@ struct GemmProblem {
   const int32_t* folded_bias = nullptr;
 };
 
+// The stored blocks of block row br: `count` blocks of 64 bytes from `blocks`;
+// block j covers inputs from 4 * cols[j] when sparse, from 4 * j when dense.
+struct BlockRow {
+  const int8_t* blocks;
+  const int32_t* cols;  // null when dense
+  int count;
+};
+
+inline BlockRow RowOf(const Weights& w, int br) {
+  const int begin = w.row_start[br];
+  return {w.blocks.get() + static_cast<int64_t>(begin) * kBlockBytes,
+          w.sparse ? w.col.data() + begin : nullptr, w.row_start[br + 1] - begin};
+}
+
 using GemmFn = void (*)(const Weights& w, const GemmProblem& p, int block_row_begin,
                         int block_row_end);
 

@@ -22,12 +22,10 @@ template <bool kSparse, int kRows>
 TFC_AVX2 void TileRows(const Weights& w, int br, const int16_t* x, int stride, int32_t* acc_out) {
   __m256i acc[kRows][2];
   for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-  const int begin = w.row_start[br];
-  const int end = w.row_start[br + 1];
-  const int8_t* b = w.blocks.get() + static_cast<int64_t>(begin) * kBlockBytes;
-  const int32_t* cols = kSparse ? w.col.data() + begin : nullptr;
-  for (int j = 0; j < end - begin; ++j, b += kBlockBytes) {
-    const int k0 = (kSparse ? cols[j] : j) * kBlockCols;
+  const BlockRow row = RowOf(w, br);
+  const int8_t* b = row.blocks;
+  for (int j = 0; j < row.count; ++j, b += kBlockBytes) {
+    const int k0 = (kSparse ? row.cols[j] : j) * kBlockCols;
     const __m256i w00 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
     const __m256i w01 =
         _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(b + 16)));

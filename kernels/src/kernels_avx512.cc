@@ -26,12 +26,10 @@ TFC_AVX512 void TileRows(const Weights& w, int br, const int16_t* x, int stride,
   __m512i acc0[kRows];
   __m512i acc1[kRows];
   for (int r = 0; r < kRows; ++r) acc0[r] = acc1[r] = _mm512_setzero_si512();
-  const int begin = w.row_start[br];
-  const int end = w.row_start[br + 1];
-  const int8_t* b = w.blocks.get() + static_cast<int64_t>(begin) * kBlockBytes;
-  const int32_t* cols = kSparse ? w.col.data() + begin : nullptr;
-  for (int j = 0; j < end - begin; ++j, b += kBlockBytes) {
-    const int k0 = (kSparse ? cols[j] : j) * kBlockCols;
+  const BlockRow row = RowOf(w, br);
+  const int8_t* b = row.blocks;
+  for (int j = 0; j < row.count; ++j, b += kBlockBytes) {
+    const int k0 = (kSparse ? row.cols[j] : j) * kBlockCols;
     const __m512i w0 =
         _mm512_cvtepi8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(b)));
     const __m512i w1 =

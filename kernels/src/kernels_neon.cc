@@ -57,12 +57,10 @@ TFC_DOTPROD void TileRows(const Weights& w, int br, const int8_t* x, int stride,
   int32x4_t acc[kRows][4];
   for (int r = 0; r < kRows; ++r)
     for (int q = 0; q < 4; ++q) acc[r][q] = vdupq_n_s32(0);
-  const int begin = w.row_start[br];
-  const int end = w.row_start[br + 1];
-  const int8_t* b = w.blocks.get() + static_cast<int64_t>(begin) * kBlockBytes;
-  const int32_t* cols = kSparse ? w.col.data() + begin : nullptr;
-  for (int j = 0; j < end - begin; ++j, b += kBlockBytes) {
-    const int k0 = (kSparse ? cols[j] : j) * kBlockCols;
+  const BlockRow row = RowOf(w, br);
+  const int8_t* b = row.blocks;
+  for (int j = 0; j < row.count; ++j, b += kBlockBytes) {
+    const int k0 = (kSparse ? row.cols[j] : j) * kBlockCols;
     // Outputs 0-3, 4-7, 8-11, 12-15; each lane holds one output's 4 weights.
     const int8x16_t w0 = vld1q_s8(b);
     const int8x16_t w1 = vld1q_s8(b + 16);

@@ -15,10 +15,10 @@ void Run(const Weights& w, const GemmProblem& p, int block_row_begin, int block_
     int8_t* y = p.output + static_cast<int64_t>(m) * p.output_stride;
     for (int br = block_row_begin; br < block_row_end; ++br) {
       int32_t acc[kBlockRows] = {0};
-      for (int j = w.row_start[br]; j < w.row_start[br + 1]; ++j) {
-        const int bc = kSparse ? w.col[j] : j - w.row_start[br];
-        const int8_t* b = w.blocks.get() + static_cast<int64_t>(j) * kBlockBytes;
-        const int8_t* xx = x + bc * kBlockCols;
+      const BlockRow row = RowOf(w, br);
+      for (int j = 0; j < row.count; ++j) {
+        const int8_t* b = row.blocks + static_cast<int64_t>(j) * kBlockBytes;
+        const int8_t* xx = x + (kSparse ? row.cols[j] : j) * kBlockCols;
         for (int o = 0; o < kBlockRows; ++o) {
           acc[o] += b[4 * o] * xx[0] + b[4 * o + 1] * xx[1] + b[4 * o + 2] * xx[2] +
                     b[4 * o + 3] * xx[3];
