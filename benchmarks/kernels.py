@@ -138,6 +138,14 @@ def layer_cases() -> list[dict]:
     return cases
 
 
+def progress(label: str, record: dict, extra: str) -> None:
+    """One line per measured case: latencies, our speed-up over XNNPACK, and `extra`."""
+    latencies = ", ".join(f"{LABELS[n]} {v['median']:.1f} us"
+                          for n, v in record["latency_us"].items())  # fmt: skip
+    speedup = record["speedups"]["ours_vs_xnnpack"]["median"]
+    print(f"{label}: {latencies}; ours vs XNNPACK {speedup:.2f}x; {extra}", flush=True)
+
+
 def run_layers(args) -> list[dict]:
     records = []
     contents: dict[tuple, bytes] = {}
@@ -164,12 +172,8 @@ def run_layers(args) -> list[dict]:
             **summarize(medians),
         }  # fmt: skip
         records.append(record)
-        s = record["speedups"]
-        print(f"{case['layer']} batch {case['batch']} sparsity {case['sparsity']:.0%}: "
-              + ", ".join(f"{LABELS[n]} {v['median']:.1f} us"
-                          for n, v in record["latency_us"].items())
-              + f"; ours vs XNNPACK {s['ours_vs_xnnpack']['median']:.2f}x, kernel "
-              + ", ".join(n["kernel"] for n in nodes), flush=True)  # fmt: skip
+        progress(f"{case['layer']} batch {case['batch']} sparsity {case['sparsity']:.0%}",
+                 record, "kernel " + ", ".join(n["kernel"] for n in nodes))  # fmt: skip
     return records
 
 
@@ -274,13 +278,8 @@ def run_end_to_end(args) -> list[dict]:
                 **summarize(medians),
             }  # fmt: skip
             records.append(record)
-            s = record["speedups"]
-            print(f"{base.name} {sparsity:.0%}: "
-                  + ", ".join(f"{LABELS[n]} {v['median']:.1f} us"
-                              for n, v in record["latency_us"].items())
-                  + f"; ours vs XNNPACK {s['ours_vs_xnnpack']['median']:.2f}x; accuracy "
-                  + ", ".join(f"{LABELS[n]} {a:.3f}" for n, a in accuracy.items()),
-                  flush=True)  # fmt: skip
+            progress(f"{base.name} {sparsity:.0%}", record, "accuracy "
+                     + ", ".join(f"{LABELS[n]} {a:.3f}" for n, a in accuracy.items()))  # fmt: skip
     return records
 
 
