@@ -29,7 +29,7 @@ import numpy as np
 import tfcompress as tc
 from benchmarks.harness import write_results
 from tfcompress.distillation import Distiller, SoftTargetDistillation, make_student
-from tfcompress.report import gzip_size
+from tfcompress.reporting import gzip_size
 
 BATCH = 64
 TEMPERATURE, ALPHA = 4.0, 0.1  # label loss weight ALPHA, soft targets 1 - ALPHA, for both APIs

@@ -28,7 +28,7 @@ import tfcompress as tc
 from benchmarks.harness import write_results
 from tfcompress.factorization import factorization_summary, factorize, randomized_svd
 from tfcompress.factorization.svd import prefers_randomized
-from tfcompress.report.table import render_table
+from tfcompress.reporting.table import render_table
 
 BATCH = 64
 DENSE_STACK = ("fc1", "logits")

@@ -9,7 +9,7 @@ import platform
 import sys
 from importlib import metadata
 
-from tfcompress.report.table import render_table
+from tfcompress.reporting.table import render_table
 from tfcompress.utils.io import atomic_write_text
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

@@ -57,7 +57,7 @@ from tfcompress.pruning import (
     strip_pruning,
 )
 from tfcompress.quantization import quantize_model
-from tfcompress.report.table import render_table
+from tfcompress.reporting.table import render_table
 
 BLOCK = (16, 4)  # (outputs, inputs) of the TFLite [out][in] weight matrix
 FC_SIZE = 1024

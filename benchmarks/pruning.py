@@ -27,7 +27,7 @@ import numpy as np
 
 import tfcompress as tc
 from benchmarks.harness import write_results
-from tfcompress.report.table import render_table
+from tfcompress.reporting.table import render_table
 
 OUTPUT_LAYER = "logits"
 

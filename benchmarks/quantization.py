@@ -45,7 +45,7 @@ import tfcompress as tc
 from benchmarks.harness import write_results
 from tfcompress.clustering import cluster_weights, strip_clustering
 from tfcompress.quantization import quantize_model
-from tfcompress.report.table import render_table
+from tfcompress.reporting.table import render_table
 
 MODELS = ["lenet_300_100", "small_cnn", "tiny_mobilenet"]
 PEERS = ("lenet_300_100", "small_cnn")  # the models with a tf_keras twin in the peer

@@ -9,6 +9,7 @@ from tfcompress import (
     models,
     pruning,
     quantization,
+    reporting,
 )
 from tfcompress.clustering import CentroidInitialization, cluster_weights, strip_clustering
 from tfcompress.distillation import Distiller, make_student
@@ -31,7 +32,7 @@ from tfcompress.quantization import (
     quantize_scope,
     strip_quantization,
 )
-from tfcompress.report import CompressionReport, ReportComparison, report
+from tfcompress.reporting import CompressionReport, ReportComparison, register_layer, report
 
 __version__ = "0.1.0"
 
@@ -71,5 +72,7 @@ __all__ = [
     "datasets",
     "export_tflite",
     "models",
+    "register_layer",
     "report",
+    "reporting",
 ]

@@ -130,7 +130,7 @@ def _report_flags(fv: flags.FlagValues) -> None:
 
 
 def _report(fv: flags.FlagValues) -> int:
-    from tfcompress.report import report
+    from tfcompress.reporting import report
 
     model = None
     if fv.model:

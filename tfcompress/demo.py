@@ -19,7 +19,7 @@ from tfcompress.pruning import (
     strip_pruning,
 )
 from tfcompress.quantization import quantize_model, strip_quantization
-from tfcompress.report import ReportComparison, report
+from tfcompress.reporting import ReportComparison, report
 from tfcompress.utils.io import atomic_write_bytes, atomic_write_text
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from tfcompress.distillation.comparison import DistillationComparison
 from tfcompress.distillation.demo import run_distill_demo
-from tfcompress.report import CompressionReport
+from tfcompress.reporting import CompressionReport
 
 
 def test_comparison_renders_the_three_models():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfcompress.pruning.masks import check_structure, compute_masks, from_matrix, to_matrix
-from tfcompress.report.weights import describe_structure, zero_block_fraction
+from tfcompress.reporting.weights import describe_structure, zero_block_fraction
 
 rng = np.random.default_rng(0)
 

@@ -18,7 +18,7 @@ from tfcompress.pruning import (
     prune_low_magnitude,
     strip_pruning,
 )
-from tfcompress.report.keras_stats import keras_layer_stats
+from tfcompress.reporting.keras_stats import keras_layer_stats
 
 FAST = ConstantSparsity(0.75, begin_step=0, frequency=5)
 

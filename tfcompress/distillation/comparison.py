@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tfcompress.report import CompressionReport
-from tfcompress.report.table import Renderable, fmt_float, fmt_int, fmt_ratio, render_table
+from tfcompress.reporting import CompressionReport
+from tfcompress.reporting.table import Renderable, fmt_float, fmt_int, fmt_ratio, render_table
 
 # (summary key, label, formatter)
 _MEASURES = [

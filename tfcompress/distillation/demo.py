@@ -16,7 +16,7 @@ from tfcompress.distillation.make_student import make_student
 from tfcompress.distillation.soft_target_distillation import SoftTargetDistillation
 from tfcompress.export import export_tflite
 from tfcompress.models import small_cnn
-from tfcompress.report import report
+from tfcompress.reporting import report
 from tfcompress.utils.io import atomic_write_bytes, atomic_write_text
 
 BATCH = 64

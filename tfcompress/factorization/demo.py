@@ -14,7 +14,7 @@ from tfcompress.export import export_tflite
 from tfcompress.factorization.factorize import factorize
 from tfcompress.factorization.summary import factorization_summary
 from tfcompress.models import small_cnn
-from tfcompress.report import ReportComparison, report
+from tfcompress.reporting import ReportComparison, report
 from tfcompress.utils.io import atomic_write_bytes, atomic_write_text
 
 

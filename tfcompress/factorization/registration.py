@@ -14,7 +14,7 @@ from tfcompress.quantization import (
     register_quantize_config,
     register_quantize_split,
 )
-from tfcompress.report import register_layer
+from tfcompress.reporting import register_layer
 
 
 def _out_major(weight) -> list:

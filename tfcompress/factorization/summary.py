@@ -10,8 +10,8 @@ import numpy as np
 
 from tfcompress.factorization.factorized_conv2d import FactorizedConv2D
 from tfcompress.factorization.factorized_dense import FactorizedDense
-from tfcompress.report import report
-from tfcompress.report.table import Renderable, fmt_float, fmt_int, fmt_ratio, render_table
+from tfcompress.reporting import report
+from tfcompress.reporting.table import Renderable, fmt_float, fmt_int, fmt_ratio, render_table
 
 HEADERS = ["layer", "form", "rank", "full rank", "params", "params'", "MACs", "MACs'",
            "params ratio", "kernel error"]  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfcompress.report.weights import expand_tiles, tiles
+from tfcompress.reporting.weights import expand_tiles, tiles
 
 POOLING = ("AVG", "MAX")
 CHANNEL_NORMS = ("L1", "L2")

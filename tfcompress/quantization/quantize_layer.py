@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from tfcompress.quantization.activation_quantizer import ActivationQuantizer
-from tfcompress.report.layer_specs import register_layer
+from tfcompress.reporting.layer_specs import register_layer
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")

@@ -6,8 +6,8 @@ import math
 import re
 
 from tfcompress.export.flatbuffer import OpInfo, TensorInfo, TFLiteFile
-from tfcompress.report.layer_stats import LayerStats
-from tfcompress.report.weights import weight_stats
+from tfcompress.reporting.layer_stats import LayerStats
+from tfcompress.reporting.weights import weight_stats
 
 # op -> (weight input index, bias input index) for ops whose weights the report counts.
 WEIGHT_OPS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tfcompress.report.weights import WeightStats
+from tfcompress.reporting.weights import WeightStats
 
 
 @dataclass

@@ -11,10 +11,10 @@ import numpy as np
 
 from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.interpreter import TFLiteModel
-from tfcompress.report.keras_stats import keras_layer_stats
-from tfcompress.report.layer_stats import LayerStats
-from tfcompress.report.table import Renderable, fmt_float, fmt_int, fmt_pct, render_table
-from tfcompress.report.tflite_stats import tflite_op_stats
+from tfcompress.reporting.keras_stats import keras_layer_stats
+from tfcompress.reporting.layer_stats import LayerStats
+from tfcompress.reporting.table import Renderable, fmt_float, fmt_int, fmt_pct, render_table
+from tfcompress.reporting.tflite_stats import tflite_op_stats
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
 LAYER_HEADERS = ["layer", "type", "params", "nonzero", "sparsity", "structure", "unique", "MACs",
@@ -137,7 +137,7 @@ class CompressionReport(Renderable):
 
     def compare(self, other: CompressionReport):
         """Side by side with `other` (this report is "before", `other` "after")."""
-        from tfcompress.report.comparison import ReportComparison
+        from tfcompress.reporting.comparison import ReportComparison
 
         return ReportComparison(self, other)
 

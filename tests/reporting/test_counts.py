@@ -6,7 +6,7 @@ import pytest
 from helpers import randomize_biases
 
 import tfcompress as tc
-from tfcompress.report.keras_stats import keras_layer_stats
+from tfcompress.reporting.keras_stats import keras_layer_stats
 
 
 def single_layer_stats(layer, input_shape):

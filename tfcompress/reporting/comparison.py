@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tfcompress.report.layer_stats import LayerStats
-from tfcompress.report.report import CompressionReport
-from tfcompress.report.table import Renderable, fmt_float, fmt_int, fmt_pct, fmt_ratio, render_table
+from tfcompress.reporting.layer_stats import LayerStats
+from tfcompress.reporting.report import CompressionReport
+from tfcompress.reporting.table import Renderable, fmt_float, fmt_int, fmt_pct, fmt_ratio, render_table
 
 # (summary key, label, formatter, how the change is shown)
 _MEASURES = [

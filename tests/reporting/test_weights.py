@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfcompress.report.weights import (
+from tfcompress.reporting.weights import (
     describe_structure,
     is_block_sparse,
     satisfies_n_m,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from tfcompress.report.layer_specs import lookup
-from tfcompress.report.layer_stats import LayerStats
-from tfcompress.report.weights import weight_stats
+from tfcompress.reporting.layer_specs import lookup
+from tfcompress.reporting.layer_stats import LayerStats
+from tfcompress.reporting.weights import weight_stats
 
 
 def _symbolic_shapes(layer: keras.layers.Layer) -> tuple[tuple, tuple] | None:

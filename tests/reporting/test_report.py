@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tfcompress as tc
-from tfcompress.report import gzip_size
+from tfcompress.reporting import gzip_size
 
 
 @pytest.fixture(scope="module")
