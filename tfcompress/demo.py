@@ -9,6 +9,7 @@ import time
 
 import keras
 
+from tfcompress.core.blocks import BLOCK_SHAPE
 from tfcompress.datasets import load_mnist5k
 from tfcompress.export import export_tflite
 from tfcompress.models import small_cnn
@@ -122,7 +123,7 @@ def run_demo(
     if prune_epochs:
         steps = prune_epochs * -(-len(data.x_train) // 64)
         schedule = PolynomialDecay(0.0, sparsity, begin_step=0, end_step=steps // 2, frequency=10)
-        wrapped = prune_low_magnitude(model, schedule, block_size=(16, 4), skip=KEPT_DENSE)
+        wrapped = prune_low_magnitude(model, schedule, block_size=BLOCK_SHAPE, skip=KEPT_DENSE)
         pruned = compile_classifier(wrapped)
         print(f"Pruning conv2 and fc1 to {sparsity:.0%} in 16x4 blocks while fine-tuning.")
         pruned.fit(data.x_train, data.y_train, epochs=prune_epochs, batch_size=64,

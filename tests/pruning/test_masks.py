@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from tfcompress.pruning.masks import check_structure, compute_masks, from_matrix, to_matrix
-from tfcompress.reporting.weights import describe_structure, zero_block_fraction
+from tfcompress.core.blocks import describe_structure, zero_block_fraction
+from tfcompress.core.weights import to_matrix
+from tfcompress.pruning.masks import check_structure, compute_masks
 
 rng = np.random.default_rng(0)
 
@@ -60,11 +61,6 @@ def test_global_threshold_spares_the_small_important_layer():
     total_zeros = sum((m == 0).sum() for m in masks)
     assert total_zeros == round(0.8 * (big.size + small.size))
     assert (masks[1] == 0).mean() < 0.3 < 0.8 < (masks[0] == 0).mean()
-
-
-def test_matrix_round_trip():
-    w = rng.normal(size=(3, 3, 4, 5))
-    np.testing.assert_array_equal(from_matrix(to_matrix(w), w.shape), w)
 
 
 @pytest.mark.parametrize(

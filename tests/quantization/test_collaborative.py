@@ -7,9 +7,9 @@ import pytest
 from helpers import compile_classifier
 
 import tfcompress as tc
+from tfcompress.core.blocks import is_block_sparse, satisfies_n_m
 from tfcompress.export import TFLiteFile, export_tflite
 from tfcompress.pruning import ConstantSparsity, UpdatePruningStep
-from tfcompress.reporting.weights import is_block_sparse, satisfies_n_m
 
 
 def _fit(model, data, callbacks=(), steps=8):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from tfcompress.core.weights import to_matrix
 from tfcompress.factorization.costs import conv_macs, dense_macs
 from tfcompress.factorization.factorized_conv2d import FactorizedConv2D
 from tfcompress.factorization.factorized_dense import FactorizedDense
@@ -19,8 +20,7 @@ from tfcompress.reporting import register_layer
 
 def _out_major(weight) -> list:
     """A `[..., in, out]` factor as the report's `[out, in]` matrix."""
-    value = keras.ops.convert_to_numpy(weight)
-    return [(weight, value.reshape(-1, value.shape[-1]).T)]
+    return [(weight, to_matrix(keras.ops.convert_to_numpy(weight)))]
 
 
 def _dense_macs(layer: FactorizedDense, input_shape, output_shape) -> int:

@@ -1,32 +1,21 @@
 """Mask computation: unstructured, 16x4-block and N:M, per layer or with one global threshold.
 
-Every weight is viewed as an `[out, in]` matrix: the last axis of a Keras
-kernel is the output axis, all others are flattened into the input axis (in
-Keras' order, which is TFLite's: a Dense `[in, out]` kernel becomes TFLite's
-FULLY_CONNECTED `[out, in]`; a Conv2D `[kh, kw, in, out]` kernel becomes
-`[out, kh * kw * in]`, the CONV_2D filter layout flattened). Blocks of
-`(rows, cols)` tile that matrix: `rows` output channels by `cols` inputs; the
-last row of tiles may be partial when `rows` does not divide the outputs.
+Every weight is viewed as an `[out, in]` matrix (`tfcompress.core.to_matrix`: a
+Dense `[in, out]` kernel becomes TFLite's FULLY_CONNECTED `[out, in]`, a Conv2D
+`[kh, kw, in, out]` kernel `[out, kh * kw * in]`). Blocks of `(rows, cols)` tile
+that matrix (`tfcompress.core.tiles`): `rows` output channels by `cols` inputs;
+the last row of tiles may be partial when `rows` does not divide the outputs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tfcompress.reporting.weights import expand_tiles, tiles
+from tfcompress.core.blocks import expand_tiles, tiles
+from tfcompress.core.weights import from_matrix, matrix_shape, to_matrix
 
 POOLING = ("AVG", "MAX")
 CHANNEL_NORMS = ("L1", "L2")
-
-
-def to_matrix(value: np.ndarray) -> np.ndarray:
-    """`[..., out]` weight -> `[out, in]` matrix."""
-    return value.reshape(-1, value.shape[-1]).T
-
-
-def from_matrix(matrix: np.ndarray, shape: tuple) -> np.ndarray:
-    """Inverse of `to_matrix`."""
-    return matrix.T.reshape(shape)
 
 
 def check_structure(
@@ -38,7 +27,7 @@ def check_structure(
     output dimension may end in a partial tile (the int8 kernel pads rows), so
     LeNet's 300 outputs take 16-row tiles.
     """
-    rows, cols = int(shape[-1]), int(np.prod(shape[:-1]))
+    rows, cols = matrix_shape(shape)
     layout = f"the weight {tuple(shape)} as [out, in] is [{rows}, {cols}]"
     for axis, size, block in (("output", rows, block_size[0]), ("input", cols, block_size[1])):
         if block > size:

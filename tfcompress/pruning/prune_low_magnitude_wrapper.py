@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcompress.core.weights import to_matrix
 from tfcompress.pruning.constant_sparsity import ConstantSparsity
 from tfcompress.pruning.masks import (
     CHANNEL_NORMS,
@@ -13,7 +14,6 @@ from tfcompress.pruning.masks import (
     channel_masks,
     check_structure,
     compute_masks,
-    to_matrix,
 )
 from tfcompress.pruning.prunable import is_prunable_layer, prunable_weights
 from tfcompress.pruning.schedule import PruningSchedule

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tfcompress.core.weights import to_matrix
 from tfcompress.pruning.channel_graph import Chain, channel_chains
-from tfcompress.pruning.masks import to_matrix
 from tfcompress.pruning.prune import strip_pruning
 from tfcompress.pruning.update_pruning_step import collect_wrappers
 

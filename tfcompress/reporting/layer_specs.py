@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from tfcompress.core.weights import depthwise_to_matrix, to_matrix, transpose_kernel_to_matrix
+
 Shape = tuple
 KernelFn = Callable[[keras.layers.Layer], list[tuple[object, np.ndarray]]]
 MacsFn = Callable[[keras.layers.Layer, Shape, Shape], int]
@@ -63,15 +65,12 @@ def _np(weight) -> np.ndarray:
 
 def _out_last(weight) -> list[tuple[object, np.ndarray]]:
     """Kernels stored `[..., in, out]` (Dense, ConvND): out-major, inputs flattened."""
-    value = _np(weight)
-    return [(weight, value.reshape(-1, value.shape[-1]).T)]
+    return [(weight, to_matrix(_np(weight)))]
 
 
 def _depthwise(weight) -> list[tuple[object, np.ndarray]]:
     """`[*window, in, multiplier]` -> `[in * multiplier, window]` as TFLite orders channels."""
-    value = _np(weight)
-    window = math.prod(value.shape[:-2])
-    return [(weight, value.reshape(window, -1).T)]
+    return [(weight, depthwise_to_matrix(_np(weight)))]
 
 
 def _spatial(shape: Shape) -> int:
@@ -134,12 +133,7 @@ def _register_builtins() -> None:
         register_layer(
             transpose,
             # Keras stores [*window, out, in]; TFLite's TRANSPOSE_CONV [out, *window, in].
-            lambda layer: [
-                (
-                    layer.kernel,
-                    np.moveaxis(_np(layer.kernel), -2, 0).reshape(layer.kernel.shape[-2], -1),
-                )
-            ],
+            lambda layer: [(layer.kernel, transpose_kernel_to_matrix(_np(layer.kernel)))],
             lambda layer, i, o: _spatial(i) * math.prod(layer.kernel.shape),
         )
     register_layer(layers.Embedding, lambda layer: [(layer.embeddings, _np(layer.embeddings))],

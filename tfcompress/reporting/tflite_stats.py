@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+from tfcompress.core.weights import tflite_to_matrix
 from tfcompress.export.flatbuffer import OpInfo, TensorInfo, TFLiteFile
 from tfcompress.reporting.layer_stats import LayerStats
 from tfcompress.reporting.weights import weight_stats
@@ -17,16 +18,6 @@ WEIGHT_OPS = {
     "CONV_3D": (1, 2),
     "TRANSPOSE_CONV": (1, 3),
 }
-
-
-def _matrix(op: str, weight: TensorInfo):
-    """The weight as `[out, in]`: TFLite keeps out first, but depthwise keeps it last."""
-    data = weight.data
-    if op == "DEPTHWISE_CONV_2D":
-        return data.reshape(-1, data.shape[-1]).T
-    if op == "CONV_3D":  # [kd, kh, kw, in, out]
-        return data.reshape(-1, data.shape[-1]).T
-    return data.reshape(data.shape[0], -1)
 
 
 def _macs(op: str, weight: TensorInfo, model: TFLiteFile, info: OpInfo) -> int:
@@ -82,8 +73,9 @@ def tflite_op_stats(model: TFLiteFile) -> list[LayerStats]:
             if weight is None:  # weights computed at run time: not a parameter tensor
                 stats.macs = None
             else:
+                matrix = tflite_to_matrix(info.name, weight.data)
                 stats.add_weight(
-                    weight_stats(weight.name, weight.data, _matrix(info.name, weight)),
+                    weight_stats(weight.name, weight.data, matrix),
                     True,
                     weight.stored_bytes,
                     weight.data.nbytes,
