@@ -16,11 +16,9 @@
 #include <memory>
 #include <vector>
 
-namespace tfc {
+#include "constants.h"
 
-constexpr int kBlockRows = 16;  // outputs per block
-constexpr int kBlockCols = 4;   // inputs per block
-constexpr int kBlockBytes = kBlockRows * kBlockCols;
+namespace tfc {
 
 // Byte order inside a 64-byte block.
 enum class Layout {

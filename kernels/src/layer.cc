@@ -54,7 +54,7 @@ void Layer::SelectKernel(KernelChoice choice, Isa isa) {
     return;
   }
   const bool sparse = choice == KernelChoice::kSparse ||
-                      (choice == KernelChoice::kAuto && block_density_ <= kSparseDensityThreshold);
+                      (choice == KernelChoice::kAuto && block_density_ <= kSparseMaxDensity);
   Pack(weights_, LayoutFor(isa), sparse);
   folded_bias_ = FoldBias(weights_, out_.bias, -input_zero_point_);
   kernel_ = KernelFor(isa);

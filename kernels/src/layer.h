@@ -8,15 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "constants.h"
 #include "kernels.h"
 #include "thread_pool.h"
 
 namespace tfc {
 
 enum class KernelChoice { kAuto, kDense, kSparse, kReference };
-
-// Below this fraction of non-zero 16x4 blocks, kAuto picks the block-sparse kernel.
-constexpr double kSparseDensityThreshold = 0.7;
 
 struct ConvGeometry {
   int kernel_h = 1, kernel_w = 1, in_channels = 0;

@@ -10,6 +10,8 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
+from tfcompress.core.blocks import BLOCK_SHAPE as BLOCK
+from tfcompress.core.blocks import SPARSE_MAX_DENSITY as SPARSE_THRESHOLD
 from tfcompress.export import TFLiteFile
 from tfcompress.kernels import KernelDelegate, KernelsNotBuiltError, best_isa
 from tfcompress.kernels.library import native
@@ -19,8 +21,6 @@ XNNPACK = litert.OpResolverType.AUTO
 BUILTIN = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BLOCK = (16, 4)  # (outputs, inputs) of one weight block of the kernels
-SPARSE_THRESHOLD = 0.7  # kernel="auto" runs a layer sparse at this block density or below
 KERNELS = ("reference", "dense", "sparse", "auto")
 COUNTER_OF = {"reference": "reference_nodes", "dense": "dense_nodes", "sparse": "sparse_nodes"}
 # setup.py's KERNEL_FLAGS at -O2 (quicker to build) and without the static libstdc++/libgcc.
