@@ -3,7 +3,7 @@
 import pytest
 
 from tfcompress.reporting import CompressionReport
-from tfcompress.reporting.measures import MEASURES, measures, summary_rows
+from tfcompress.reporting.measures import MEASURES, select_measures, summary_rows
 
 
 def test_one_row_per_key():
@@ -22,13 +22,13 @@ def test_summary_rows_follow_the_table_order():
 
 
 def test_cell_of_a_missing_key_is_a_dash():
-    (params,) = measures("params")
+    (params,) = select_measures("params")
     assert params.cell({}) == "-" and params.cell({"params": 10}) == "10"
 
 
 def test_measures_rejects_an_unknown_key():
     with pytest.raises(ValueError, match="parms"):
-        measures("params", "parms")
+        select_measures("params", "parms")
 
 
 def test_comparison_leaves_out_single_report_measures():

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from tfcompress.reporting import CompressionReport
-from tfcompress.reporting.measures import measures
+from tfcompress.reporting.measures import select_measures
 from tfcompress.reporting.table import Renderable, fmt_ratio, render_table
 
-_MEASURES = measures(
+_MEASURES = select_measures(
     "params", "macs", "tflite_bytes", "gzip_bytes", "tflite_accuracy", "latency_ms"
 )
 

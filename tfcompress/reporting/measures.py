@@ -62,7 +62,7 @@ MEASURES: tuple[Measure, ...] = (
 )
 
 
-def measures(*keys: str) -> list[Measure]:
+def select_measures(*keys: str) -> list[Measure]:
     """The measures of `keys`, in the order of `MEASURES`."""
     unknown = set(keys) - {m.key for m in MEASURES}
     if unknown:
