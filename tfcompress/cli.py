@@ -10,7 +10,15 @@ import os
 import sys
 from collections.abc import Callable
 
+import keras
 from absl import flags
+
+from tfcompress import datasets
+from tfcompress.demo import run_demo
+from tfcompress.distillation.demo import run_distill_demo
+from tfcompress.export.tflite import MODES, export_tflite
+from tfcompress.factorization.demo import run_factorize_demo
+from tfcompress.reporting import report
 
 Subcommand = tuple[str, Callable[[flags.FlagValues], None], Callable[[flags.FlagValues], int]]
 
@@ -64,18 +72,12 @@ def _demo_flags(fv: flags.FlagValues) -> None:
 
 def _demo(fv: flags.FlagValues) -> int:
     if fv.distill:
-        from tfcompress.distillation.demo import run_distill_demo
-
         print(run_distill_demo(fv.output_dir, seed=fv.seed, latency_runs=fv.latency_runs))
         return 0
     if fv.factorize:
-        from tfcompress.factorization.demo import run_factorize_demo
-
         run_factorize_demo(fv.output_dir, epochs=fv.epochs, seed=fv.seed,
                            latency_runs=fv.latency_runs)  # fmt: skip
         return 0
-    from tfcompress.demo import run_demo
-
     run_demo(fv.output_dir, epochs=fv.epochs, prune_epochs=fv.prune_epochs,
              qat_epochs=fv.qat_epochs, sparsity=fv.sparsity, seed=fv.seed,
              latency_runs=fv.latency_runs, with_kernels=fv.kernels)  # fmt: skip
@@ -83,14 +85,10 @@ def _demo(fv: flags.FlagValues) -> int:
 
 
 def _load_data(name: str | None):
-    from tfcompress import datasets
-
     return {"mnist5k": datasets.load_mnist5k, "digits": datasets.load_digits}[name]()
 
 
 def _export_flags(fv: flags.FlagValues) -> None:
-    from tfcompress.export.tflite import MODES
-
     flags.DEFINE_string("model", None, "Path of a .keras model.", flag_values=fv)
     flags.DEFINE_string("output", None, "Path of the .tflite to write.", flag_values=fv)
     flags.DEFINE_enum("mode", "float32", MODES, "Export mode.", flag_values=fv)
@@ -104,10 +102,6 @@ def _export_flags(fv: flags.FlagValues) -> None:
 
 
 def _export(fv: flags.FlagValues) -> int:
-    import keras
-
-    from tfcompress.export import export_tflite
-
     if os.path.exists(fv.output) and not fv.overwrite:
         raise FileExistsError(f"--output={fv.output!r} exists; pass --overwrite to replace it.")
     model = keras.saving.load_model(fv.model)
@@ -130,12 +124,8 @@ def _report_flags(fv: flags.FlagValues) -> None:
 
 
 def _report(fv: flags.FlagValues) -> int:
-    from tfcompress.reporting import report
-
     model = None
     if fv.model:
-        import keras
-
         model = keras.saving.load_model(fv.model)
     data = None
     if fv.data:

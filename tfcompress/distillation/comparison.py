@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from tfcompress.reporting import CompressionReport
-from tfcompress.reporting.table import Renderable, fmt_float, fmt_int, fmt_ratio, render_table
+from tfcompress.reporting.measures import select_measures
+from tfcompress.reporting.table import Renderable, fmt_ratio, render_table
 
-# (summary key, label, formatter)
-_MEASURES = [
-    ("params", "parameters", fmt_int),
-    ("macs", "MACs per sample", fmt_int),
-    ("tflite_bytes", ".tflite bytes", fmt_int),
-    ("gzip_bytes", ".tflite gzip bytes", fmt_int),
-    ("tflite_accuracy", ".tflite accuracy", fmt_float),
-    ("latency_ms", "latency median (ms)", lambda v: fmt_float(v, 4)),
-]
+_MEASURES = select_measures(
+    "params", "macs", "tflite_bytes", "gzip_bytes", "tflite_accuracy", "latency_ms"
+)
 
 
 class DistillationComparison(Renderable):
@@ -47,9 +42,9 @@ class DistillationComparison(Renderable):
     def _render(self, markdown: bool) -> str:
         reports = (self.teacher, self.scratch, self.distilled)
         rows = [
-            [label, *(fmt(r.summary[key]) if key in r.summary else "-" for r in reports)]
-            for key, label, fmt in _MEASURES
-            if any(key in r.summary for r in reports)
+            [m.label, *(m.cell(r.summary) for r in reports)]
+            for m in _MEASURES
+            if any(m.key in r.summary for r in reports)
         ]
         headers = ["measure", "teacher", "student, scratch", "student, distilled"]
         title = f"Distillation: {self.teacher.name} -> {self.distilled.name}"

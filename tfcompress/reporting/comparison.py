@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from tfcompress.reporting.layer_stats import LayerStats
-from tfcompress.reporting.report import CompressionReport
-from tfcompress.reporting.table import Renderable, fmt_float, fmt_int, fmt_pct, fmt_ratio, render_table
+from typing import Protocol
 
-# (summary key, label, formatter, how the change is shown)
-_MEASURES = [
-    ("params", "parameters", fmt_int, "ratio"),
-    ("nonzero", "non-zero parameters", fmt_int, "ratio"),
-    ("sparsity", "kernel sparsity", fmt_pct, None),
-    ("macs", "MACs per sample", fmt_int, "ratio"),
-    ("tflite_params", ".tflite parameters", fmt_int, "ratio"),
-    ("tflite_nonzero", ".tflite non-zero parameters", fmt_int, "ratio"),
-    ("tflite_sparsity", ".tflite kernel sparsity", fmt_pct, None),
-    ("tflite_macs", ".tflite MACs per sample", fmt_int, "ratio"),
-    ("tflite_weight_bytes", ".tflite weight bytes", fmt_int, "ratio"),
-    ("tflite_bytes", ".tflite bytes", fmt_int, "ratio"),
-    ("gzip_bytes", ".tflite gzip bytes", fmt_int, "ratio"),
-    ("keras_accuracy", "Keras accuracy", fmt_float, "points"),
-    ("tflite_accuracy", ".tflite accuracy", fmt_float, "points"),
-    ("latency_ms", "latency median (ms)", lambda v: fmt_float(v, 4), "ratio"),
-    ("latency_p90_ms", "latency p90 (ms)", lambda v: fmt_float(v, 4), "ratio"),
-]
+from tfcompress.reporting.layer_stats import LayerStats
+from tfcompress.reporting.measures import MEASURES
+from tfcompress.reporting.table import Renderable, fmt_int, fmt_pct, fmt_ratio, render_table
+
+_COMPARED = [m for m in MEASURES if m.compared]
+
+
+class _Report(Protocol):
+    """What a comparison reads of a `CompressionReport` (whose module imports this one)."""
+
+    name: str
+    summary: dict
+    layers: list[LayerStats]
+    ops: list[LayerStats]
+
+    def to_dict(self) -> dict: ...
 
 
 def _change(kind: str | None, before, after) -> str:
@@ -58,7 +54,7 @@ class ReportComparison(Renderable):
         4.6
     """
 
-    def __init__(self, before: CompressionReport, after: CompressionReport):
+    def __init__(self, before: _Report, after: _Report):
         self.before, self.after = before, after
 
     def ratio(self, key: str) -> float | None:
@@ -69,11 +65,10 @@ class ReportComparison(Renderable):
     def _summary_rows(self) -> list[list[str]]:
         before, after = self.before.summary, self.after.summary
         rows = []
-        for key, label, fmt, kind in _MEASURES:
-            if key not in before and key not in after:
-                continue
-            cells = [fmt(side[key]) if key in side else "-" for side in (before, after)]
-            rows.append([label, *cells, _change(kind, before.get(key), after.get(key))])
+        for m in _COMPARED:
+            if m.key in before or m.key in after:
+                change = _change(m.change, before.get(m.key), after.get(m.key))
+                rows.append([m.label, m.cell(before), m.cell(after), change])
         return rows
 
     def _layer_pairs(self):
@@ -103,7 +98,7 @@ class ReportComparison(Renderable):
         return "\n\n".join(parts) + "\n"
 
     def to_dict(self) -> dict:
-        keys = [key for key, *_ in _MEASURES]
+        keys = [m.key for m in _COMPARED]
         return {
             "before": self.before.to_dict(),
             "after": self.after.to_dict(),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 
 from tfcompress.reporting.layer_specs import lookup
 from tfcompress.reporting.layer_stats import LayerStats
@@ -64,8 +63,3 @@ def keras_layer_stats(model: keras.Model, prefix: str = "") -> list[LayerStats]:
         elif not isinstance(layer, keras.layers.InputLayer):
             rows.append(_layer_stats(layer, name))
     return rows
-
-
-def float32_params(model: keras.Model) -> int:
-    """All weight elements of `model` (same as `model.count_params()` once built)."""
-    return int(sum(np.prod(w.shape) for w in model.weights))

@@ -11,9 +11,11 @@ import numpy as np
 
 from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.interpreter import TFLiteModel
+from tfcompress.reporting.comparison import ReportComparison
 from tfcompress.reporting.keras_stats import keras_layer_stats
 from tfcompress.reporting.layer_stats import LayerStats
-from tfcompress.reporting.table import Renderable, fmt_float, fmt_int, fmt_pct, render_table
+from tfcompress.reporting.measures import summary_rows
+from tfcompress.reporting.table import Renderable, fmt_int, fmt_pct, render_table
 from tfcompress.reporting.tflite_stats import tflite_op_stats
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
@@ -86,29 +88,6 @@ class CompressionReport(Renderable):
             "ops": [r.to_dict() for r in self.ops],
         }
 
-    def _summary_rows(self) -> list[list[str]]:
-        s = self.summary
-        labels = [
-            ("params", "parameters", fmt_int),
-            ("nonzero", "non-zero parameters", fmt_int),
-            ("sparsity", "kernel sparsity", fmt_pct),
-            ("macs", "MACs per sample", fmt_int),
-            ("float32_bytes", "bytes as float32", fmt_int),
-            ("tflite_params", ".tflite parameters", fmt_int),
-            ("tflite_nonzero", ".tflite non-zero parameters", fmt_int),
-            ("tflite_sparsity", ".tflite kernel sparsity", fmt_pct),
-            ("tflite_macs", ".tflite MACs per sample", fmt_int),
-            ("tflite_weight_bytes", ".tflite weight bytes", fmt_int),
-            ("tflite_weight_container_bytes", ".tflite weight bytes, int4 in int8", fmt_int),
-            ("tflite_bytes", ".tflite bytes", fmt_int),
-            ("gzip_bytes", ".tflite gzip bytes", fmt_int),
-            ("keras_accuracy", "Keras accuracy", fmt_float),
-            ("tflite_accuracy", ".tflite accuracy", fmt_float),
-            ("latency_ms", "latency median (ms)", lambda v: fmt_float(v, 4)),
-            ("latency_p90_ms", "latency p90 (ms)", lambda v: fmt_float(v, 4)),
-        ]
-        return [[label, fmt(s[key])] for key, label, fmt in labels if key in s]
-
     def _render(self, markdown: bool) -> str:
         heading = f"## {self.name}" if markdown else f"Compression report: {self.name}"
         parts = [heading]
@@ -126,7 +105,7 @@ class CompressionReport(Renderable):
                 parts.append(("### " if markdown else "") + title)
                 parts.append(render_table(LAYER_HEADERS, table, markdown))
         parts.append(("### " if markdown else "") + "Summary")
-        parts.append(render_table(["measure", "value"], self._summary_rows(), markdown))
+        parts.append(render_table(["measure", "value"], summary_rows(self.summary), markdown))
         if self.latency:
             lat = self.latency
             parts.append(
@@ -135,10 +114,8 @@ class CompressionReport(Renderable):
             )
         return "\n\n".join(parts) + "\n"
 
-    def compare(self, other: CompressionReport):
+    def compare(self, other: CompressionReport) -> ReportComparison:
         """Side by side with `other` (this report is "before", `other` "after")."""
-        from tfcompress.reporting.comparison import ReportComparison
-
         return ReportComparison(self, other)
 
 
