@@ -29,16 +29,16 @@ class TFLiteModel:
             kernels only (False).
         reference_kernels: Run TFLite's reference kernels (ground truth for
             bit-exactness checks); implies no XNNPACK.
-        delegates: Interpreter delegates, applied in order before the default
-            XNNPACK one (which takes the nodes they leave): delegate objects of
-            this runtime's `load_delegate`, or `tfcompress.kernels.KernelDelegate`s
-            (loaded by the same runtime).
         use_tfcompress_kernels: Append a `KernelDelegate` to `delegates`: int8
             FULLY_CONNECTED and CONV_2D layers run with tfcompress's own kernels,
             which make 16x4 block-pruned layers faster; other ops keep the
             interpreter's kernels.
         kernel_options: Keyword arguments of that `KernelDelegate` (`kernel`,
             `verbose`, `isa`, `library`); its `num_threads` is `num_threads`.
+        delegates: Interpreter delegates, applied in order (before the default
+            XNNPACK one, which takes the nodes they leave): delegate objects of
+            this runtime's `load_delegate`, or `tfcompress.kernels.KernelDelegate`s
+            (loaded by the same runtime).
 
     Attributes:
         kernels: The first `KernelDelegate` among the delegates (its `counters()`
@@ -61,9 +61,9 @@ class TFLiteModel:
         backend: str = "auto",
         use_xnnpack: bool = True,
         reference_kernels: bool = False,
-        delegates: list | tuple = (),
         use_tfcompress_kernels: bool = False,
         kernel_options: dict | None = None,
+        delegates: list | tuple = (),
     ):
         chosen = runtime(backend)
         if not isinstance(num_threads, int) or num_threads < 1:
