@@ -104,11 +104,11 @@ def run_layers(args) -> list[dict]:
         checked = {**models, "reference": interpreter(contents[key], "reference")}
         outputs = {name: model.run_batch(x, raw=True) for name, model in checked.items()}
         medians = interleaved(models, x, args.rounds, args.invokes, args.warmup)
-        ours = nodes(models["ours"])
+        claimed = nodes(models["ours"])
         record = {
             "layer": case["layer"], "batch": case["batch"], "sparsity": case["sparsity"],
             "input_shape": list(case["shape"]), "tflite_bytes": len(contents[key]),
-            "ours_nodes": ours, "ours_dense_nodes": nodes(models["ours_dense"]),
+            "ours_nodes": claimed, "ours_dense_nodes": nodes(models["ours_dense"]),
             "ours_counters": models["ours"].kernels.counters(),
             "outputs_differing_from_reference": {
                 name: int(np.sum(outputs[name] != outputs["reference"])) for name in VARIANTS},
@@ -117,7 +117,7 @@ def run_layers(args) -> list[dict]:
         }  # fmt: skip
         records.append(record)
         progress(f"{case['layer']} batch {case['batch']} sparsity {case['sparsity']:.0%}",
-                 record, "kernel " + ", ".join(n["kernel"] for n in ours))  # fmt: skip
+                 record, "kernel " + ", ".join(n["kernel"] for n in claimed))  # fmt: skip
     return records
 
 
@@ -189,8 +189,8 @@ def run_end_to_end(args) -> list[dict]:
             raw = {name: raw_outputs(model, data.x_test) for name, model in checked.items()}
             # The timed input: the first test image.
             medians = interleaved(models, data.x_test[:1], args.rounds, args.invokes, args.warmup)
-            ours = nodes(models["ours"])
-            for node in ours:
+            claimed = nodes(models["ours"])
+            for node in claimed:
                 node["layer"] = names.get((node["n"], node["k"]), "?")
             accuracy = {name: float(np.mean(out.argmax(-1) == data.y_test))
                         for name, out in raw.items()}  # fmt: skip
@@ -207,7 +207,7 @@ def run_end_to_end(args) -> list[dict]:
                 "float_accuracy": trained["float_accuracy"],
                 "keras_qat_accuracy": variant["keras_qat_accuracy"],
                 "tflite_accuracy": accuracy, "differences": same, "ops": ops,
-                "ours_nodes": ours, "ours_dense_nodes": nodes(models["ours_dense"]),
+                "ours_nodes": claimed, "ours_dense_nodes": nodes(models["ours_dense"]),
                 "ours_counters": models["ours"].kernels.counters(), "train_s": train_s,
                 **summarize(medians),
             }  # fmt: skip
