@@ -1,5 +1,6 @@
 """Packaging for tfcompress: Keras 3-native model compression for TFLite/LiteRT."""
 
+import ast
 import glob
 import os
 import subprocess
@@ -7,17 +8,23 @@ import subprocess
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
+
+def kernel_build_flags(path: str = "kernels/flags.bzl") -> dict:
+    """The assignments of kernels/flags.bzl, the one list of the kernel library's flags
+    (Bazel `load`s the same file)."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body}
+
+
 KERNEL_SOURCES = sorted(glob.glob("kernels/src/*.cc"))
+_FLAGS = kernel_build_flags()
 KERNEL_FLAGS = [
-    "-O3",
-    "-std=c++17",
+    *_FLAGS["KERNEL_COPTS"],
     "-fPIC",
     "-shared",
-    "-fvisibility=hidden",
-    "-Wno-psabi",
-    "-static-libstdc++",
-    "-static-libgcc",
-    "-Wl,--version-script=kernels/src/exports.lds",
+    *_FLAGS["KERNEL_LINKOPTS"],
+    f"-Wl,--version-script=kernels/{_FLAGS['VERSION_SCRIPT']}",
 ]
 
 

@@ -13,9 +13,9 @@ from tfcompress import (
 )
 from tfcompress.clustering import CentroidInitialization, cluster_weights, strip_clustering
 from tfcompress.distillation import Distiller, make_student
-from tfcompress.export import TFLiteFile, TFLiteModel, export_tflite
+from tfcompress.export import TFLiteFile, TFLiteModel, compare_kernels, export_tflite
 from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
-from tfcompress.kernels import KernelDelegate, compare_kernels
+from tfcompress.kernels import KernelDelegate
 from tfcompress.pruning import (
     ConstantSparsity,
     PolynomialDecay,

@@ -11,7 +11,8 @@ import keras
 
 from tfcompress.core.blocks import BLOCK_SHAPE
 from tfcompress.datasets import load_mnist5k
-from tfcompress.export import export_tflite
+from tfcompress.export import compare_kernels, export_tflite, format_comparison
+from tfcompress.kernels import KernelsNotBuiltError
 from tfcompress.models import small_cnn
 from tfcompress.pruning import (
     PolynomialDecay,
@@ -163,8 +164,6 @@ def run_demo(
 
 def _compare_with_kernels(int8_bytes: bytes, x, latency_runs: int, output_dir: str) -> None:
     """Prints (and saves as `kernels.json`) the int8 model with and without our kernels."""
-    from tfcompress.kernels import KernelsNotBuiltError, compare_kernels, format_comparison
-
     try:
         summary = compare_kernels(int8_bytes, x, runs=max(1, latency_runs // 2))
     except KernelsNotBuiltError as error:

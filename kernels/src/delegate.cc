@@ -10,15 +10,15 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "abi.h"
+#include "c_api.h"
 #include "layer.h"
 #include "node_spec.h"
 #include "thread_pool.h"
-
-#define TFC_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace tfc {
 namespace {
@@ -55,6 +55,21 @@ struct DelegateState {
   Options options;
   std::unique_ptr<ThreadPool> pool;
   std::atomic<int64_t> counters[kNumCounters] = {};
+  std::mutex nodes_mutex;
+  std::vector<TfcNodeInfo> nodes;  // every claimed node set up so far (tfc_delegate_node)
+
+  void AddNode(int node, const Layer& layer) {
+    TfcNodeInfo info;
+    info.node = node;
+    info.n = layer.n();
+    info.k = layer.k();
+    info.block_density = layer.block_density();
+    info.op = layer.is_conv() ? "CONV_2D" : "FULLY_CONNECTED";
+    info.kernel = layer.reference() ? "reference" : (layer.sparse() ? "sparse" : "dense");
+    info.isa = layer.reference() ? nullptr : IsaName(options.isa);
+    std::lock_guard<std::mutex> lock(nodes_mutex);
+    nodes.push_back(info);
+  }
 };
 
 DelegateState* StateOf(const void* delegate) {
@@ -112,6 +127,7 @@ void* PartitionInit(abi::Context* context, const char* buffer, size_t) {
     Counter kind = layer->reference() ? kReferenceNodes
                                       : (layer->sparse() ? kSparseNodes : kDenseNodes);
     partition->state->counters[kind]++;
+    partition->state->AddNode(params->nodes_to_replace->data[i], *layer);
     Log(options, "node %d: %s", params->nodes_to_replace->data[i], layer->Describe().c_str());
     bool internal = true;
     for (int t : outputs) internal = internal && t != spec.output;
@@ -343,6 +359,24 @@ TFC_EXPORT int64_t tfc_delegate_counter(const void* delegate, int index) {
   const tfc::DelegateState* state = tfc::StateOf(delegate);
   if (state == nullptr || index < 0 || index >= tfc::kNumCounters) return -1;
   return state->counters[index].load();
+}
+
+TFC_EXPORT int tfc_node_info_size() { return static_cast<int>(sizeof(TfcNodeInfo)); }
+
+TFC_EXPORT int tfc_delegate_node_count(const void* delegate) {
+  tfc::DelegateState* state = tfc::StateOf(delegate);
+  if (state == nullptr) return -1;
+  std::lock_guard<std::mutex> lock(state->nodes_mutex);
+  return static_cast<int>(state->nodes.size());
+}
+
+TFC_EXPORT int tfc_delegate_node(const void* delegate, int index, TfcNodeInfo* info) {
+  tfc::DelegateState* state = tfc::StateOf(delegate);
+  if (state == nullptr || info == nullptr) return -1;
+  std::lock_guard<std::mutex> lock(state->nodes_mutex);
+  if (index < 0 || index >= static_cast<int>(state->nodes.size())) return -1;
+  *info = state->nodes[index];
+  return 0;
 }
 
 TFC_EXPORT const char* tfc_delegate_isa(const void* delegate) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 
@@ -9,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
+from build_flags import TEST_LIBRARY_FLAGS
 
 from tfcompress.core.blocks import BLOCK_SHAPE as BLOCK
 from tfcompress.core.blocks import SPARSE_MAX_DENSITY as SPARSE_THRESHOLD
@@ -23,16 +25,6 @@ BUILTIN = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KERNELS = ("reference", "dense", "sparse", "auto")
 COUNTER_OF = {"reference": "reference_nodes", "dense": "dense_nodes", "sparse": "sparse_nodes"}
-# setup.py's KERNEL_FLAGS at -O2 (quicker to build) and without the static libstdc++/libgcc.
-TEST_BUILD_FLAGS = [
-    "-O2",
-    "-std=c++17",
-    "-fPIC",
-    "-shared",
-    "-fvisibility=hidden",
-    "-Wno-psabi",
-    f"-Wl,--version-script={os.path.join(ROOT, 'kernels', 'src', 'exports.lds')}",
-]
 
 
 def host_isas() -> list[str]:
@@ -243,6 +235,25 @@ def check_counters(counters: dict[str, int], kernel: str, layers: int, sparse: i
     assert kinds == {c: times * v for c, v in expected.items()}, counters
 
 
+def check_nodes(nodes: list, content: bytes, kernel: str, isa: str) -> None:
+    """`KernelDelegate.nodes()` agrees with the file: every int8 FC/CONV_2D claimed (as often
+    as the counters count it) with its op, [n][k] shape and block density, the kernel asked
+    for (`auto`: by block density) and the ISA (none for the reference kernel)."""
+    expected = collections.Counter()
+    for op, matrix in weight_matrices(content):
+        density = block_density(matrix)
+        chosen = (
+            kernel if kernel != "auto" else "sparse" if density <= SPARSE_THRESHOLD else "dense"
+        )
+        expected[(op, *matrix.shape, density, chosen, None if chosen == "reference" else isa)] += 1
+    got = collections.Counter((n.op, n.n, n.k, n.block_density, n.kernel, n.isa) for n in nodes)
+    times = len(nodes) // sum(expected.values())
+    assert times > 0 and got == collections.Counter({c: times * v for c, v in expected.items()}), (
+        got,
+        expected,
+    )
+
+
 def raw_counters(library: str, delegate) -> dict[str, int]:
     """Counters of a delegate object loaded without `KernelDelegate` (e.g. by tf.lite)."""
     lib = native(library)
@@ -257,7 +268,7 @@ def compile_library(out: str, defines: tuple[str, ...] = ()) -> str:
     """Builds kernels/src/*.cc into a shared library at `out` with g++ (test builds)."""
     src = os.path.join(ROOT, "kernels", "src")
     sources = sorted(os.path.join(src, f) for f in os.listdir(src) if f.endswith(".cc"))
-    cmd = ["g++", *TEST_BUILD_FLAGS, *(f"-D{d}" for d in defines), *sources, "-o", out]
+    cmd = ["g++", *TEST_LIBRARY_FLAGS, *(f"-D{d}" for d in defines), *sources, "-o", out]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return out

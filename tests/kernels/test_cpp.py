@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from build_flags import KERNEL_COPTS
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNELS = ROOT / "kernels"
@@ -44,8 +45,9 @@ def sources(folder: Path = KERNELS / "src") -> list[Path]:
 
 
 def build(compiler: str, flags: list[str], out: Path, folder: Path = KERNELS / "src") -> Path:
-    """Compiles the test binary to `out`, failing with the compiler's messages."""
-    cmd = [compiler, "-std=c++17", *flags, *map(str, sources(folder)), "-o", str(out)]
+    """Compiles the test binary to `out` with the library's flags then `flags` (a later -O
+    wins), failing with the compiler's messages."""
+    cmd = [compiler, *KERNEL_COPTS, *flags, *map(str, sources(folder)), "-o", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return out

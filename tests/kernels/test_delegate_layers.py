@@ -23,6 +23,7 @@ from kernel_cases import (
     REF,
     XNNPACK,
     check_counters,
+    check_nodes,
     expected_sparse,
     host_isas,
     int8_multi_model,
@@ -237,6 +238,7 @@ def test_bit_exact_with_reference_kernels(converted: Converted, kernel: str, isa
         assert_equal_outputs(got, want, f"kernel={kernel} isa={isa} batch={batch}")
         assert delegate.isa == isa
         check_counters(delegate.counters(), kernel, converted.layers, converted.sparse)
+        check_nodes(delegate.nodes(), converted.content, kernel, isa)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

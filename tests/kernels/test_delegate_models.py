@@ -9,7 +9,6 @@ is the structure, not the accuracy.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import keras
@@ -22,6 +21,7 @@ from kernel_cases import (
     XNNPACK,
     block_density,
     check_counters,
+    check_nodes,
     expected_sparse,
     host_isas,
     run,
@@ -46,8 +46,6 @@ TEST = 200
 SEEDS = {"small_cnn": 1, "lenet_300_100": 2}
 # [n][k] weight shapes of the layers that are pruned, as TFLite stores them.
 PRUNED = {"small_cnn": {(64, 288), (128, 9216)}, "lenet_300_100": {(300, 784), (100, 300)}}
-# What verbose=True prints for each claimed layer.
-LOG_LINE = re.compile(r"(CONV_2D|FULLY_CONNECTED) (\d+)x(\d+) block density [\d.]+ -> (\w+)")
 
 
 @dataclass
@@ -102,14 +100,14 @@ def test_bit_exact_with_reference_kernels(pruned: PrunedModel, kernel: str, isa:
     assert ours.dtype == np.float32 and ours.shape == (TEST, 10)
     assert np.array_equal(ours, pruned.reference), np.abs(ours - pruned.reference).max()
     check_counters(delegate.counters(), kernel, pruned.layers, pruned.sparse)
+    check_nodes(delegate.nodes(), pruned.content, kernel, isa)
 
 
-def test_auto_picks_sparse_for_pruned_layers(pruned: PrunedModel, capfd) -> None:
-    capfd.readouterr()
-    delegate = KernelDelegate(kernel="auto", verbose=True)
+def test_auto_picks_sparse_for_pruned_layers(pruned: PrunedModel) -> None:
+    delegate = KernelDelegate(kernel="auto")
     ours = run(pruned.content, pruned.x, REF, delegate)
     assert np.array_equal(ours, pruned.reference)
-    chosen = {(int(n), int(k)): kind for _, n, k, kind in LOG_LINE.findall(capfd.readouterr().err)}
+    chosen = {(node.n, node.k): node.kernel for node in delegate.nodes()}
     shapes = {m.shape for _, m in weight_matrices(pruned.content)}
     assert chosen == {s: "sparse" if s in PRUNED[pruned.name] else "dense" for s in shapes}
     counters = delegate.counters()

@@ -36,6 +36,9 @@ USED = {
     "tfc_delegate_counter",
     "tfc_delegate_isa",
     "tfc_best_isa",
+    "tfc_node_info_size",
+    "tfc_delegate_node_count",
+    "tfc_delegate_node",
 }
 
 

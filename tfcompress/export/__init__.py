@@ -2,6 +2,14 @@
 
 from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.interpreter import TFLiteModel
+from tfcompress.export.kernel_comparison import compare_kernels, format_comparison
 from tfcompress.export.tflite import MODES, export_tflite
 
-__all__ = ["MODES", "TFLiteFile", "TFLiteModel", "export_tflite"]
+__all__ = [
+    "MODES",
+    "TFLiteFile",
+    "TFLiteModel",
+    "compare_kernels",
+    "export_tflite",
+    "format_comparison",
+]

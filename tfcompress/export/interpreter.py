@@ -7,32 +7,9 @@ import time
 
 import numpy as np
 
+from tfcompress.kernels import KernelDelegate
+from tfcompress.runtime import runtime
 from tfcompress.utils.validation import check_samples
-
-BACKENDS = ("auto", "litert", "tf")
-
-
-def runtime(backend: str):
-    """`(Interpreter class, OpResolverType enum, load_delegate)` of the chosen runtime:
-    `ai_edge_litert.interpreter` for `"litert"` (or `"auto"` when installed), else `tf.lite`."""
-    if backend in ("auto", "litert"):
-        try:
-            from ai_edge_litert import interpreter as litert
-
-            return litert.Interpreter, litert.OpResolverType, litert.load_delegate
-        except ImportError:
-            if backend == "litert":
-                raise ImportError(
-                    "backend='litert' needs the `ai-edge-litert` package: "
-                    "pip install 'tfcompress[litert]'"
-                ) from None
-    import tensorflow as tf
-
-    return (
-        tf.lite.Interpreter,
-        tf.lite.experimental.OpResolverType,
-        tf.lite.experimental.load_delegate,
-    )
 
 
 class TFLiteModel:
@@ -52,12 +29,22 @@ class TFLiteModel:
             kernels only (False).
         reference_kernels: Run TFLite's reference kernels (ground truth for
             bit-exactness checks); implies no XNNPACK.
-        use_tfcompress_kernels: Run int8 FULLY_CONNECTED and CONV_2D layers with
-            tfcompress's own kernels (`tfcompress.kernels.KernelDelegate`), which
-            make 16x4 block-pruned layers faster; other ops keep the
-            interpreter's kernels. The delegate is at `.kernels`.
-        kernel_options: Keyword arguments of `KernelDelegate` (`kernel`,
+        use_tfcompress_kernels: Append a `KernelDelegate` to `delegates`: int8
+            FULLY_CONNECTED and CONV_2D layers run with tfcompress's own kernels,
+            which make 16x4 block-pruned layers faster; other ops keep the
+            interpreter's kernels.
+        kernel_options: Keyword arguments of that `KernelDelegate` (`kernel`,
             `verbose`, `isa`, `library`); its `num_threads` is `num_threads`.
+        delegates: Interpreter delegates, applied in order (before the default
+            XNNPACK one, which takes the nodes they leave): delegate objects of
+            this runtime's `load_delegate`, or `tfcompress.kernels.KernelDelegate`s
+            (loaded by the same runtime).
+
+    Attributes:
+        kernels: The first `KernelDelegate` among the delegates (its `counters()`
+            and `nodes()` say what it ran), or None.
+        input_quantization: `(scale, zero_point)` of the input tensor, `(0.0, 0)`
+            when it is not quantized.
 
     Example:
         >>> runner = TFLiteModel(export_tflite(model, mode="int8",
@@ -76,9 +63,9 @@ class TFLiteModel:
         reference_kernels: bool = False,
         use_tfcompress_kernels: bool = False,
         kernel_options: dict | None = None,
+        delegates: list | tuple = (),
     ):
-        if backend not in BACKENDS:
-            raise ValueError(f"`backend` must be one of {BACKENDS}. Received: backend={backend!r}")
+        chosen = runtime(backend)
         if not isinstance(num_threads, int) or num_threads < 1:
             raise ValueError(
                 f"`num_threads` must be a positive integer. Received: num_threads={num_threads!r}"
@@ -90,33 +77,40 @@ class TFLiteModel:
                 raise FileNotFoundError(f"No `.tflite` file at `model`={os.fspath(model)!r}")
             with open(model, "rb") as f:
                 self.content = f.read()
-        interpreter_cls, resolver, _ = runtime(backend)
         if reference_kernels:
-            resolver_type = resolver.BUILTIN_REF
+            resolver_type = chosen.resolver.BUILTIN_REF
         elif use_xnnpack:
-            resolver_type = resolver.AUTO
+            resolver_type = chosen.resolver.AUTO
         else:
-            resolver_type = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        self.backend = interpreter_cls.__module__.split(".")[0]
+            resolver_type = chosen.resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.backend = chosen.interpreter.__module__.split(".")[0]
         self.num_threads = num_threads
-        self.kernels = None
         if kernel_options is not None and not use_tfcompress_kernels:
             raise ValueError(
                 "`kernel_options` needs `use_tfcompress_kernels=True`. "
                 f"Received: kernel_options={kernel_options!r}"
             )
+        self.delegates = list(delegates)
         if use_tfcompress_kernels:
-            from tfcompress.kernels import KernelDelegate
-
-            backend_name = "litert" if self.backend == "ai_edge_litert" else "tf"
-            self.kernels = KernelDelegate(
-                num_threads=num_threads, backend=backend_name, **(kernel_options or {})
-            )
-        self._interpreter = interpreter_cls(
+            options = {"num_threads": num_threads, "backend": chosen.name, **(kernel_options or {})}
+            self.delegates.append(KernelDelegate(**options))
+        for i, delegate in enumerate(self.delegates):
+            if isinstance(delegate, KernelDelegate) and delegate.backend != chosen.name:
+                raise ValueError(
+                    f"`delegates[{i}]` must be loaded by the runtime of this model "
+                    f"({chosen.name!r}): make it with KernelDelegate(backend={chosen.name!r}). "
+                    f"Received: delegates[{i}].backend={delegate.backend!r}"
+                )
+        ours = [d for d in self.delegates if isinstance(d, KernelDelegate)]
+        self.kernels = ours[0] if ours else None
+        self._interpreter = chosen.interpreter(
             model_content=self.content,
             num_threads=num_threads,
             experimental_op_resolver_type=resolver_type,
-            experimental_delegates=[self.kernels.delegate] if self.kernels else None,
+            experimental_delegates=[
+                d.delegate if isinstance(d, KernelDelegate) else d for d in self.delegates
+            ]
+            or None,
         )
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
@@ -124,6 +118,7 @@ class TFLiteModel:
         self._batch = int(self._input["shape"][0])
         self.input_shape = tuple(int(d) for d in self._input["shape_signature"][1:])
         self.input_dtype = np.dtype(self._input["dtype"])
+        self.input_quantization = tuple(self._input["quantization"])
         self.output_dtype = np.dtype(self._output["dtype"])
 
     def _resize(self, batch: int) -> None:
@@ -188,13 +183,14 @@ class TFLiteModel:
         x = check_samples(x, self.input_shape, "x", "this .tflite model")
         self._resize(len(x))
         self._interpreter.set_tensor(self._input["index"], self._quantize_input(x))
+        invoke, clock = self._interpreter.invoke, time.perf_counter
         for _ in range(warmup):
-            self._interpreter.invoke()
+            invoke()
         times = np.empty(runs)
         for i in range(runs):
-            start = time.perf_counter()
-            self._interpreter.invoke()
-            times[i] = time.perf_counter() - start
+            start = clock()
+            invoke()
+            times[i] = clock() - start
         times *= 1e3
         return {
             "median_ms": float(np.median(times)),

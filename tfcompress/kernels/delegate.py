@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from tfcompress.export.interpreter import BACKENDS, runtime
-from tfcompress.kernels.library import library_path, native
+import ctypes
+
+from tfcompress.kernels.kernel_node import KernelNode
+from tfcompress.kernels.library import NodeInfo, library_path, native
+from tfcompress.runtime import runtime
 
 KERNELS = ("auto", "dense", "sparse", "reference")
 ISAS = ("auto", "portable", "avx2", "avx512vnni", "neondot")
@@ -15,8 +18,9 @@ class KernelDelegate:
     The `.tflite` stays an ordinary model: nodes the delegate does not claim
     (other ops, float layers, non-constant weights, dynamic shapes) run on the
     interpreter's own kernels, and without the delegate the model runs anywhere.
-    Pass `.delegate` in `experimental_delegates=[...]` of an interpreter, or use
-    `TFLiteModel(..., use_tfcompress_kernels=True)`.
+    Pass it in `TFLiteModel(..., delegates=[...])` (or use
+    `TFLiteModel(..., use_tfcompress_kernels=True)`), or pass `.delegate` in
+    `experimental_delegates=[...]` of an interpreter of the same runtime.
 
     Args:
         kernel: `"auto"` picks, per layer, the block-sparse kernel when at most
@@ -24,7 +28,8 @@ class KernelDelegate:
             otherwise; `"dense"`, `"sparse"` or `"reference"` (plain loops, the
             ground truth) force one.
         num_threads: Threads per layer (1 is steadiest on small shared machines).
-        verbose: Print which nodes were claimed and which kernel each runs.
+        verbose: Print which nodes were claimed and which kernel each runs (to stderr;
+            `nodes()` gives the same from Python).
         isa: `"auto"` (the best this CPU runs) or a specific path for testing.
         library: Path of the kernel library (default: `library_path()`).
         backend: Which runtime loads it: `"auto"` (LiteRT if installed, else
@@ -49,8 +54,7 @@ class KernelDelegate:
     ):
         if kernel not in KERNELS:
             raise ValueError(f"`kernel` must be one of {KERNELS}. Received: kernel={kernel!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"`backend` must be one of {BACKENDS}. Received: backend={backend!r}")
+        chosen = runtime(backend)
         if isa not in ISAS:
             raise ValueError(f"`isa` must be one of {ISAS}. Received: isa={isa!r}")
         if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
@@ -64,8 +68,9 @@ class KernelDelegate:
             "verbose": "true" if verbose else "false",
             "isa": isa,
         }
-        self.delegate = runtime(backend)[2](self.library, self.options)
         self._native = native(self.library)
+        self.backend = chosen.name
+        self.delegate = chosen.load_delegate(self.library, self.options)
 
     @property
     def _pointer(self) -> int:
@@ -83,6 +88,27 @@ class KernelDelegate:
             lib.tfc_counter_name(i).decode(): int(lib.tfc_delegate_counter(self._pointer, i))
             for i in range(lib.tfc_counter_count())
         }
+
+    def nodes(self) -> list[KernelNode]:
+        """Every node claimed so far, in the order the library set them up: op, weight
+        shape, block density, and the kernel and ISA chosen. A node appears again each time
+        the interpreter re-applies the delegate (as `counters()` counts it again)."""
+        lib, info, out = self._native, NodeInfo(), []
+        for i in range(lib.tfc_delegate_node_count(self._pointer)):
+            if lib.tfc_delegate_node(self._pointer, i, ctypes.byref(info)) != 0:
+                raise RuntimeError(f"The kernel library has no node {i}")
+            out.append(
+                KernelNode(
+                    node=info.node,
+                    op=info.op.decode(),
+                    n=info.n,
+                    k=info.k,
+                    block_density=info.block_density,
+                    kernel=info.kernel.decode(),
+                    isa=info.isa.decode() if info.isa else None,
+                )
+            )
+        return out
 
 
 def load_delegate(**options) -> KernelDelegate:

@@ -45,18 +45,49 @@ def is_built() -> bool:
     return True
 
 
+class NodeInfo(ctypes.Structure):
+    """`TfcNodeInfo` of kernels/src/c_api.h: one claimed node."""
+
+    _fields_ = [
+        ("node", ctypes.c_int32),
+        ("n", ctypes.c_int32),
+        ("k", ctypes.c_int32),
+        ("block_density", ctypes.c_double),
+        ("op", ctypes.c_char_p),
+        ("kernel", ctypes.c_char_p),
+        ("isa", ctypes.c_char_p),
+    ]
+
+
 @functools.cache
 def native(path: str) -> ctypes.CDLL:
-    """The library at `path` through ctypes, with the `tfc_*` signatures declared."""
+    """The library at `path` through ctypes, with the `tfc_*` signatures of
+    kernels/src/c_api.h declared.
+
+    Raises:
+        KernelsNotBuiltError: The library's `TfcNodeInfo` differs from `NodeInfo` (a
+            library built from other sources).
+    """
     lib = ctypes.CDLL(path)
     lib.tfc_counter_count.restype = ctypes.c_int
     lib.tfc_counter_name.argtypes = [ctypes.c_int]
     lib.tfc_counter_name.restype = ctypes.c_char_p
     lib.tfc_delegate_counter.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.tfc_delegate_counter.restype = ctypes.c_int64
+    lib.tfc_node_info_size.restype = ctypes.c_int
+    lib.tfc_delegate_node_count.argtypes = [ctypes.c_void_p]
+    lib.tfc_delegate_node_count.restype = ctypes.c_int
+    lib.tfc_delegate_node.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(NodeInfo)]
+    lib.tfc_delegate_node.restype = ctypes.c_int
     lib.tfc_delegate_isa.argtypes = [ctypes.c_void_p]
     lib.tfc_delegate_isa.restype = ctypes.c_char_p
     lib.tfc_best_isa.restype = ctypes.c_char_p
+    if lib.tfc_node_info_size() != ctypes.sizeof(NodeInfo):
+        raise KernelsNotBuiltError(
+            f"The kernel library at {path!r} does not match this tfcompress: its node record "
+            f"is {lib.tfc_node_info_size()} bytes, expected {ctypes.sizeof(NodeInfo)}. "
+            f"Rebuild it. {BUILD_HINT}"
+        )
     return lib
 
 
