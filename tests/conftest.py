@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
-from helpers import compile_classifier  # noqa: E402
+from helpers import compile_classifier, fit_in_fixed_order  # noqa: E402
 
 import tfcompress as tc  # noqa: E402
 
@@ -25,24 +25,21 @@ def digits():
 def trained_lenet(mnist):
     keras.utils.set_random_seed(1)
     model = compile_classifier(tc.models.lenet_300_100())
-    model.fit(mnist.x_train, mnist.y_train, epochs=2, batch_size=64, verbose=0)
-    return model
+    return fit_in_fixed_order(model, mnist.x_train, mnist.y_train, epochs=2, seed=1)
 
 
 @pytest.fixture(scope="session")
 def trained_cnn(mnist):
     keras.utils.set_random_seed(2)
     model = compile_classifier(tc.models.small_cnn())
-    model.fit(mnist.x_train[:2000], mnist.y_train[:2000], epochs=1, batch_size=64, verbose=0)
-    return model
+    return fit_in_fixed_order(model, mnist.x_train[:2000], mnist.y_train[:2000], epochs=1, seed=2)
 
 
 @pytest.fixture(scope="session")
 def trained_mobilenet(mnist):
     keras.utils.set_random_seed(3)
     model = compile_classifier(tc.models.tiny_mobilenet(), learning_rate=3e-3)
-    model.fit(mnist.x_train, mnist.y_train, epochs=3, batch_size=64, verbose=0)
-    return model
+    return fit_in_fixed_order(model, mnist.x_train, mnist.y_train, epochs=3, seed=3)
 
 
 @pytest.fixture

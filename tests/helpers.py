@@ -20,3 +20,16 @@ def randomize_biases(model: keras.Model, seed: int = 0) -> keras.Model:
         if weight.path.endswith("bias"):
             weight.assign(rng.normal(0, 0.1, weight.shape).astype("float32"))
     return model
+
+
+def fit_in_fixed_order(model, x, y, epochs: int, seed: int) -> keras.Model:
+    """Trains with the weights and each epoch's sample order drawn from `seed` by numpy.
+
+    The order is fixed by the seed alone (not by Keras' shuffling), so a trained fixture differs
+    between CPUs only by their floating-point arithmetic (oneDNN's kernels differ per ISA).
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        model.fit(x[order], y[order], epochs=1, batch_size=64, shuffle=False, verbose=0)
+    return model

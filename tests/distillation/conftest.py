@@ -2,7 +2,7 @@
 
 import keras
 import pytest
-from helpers import compile_classifier
+from helpers import compile_classifier, fit_in_fixed_order
 
 
 def tiny_cnn(filters: int = 8, units: int = 32, name: str = "tiny_cnn") -> keras.Model:
@@ -19,7 +19,7 @@ def teacher(digits):
     """A frozen teacher at about 95% test accuracy."""
     keras.utils.set_random_seed(0)
     model = compile_classifier(tiny_cnn(16, 64, name="teacher"), learning_rate=1e-2)
-    model.fit(digits.x_train, digits.y_train, epochs=6, batch_size=64, verbose=0)
+    fit_in_fixed_order(model, digits.x_train, digits.y_train, epochs=6, seed=0)
     model.trainable = False
     return model
 

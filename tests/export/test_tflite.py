@@ -10,19 +10,69 @@ import tensorflow as tf
 import tfcompress as tc
 from tfcompress.export import TFLiteFile
 
-# mode -> (minimum top-1 agreement, maximum |tflite - keras| / max |keras|) on MNIST-5k test.
+# mode -> bounds on each image's max |tflite - keras| logit error, relative to max |keras|: its
+# median (the mode's typical rounding: float16 weights ~2^-11 relative, int8 ~1/255 of a range per
+# layer), its 99th percentile, and its max (a guard against gross faults). Measured on an AVX-512
+# FP16/AMX Xeon over the three fixtures and three more trainings of each (seeds 11-13), the worst
+# case was: float16 7.7e-4 / 1.1e-3 / 1.3e-3; dynamic 1.3e-3 / 2.8e-3 / 3.6e-3; int8 0.018 / 0.028
+# / 0.22 and int16x8 0.013 / 0.023 / 0.098 (the MobileNet, but the int16x8 max: LeNet). The max
+# bounds are those the suite had on the AVX2 machine it was written on, except int8's, 0.2 -> 0.3:
+# 2 of the 4 MobileNet trainings reach 0.215 and 0.223, each from a single image (the plain
+# converter gives the same files, `test_export_equals_the_plain_converter`).
 TOLERANCES = {
-    "float32": (1.0, 1e-5),
-    "float16": (0.998, 2e-3),
-    "dynamic": (0.995, 0.02),
-    "int8": (0.98, 0.2),
-    "int16x8": (0.995, 0.15),  # int8 weights dominate the error
+    "float32": (1e-5, 1e-5, 1e-5),
+    "float16": (1.5e-3, 2e-3, 2e-3),
+    "dynamic": (3e-3, 6e-3, 0.02),
+    "int8": (0.04, 0.06, 0.3),
+    "int16x8": (0.03, 0.05, 0.15),
 }
 
 
 def _export(model, mode, mnist, **kwargs):
     calibration = mnist.x_train[:200] if mode in ("int8", "int16x8") else None
     return tc.export_tflite(model, mode=mode, representative_data=calibration, **kwargs)
+
+
+def _plain_converter(model, mode, mnist):
+    """The same mode the way the TFLite guides do it, with `TFLiteConverter.from_keras_model`."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode in ("int8", "int16x8"):
+        samples = mnist.x_train[:200].astype("float32")
+        converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+        ops = tf.lite.OpsSet
+        converter.target_spec.supported_ops = [
+            ops.TFLITE_BUILTINS_INT8
+            if mode == "int8"
+            else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+    return converter.convert()
+
+
+def check_agrees_with_keras(got: np.ndarray, expected: np.ndarray, tolerances: tuple) -> None:
+    """Bounds the distribution of the per-image logit error, relative to max |keras|.
+
+    Top-1 agreement is not asserted: it is a property of the trained model as much as of the
+    export. A flip needs an error of at least half the image's Keras margin (top-1 minus top-2
+    logit), so for the same error a model with many near-ties (the tiny MobileNet after 3 epochs
+    has 2% of test images with margins under 0.05) changes class on more images, and training
+    differs in the last bits between CPUs (oneDNN): an agreement threshold was a threshold on one
+    machine's model. Given these bounds, an image whose margin exceeds twice the p99 bound keeps
+    its class except for at most 1% of images; the message reports the agreement.
+    """
+    median_bound, p99_bound, max_bound = tolerances
+    scale = np.abs(expected).max()
+    error = np.abs(got - expected).max(axis=-1) / scale
+    agreement = np.mean(got.argmax(-1) == expected.argmax(-1))
+    for name, value, bound in (
+        ("median", np.median(error), median_bound),
+        ("99th percentile", np.percentile(error, 99), p99_bound),
+        ("max", error.max(), max_bound),
+    ):
+        assert value <= bound, f"{name} relative error {value:.3g} > {bound}; agreement {agreement}"
 
 
 @pytest.mark.parametrize("mode", list(TOLERANCES))
@@ -33,11 +83,20 @@ def test_tflite_agrees_with_keras(mode, fixture, mnist, request):
     x = mnist.x_test[:300] if mode == "int16x8" else mnist.x_test
     expected = model.predict(x, verbose=0)
     got = tc.TFLiteModel(_export(model, mode, mnist)).predict(x)
-    min_agreement, max_rel_error = TOLERANCES[mode]
-    agreement = np.mean(got.argmax(-1) == expected.argmax(-1))
-    rel_error = np.abs(got - expected).max() / np.abs(expected).max()
-    assert agreement >= min_agreement, (mode, agreement)
-    assert rel_error <= max_rel_error, (mode, rel_error)
+    check_agrees_with_keras(got, expected, TOLERANCES[mode])
+
+
+@pytest.mark.parametrize("mode", list(TOLERANCES))
+def test_export_equals_the_plain_converter(mode, trained_mobilenet, mnist):
+    """The true reference for our export: the converter driven the documented way, same weights.
+
+    Whatever the CPU does to the model, both files hold the same graph and the same numbers, so
+    their outputs must be identical (the reference kernels, to leave XNNPACK's choices out).
+    """
+    x = mnist.x_test[:100]
+    ours = tc.TFLiteModel(_export(trained_mobilenet, mode, mnist), reference_kernels=True)
+    plain = tc.TFLiteModel(_plain_converter(trained_mobilenet, mode, mnist), reference_kernels=True)
+    np.testing.assert_array_equal(ours.predict(x), plain.predict(x))
 
 
 def _weight_types(content, min_size=0):
