@@ -8,6 +8,7 @@ import subprocess
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 from build_flags import TEST_LIBRARY_FLAGS
@@ -40,6 +41,54 @@ def host_isas() -> list[str]:
     return {"avx512vnni": ["portable", "avx2", "avx512vnni"], "avx2": ["portable", "avx2"]}.get(
         best, ["portable", best] if best != "portable" else ["portable"]
     )
+
+
+# Where each path is checked when this CPU cannot run it.
+_ELSEWHERE = {
+    "avx2": "needs a CPU with AVX2",
+    "avx512vnni": "needs AVX-512 VNNI (lscpu flag avx512_vnni); on other x86 CPUs test_cpp checks "
+    "this kernel against the reference through SIMDe's emulation",
+    "neondot": "needs an aarch64 CPU with the dot-product extension; test_cpp runs it under "
+    "qemu-aarch64",
+}
+
+
+def isa_params() -> list:
+    """Every kernel path as a test parameter; those this CPU lacks are skipped, saying why."""
+    host = host_isas()
+    return [
+        pytest.param(
+            isa,
+            marks=()
+            if isa in host
+            else pytest.mark.skip(
+                reason=f"this CPU has no {isa} path ({best_or_none()}): {_ELSEWHERE[isa]}"
+            ),
+        )
+        for isa in ("portable", *_ELSEWHERE)
+    ]
+
+
+def missing_isa_params() -> list:
+    """Every optional path as a parameter for tests of refusal; those this CPU has are skipped."""
+    host = host_isas()
+    return [
+        pytest.param(
+            isa,
+            marks=pytest.mark.skip(reason=f"this CPU runs {isa}, so the library accepts it")
+            if isa in host
+            else (),
+        )
+        for isa in _ELSEWHERE
+    ]
+
+
+def best_or_none() -> str:
+    """The best path this CPU runs, for skip reasons."""
+    try:
+        return f"best here: {best_isa()}"
+    except KernelsNotBuiltError:
+        return "library not built"
 
 
 def _converter(model: keras.Model, dataset, per_channel: bool) -> bytes:

@@ -19,17 +19,16 @@ from kernel_cases import (
     REF,
     XNNPACK,
     compile_library,
-    host_isas,
     int8_model,
     int8_multi_model,
     io_indices,
+    missing_isa_params,
     random_inputs,
     run_all,
 )
 
 from tfcompress.export import TFLiteFile, export_tflite
 from tfcompress.kernels import KernelDelegate, KernelsNotBuiltError, library_path
-from tfcompress.kernels.delegate import ISAS
 
 NO_CLAIMS = {
     "nodes_claimed": 0,
@@ -284,7 +283,7 @@ def test_bad_options_raise_value_error(options: dict, argument: str) -> None:
         KernelDelegate(**options)
 
 
-@pytest.mark.parametrize("isa", [i for i in ISAS if i != "auto" and i not in host_isas()])
+@pytest.mark.parametrize("isa", missing_isa_params())
 def test_isa_the_cpu_lacks_is_refused_by_the_library(isa: str) -> None:
     # The Python check passes (a known name); the library refuses, and LiteRT raises.
     with pytest.raises(ValueError, match=f"isa '{isa}' is not supported by this CPU"):

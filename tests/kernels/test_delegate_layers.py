@@ -25,8 +25,8 @@ from kernel_cases import (
     check_counters,
     check_nodes,
     expected_sparse,
-    host_isas,
     int8_multi_model,
+    isa_params,
     random_inputs,
     raw_counters,
     run_all,
@@ -228,7 +228,7 @@ def assert_equal_outputs(got: dict, want: dict, what: str) -> None:
             )
 
 
-@pytest.mark.parametrize("isa", host_isas())
+@pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_bit_exact_with_reference_kernels(converted: Converted, kernel: str, isa: str) -> None:
     for x, want in converted.cases:

@@ -23,7 +23,7 @@ from kernel_cases import (
     check_counters,
     check_nodes,
     expected_sparse,
-    host_isas,
+    isa_params,
     run,
     weight_matrices,
 )
@@ -92,7 +92,7 @@ def test_pruned_layers_are_block_sparse(pruned: PrunedModel) -> None:
     assert pruned.sparse == len(PRUNED[pruned.name]), densities
 
 
-@pytest.mark.parametrize("isa", host_isas())
+@pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_bit_exact_with_reference_kernels(pruned: PrunedModel, kernel: str, isa: str) -> None:
     delegate = KernelDelegate(kernel=kernel, isa=isa)
