@@ -31,6 +31,7 @@ void ThreadPool::ParallelFor(int count, const std::function<void(int, int)>& fn)
     if (count > 0) fn(0, count);
     return;
   }
+  std::lock_guard<std::mutex> run(run_mutex_);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     task_ = &fn;

@@ -20,13 +20,16 @@ class ThreadPool {
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls fn(begin, end) on contiguous chunks of [0, count), at most one chunk
-  // per thread, the calling thread included; returns when all are done.
+  // per thread, the calling thread included; returns when all are done. Safe to
+  // call from several threads at once (one delegate shared by two interpreters):
+  // the calls then take turns.
   void ParallelFor(int count, const std::function<void(int, int)>& fn);
 
  private:
   void WorkerLoop(int index);
 
   std::vector<std::thread> workers_;
+  std::mutex run_mutex_;  // held for a whole ParallelFor: one task at a time
   std::mutex mutex_;
   std::condition_variable start_;
   std::condition_variable done_;

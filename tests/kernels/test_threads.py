@@ -1,5 +1,10 @@
 """Several threads per layer give the same bits as one (FC splits outputs, conv splits rows)."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -29,3 +34,24 @@ def test_threads_bit_exact(fc_and_conv, batch, threads):
     delegate = KernelDelegate(num_threads=threads)
     assert np.array_equal(run(fc_and_conv, x, delegate=delegate), expected)
     assert delegate.counters()["nodes_claimed"] >= 4
+
+
+def test_one_delegate_shared_by_two_interpreters_in_two_threads(fc_and_conv, tmp_path):
+    """Both interpreters' layers use the delegate's one thread pool; they must take turns.
+
+    Before the pool serialized its callers, 2 of 3 such runs hung and others returned wrong
+    outputs. A child process bounds a hang in time.
+    """
+    path = tmp_path / "model.tflite"
+    path.write_bytes(fc_and_conv)
+    here = pathlib.Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), *sys.path])}
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, str(here / "shared_delegate_check.py"), str(path), "400"],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=env,
+        )
+        assert "hung=0 wrong=0" in result.stdout, (result.stdout, result.stderr[-2000:])
