@@ -204,19 +204,41 @@ def test_saved_layout_stays_what_earlier_files_hold(reload):
     inputs = keras.Input((5, 5, 1))
     model = keras.Model(inputs, split(keras.layers.Flatten()(folded(inputs))))
     assert [w.path for w in model.weights] == [
-        "conv/kernel", "quant_conv/centroids_0", "quant_conv/sparsity_mask_0",
-        "quant_conv/cluster_indices_0", "quant_conv/output_min", "quant_conv/output_max",
-        "quant_conv/output_initialized", "conv/bias", "quant_conv/bn/gamma", "quant_conv/bn/beta",
-        "quant_conv/bn/moving_mean", "quant_conv/bn/moving_variance",
-        "quant_fc/fc/kernel", "quant_fc/centroids_0", "quant_fc/cluster_indices_0",
-        "quant_fc/output_min", "quant_fc/output_max", "quant_fc/output_initialized",
-        "quant_fc/pre_activation_min", "quant_fc/pre_activation_max",
-        "quant_fc/pre_activation_initialized", "quant_fc/fc/bias",
-    ]  # fmt: skip
+        "conv/kernel",
+        "quant_conv/centroids_0",
+        "quant_conv/sparsity_mask_0",
+        "quant_conv/cluster_indices_0",
+        "quant_conv/output_min",
+        "quant_conv/output_max",
+        "quant_conv/output_initialized",
+        "conv/bias",
+        "quant_conv/bn/gamma",
+        "quant_conv/bn/beta",
+        "quant_conv/bn/moving_mean",
+        "quant_conv/bn/moving_variance",
+        "quant_fc/fc/kernel",
+        "quant_fc/centroids_0",
+        "quant_fc/cluster_indices_0",
+        "quant_fc/output_min",
+        "quant_fc/output_max",
+        "quant_fc/output_initialized",
+        "quant_fc/pre_activation_min",
+        "quant_fc/pre_activation_max",
+        "quant_fc/pre_activation_initialized",
+        "quant_fc/fc/bias",
+    ]
     assert sorted(folded.get_config()) == [
-        "activation", "batch_norm", "dtype", "layer", "name", "num_centroids",
-        "preserve_clusters", "preserve_sparsity", "quantize_config", "trainable",
-    ]  # fmt: skip
+        "activation",
+        "batch_norm",
+        "dtype",
+        "layer",
+        "name",
+        "num_centroids",
+        "preserve_clusters",
+        "preserve_sparsity",
+        "quantize_config",
+        "trainable",
+    ]
     assert folded.get_config()["num_centroids"] == [2]
     assert split.get_config()["activation"] == "softmax"
     x = _x(4, 5, 5, 1)
