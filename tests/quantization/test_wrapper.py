@@ -189,3 +189,62 @@ def test_folded_batch_norm_trains_like_batch_norm():
     np.testing.assert_allclose(
         bn.moving_variance.numpy(), reference_bn.moving_variance.numpy(), rtol=1e-4
     )
+
+
+def test_saved_layout_stays_what_earlier_files_hold(reload):
+    """`.keras` files store variables by owner and order and the config by key: both are pinned,
+    so files saved before the wrapper was split into its parts still load."""
+    conv = keras.layers.Conv2D(2, 3, name="conv")
+    conv.build((None, 5, 5, 1))
+    conv.kernel.assign(np.where(np.arange(18).reshape(3, 3, 1, 2) % 3, 0.5, 0.0))
+    bn = keras.layers.BatchNormalization(name="bn")
+    folded = QuantizeWrapper(conv, batch_norm=bn, preserve_sparsity=True, preserve_clusters=True)
+    dense = keras.layers.Dense(3, activation="softmax", name="fc")
+    split = QuantizeWrapper(dense, preserve_clusters=True)
+    inputs = keras.Input((5, 5, 1))
+    model = keras.Model(inputs, split(keras.layers.Flatten()(folded(inputs))))
+    assert [w.path for w in model.weights] == [
+        "conv/kernel",
+        "quant_conv/centroids_0",
+        "quant_conv/sparsity_mask_0",
+        "quant_conv/cluster_indices_0",
+        "quant_conv/output_min",
+        "quant_conv/output_max",
+        "quant_conv/output_initialized",
+        "conv/bias",
+        "quant_conv/bn/gamma",
+        "quant_conv/bn/beta",
+        "quant_conv/bn/moving_mean",
+        "quant_conv/bn/moving_variance",
+        "quant_fc/fc/kernel",
+        "quant_fc/centroids_0",
+        "quant_fc/cluster_indices_0",
+        "quant_fc/output_min",
+        "quant_fc/output_max",
+        "quant_fc/output_initialized",
+        "quant_fc/pre_activation_min",
+        "quant_fc/pre_activation_max",
+        "quant_fc/pre_activation_initialized",
+        "quant_fc/fc/bias",
+    ]
+    assert sorted(folded.get_config()) == [
+        "activation",
+        "batch_norm",
+        "dtype",
+        "layer",
+        "name",
+        "num_centroids",
+        "preserve_clusters",
+        "preserve_sparsity",
+        "quantize_config",
+        "trainable",
+    ]
+    assert folded.get_config()["num_centroids"] == [2]
+    assert split.get_config()["activation"] == "softmax"
+    x = _x(4, 5, 5, 1)
+    model(x, training=True)
+    loaded = reload(model)
+    assert len(loaded.weights) == len(model.weights)
+    for ours, theirs in zip(loaded.weights, model.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.path)
+    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())

@@ -15,15 +15,18 @@ but `call`. So this class composes with Keras instead: every loss is a
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfcompress.distillation.external_teacher import ExternalTeacher
-from tfcompress.distillation.hint_distillation import HintDistillation
+from tfcompress.distillation.loss_terms import (
+    check_compatibility,
+    check_losses,
+    comparisons,
+    distillation_loss,
+    feature_view,
+    hint_layers,
+)
 from tfcompress.distillation.schedules import (
     Scalar,
     check_scalar,
@@ -31,88 +34,15 @@ from tfcompress.distillation.schedules import (
     serialize_scalar,
     value_at,
 )
-from tfcompress.distillation.soft_target_distillation import SoftTargetDistillation
+from tfcompress.distillation.teacher_outputs import TeacherOutputs, unpack_inputs
 from tfcompress.distillation.teachers import (
     Teacher,
     as_teacher,
-    compatible,
-    find_layer,
+    check_teacher,
     freeze,
-    output_shape,
-    teachers_digest,
+    normalized_teacher_weights,
 )
 from tfcompress.utils.cloning import is_graph_model
-
-# Cached teacher outputs travel with the inputs through `fit` as {INPUTS: x, CACHED: {...}}.
-INPUTS, CACHED = "inputs", "teacher_outputs"
-ADAPTERS = {2: keras.layers.Dense, 3: keras.layers.Conv1D, 4: keras.layers.Conv2D,
-            5: keras.layers.Conv3D}  # fmt: skip
-
-
-@dataclass
-class _Pair:
-    """One comparison made by a loss: a teacher's output or layer with the student's."""
-
-    teacher: int  # the teacher's index
-    teacher_layer: str | None  # None: the teacher's output
-    student_layer: str | None  # None: the student's output
-    weight: float  # the teacher's weight (1 for a hint)
-    adapter: keras.layers.Layer | None = None
-
-    @property
-    def teacher_key(self) -> str:
-        """Where the teacher tensor is in `teacher_outputs`: `"i"` or `"i:layer"`."""
-        return _key(self.teacher, self.teacher_layer)
-
-
-def _key(teacher: int, layer: str | None) -> str:
-    return str(teacher) if layer is None else f"{teacher}:{layer}"
-
-
-@dataclass
-class _View:
-    """A model returning several tensors, and the key of each (kept out of Keras tracking)."""
-
-    keys: list
-    model: keras.layers.Layer
-
-
-class _OutputCache:
-    """Teacher outputs by sample: rows seen before, in any order or subset, are not recomputed.
-
-    Each input row is keyed by a digest of its bytes; everything is forgotten
-    when the teachers' weights change.
-    """
-
-    def __init__(self):
-        self.teachers = None
-        self.rows: dict[bytes, int] = {}
-        self.outputs: dict[str, np.ndarray] = {}
-
-    def lookup(self, x: np.ndarray, teachers: str, compute) -> dict[str, np.ndarray]:
-        """The outputs for each row of `x`; `compute(rows)` runs the teachers on new rows only."""
-        if teachers != self.teachers:
-            self.teachers, self.rows, self.outputs = teachers, {}, {}
-        flat = np.ascontiguousarray(x).reshape(len(x), -1)
-        keys = [hashlib.blake2b(row.data, digest_size=16).digest() for row in flat]
-        new = {}
-        for i, key in enumerate(keys):
-            if key not in self.rows and key not in new:
-                new[key] = i
-        if new:
-            computed = compute(x[list(new.values())])
-            start = len(self.rows)
-            self.rows.update((key, start + j) for j, key in enumerate(new))
-            self.outputs = {k: np.concatenate([self.outputs[k], v]) if self.outputs else v
-                            for k, v in computed.items()}  # fmt: skip
-        positions = np.fromiter((self.rows[key] for key in keys), dtype=np.int64, count=len(keys))
-        return {k: v[positions] for k, v in self.outputs.items()}
-
-
-def _unpack(x):
-    if isinstance(x, dict) and CACHED in x:
-        return x[INPUTS], x[CACHED]
-    return x, None
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -197,8 +127,8 @@ class Distiller(keras.Model):
         freeze(teachers)
         self.teachers = teachers
         self.student = student
-        self.teacher_weights = _teacher_weights(teacher_weights, len(teachers))
-        self.distillation_losses = _losses(distillation_losses)
+        self.teacher_weights = normalized_teacher_weights(teacher_weights, len(teachers))
+        self.distillation_losses = check_losses(distillation_losses)
         if distillation_loss_weights is None:
             distillation_loss_weights = [1.0] * len(self.distillation_losses)
         if len(distillation_loss_weights) != len(self.distillation_losses):
@@ -218,12 +148,22 @@ class Distiller(keras.Model):
                 f"alpha={alpha!r}, distillation_loss_weights={distillation_loss_weights!r}"
             )
         self.cache_teacher_outputs = bool(cache_teacher_outputs)
-        self._check_outputs()
-        adapters: list[keras.layers.Layer] = []
-        self._terms = [self._plan(loss, adapters) for loss in self.distillation_losses]
-        self.adapters = adapters
-        self._teacher_views, self._student_view = self._views()
-        self._cache = _OutputCache()
+        for teacher in self.teachers:
+            check_teacher(teacher, self.student)
+            check_compatibility(self.distillation_losses, teacher, self.student)
+        self._terms = [
+            comparisons(loss, self.teachers, self.teacher_weights, self.student)
+            for loss in self.distillation_losses
+        ]
+        self.adapters = [
+            pair.adapter for pairs in self._terms for pair in pairs if pair.adapter is not None
+        ]
+        teacher_layers, student_layers = hint_layers(self._terms)
+        self._teacher_outputs = TeacherOutputs(self.teachers, teacher_layers)
+        self._student_view = None  # the student's output and hint features, in one pass
+        if student_layers:
+            keys = [None, *student_layers]
+            self._student_view = feature_view(self.student, student_layers, keys)
         self._label_loss = self._label_loss_config = None
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
@@ -242,105 +182,6 @@ class Distiller(keras.Model):
     def layers(self) -> list[keras.layers.Layer]:
         """The student and the hint adapters: what training changes (teachers are left out)."""
         return [self.student, *self.adapters]
-
-    def _check_outputs(self) -> None:
-        student_input, student_shape = self.student.inputs[0], tuple(self.student.outputs[0].shape)
-        for teacher in self.teachers:
-            if is_graph_model(teacher) and not compatible(
-                tuple(teacher.inputs[0].shape), tuple(student_input.shape)
-            ):
-                raise ValueError(
-                    f"Teacher {teacher.name!r} takes inputs of shape {teacher.inputs[0].shape}, "
-                    f"student {self.student.name!r} {student_input.shape}; both see the same data."
-                )
-            shape = output_shape(teacher, student_input)
-            if not compatible(shape, student_shape):
-                raise ValueError(
-                    f"Teacher {teacher.name!r} outputs shape {shape} and student "
-                    f"{self.student.name!r} {student_shape}; distillation compares them element "
-                    "by element, so they must match (same classes in the same order)."
-                )
-            if isinstance(teacher, keras.Model):
-                for loss in self.distillation_losses:
-                    if not _is_feature_loss(loss):
-                        loss.validate_model_compatibility(teacher, self.student)
-
-    def _plan(self, loss, adapters: list) -> list[_Pair]:
-        """The comparisons `loss` makes: one per teacher on the outputs, or one hint."""
-        if not _is_feature_loss(loss):
-            return [_Pair(i, None, None, w) for i, w in enumerate(self.teacher_weights)]
-        index = loss.teacher_index if isinstance(loss, HintDistillation) else 0
-        if index >= len(self.teachers):
-            raise ValueError(
-                f"A hint names teacher_index={index}, but there are {len(self.teachers)} teachers."
-            )
-        teacher = self.teachers[index]
-        if not isinstance(teacher, keras.Model):
-            raise ValueError(
-                f"Hints need a Keras teacher; teacher {index} ({teacher.name!r}) is a .tflite "
-                "model or a callable, whose intermediate layers are out of reach."
-            )
-        if loss.teacher_layer_name is None or loss.student_layer_name is None:
-            raise ValueError(
-                "A feature loss needs both layer names (or neither, for the final outputs). "
-                f"Received: teacher_layer_name={loss.teacher_layer_name!r}, "
-                f"student_layer_name={loss.student_layer_name!r}"
-            )
-        t_layer = find_layer(teacher, loss.teacher_layer_name, "teacher")
-        s_layer = find_layer(self.student, loss.student_layer_name, "student")
-        t_shape, s_shape = tuple(t_layer.output.shape), tuple(s_layer.output.shape)
-        where = f"Hint {s_layer.name!r} -> {t_layer.name!r}"
-        if len(t_shape) != len(s_shape) or not compatible(t_shape[1:-1], s_shape[1:-1]):
-            raise ValueError(
-                f"{where}: feature shapes {s_shape} (student) and {t_shape} (teacher) differ "
-                "beyond the last (width) axis; pick layers of the same spatial size."
-            )
-        mode = loss.adapter if isinstance(loss, HintDistillation) else "never"
-        adapter = None
-        if mode == "always" or (mode == "auto" and s_shape[-1] != t_shape[-1]):
-            if len(s_shape) not in ADAPTERS:
-                raise ValueError(f"{where}: no adapter for features of rank {len(s_shape)}.")
-            kind = ADAPTERS[len(s_shape)]
-            name = f"adapter_{s_layer.name}_to_{t_layer.name}"
-            args = (t_shape[-1],) if kind is keras.layers.Dense else (t_shape[-1], 1)
-            adapter = kind(*args, name=name)
-            adapter.build(s_shape)
-            adapters.append(adapter)
-        elif s_shape[-1] != t_shape[-1]:
-            raise ValueError(
-                f"{where}: widths differ (student {s_shape[-1]}, teacher {t_shape[-1]}); use "
-                "HintDistillation(..., adapter='auto') for a learned adapter."
-            )
-        return [_Pair(index, t_layer.name, s_layer.name, 1.0, adapter)]
-
-    def _views(self) -> tuple[list[_View], _View | None]:
-        """Per teacher, the model giving its output and hint features; the same for the student."""
-        features: dict[int, list[str]] = {}
-        student_layers: list[str] = []
-        for pair in (pair for pairs in self._terms for pair in pairs):
-            if pair.teacher_layer is not None:
-                names = features.setdefault(pair.teacher, [])
-                if pair.teacher_layer not in names:
-                    names.append(pair.teacher_layer)
-                if pair.student_layer not in student_layers:
-                    student_layers.append(pair.student_layer)
-        views = []
-        for i, teacher in enumerate(self.teachers):
-            names = features.get(i, [])
-            model = teacher
-            if names:
-                outputs = [teacher.outputs[0], *(teacher.get_layer(n).output for n in names)]
-                model = keras.Model(teacher.inputs, outputs, name=f"{teacher.name}_hints")
-            views.append(_View([_key(i, n) for n in (None, *names)], model))
-        student_view = None
-        if student_layers:
-            outputs = [self.student.outputs[0],
-                       *(self.student.get_layer(n).output for n in student_layers)]  # fmt: skip
-            student_view = _View(
-                [None, *student_layers],
-                keras.Model(self.student.inputs, outputs, name=f"{self.student.name}_hints"),
-            )
-        return views, student_view
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Configures training of the student.
@@ -378,17 +219,17 @@ class Distiller(keras.Model):
         self.optimizer.build(self.trainable_variables)
 
     def call(self, inputs, training=None):
-        inputs, _ = _unpack(inputs)
+        inputs, _ = unpack_inputs(inputs)
         return self.student(inputs, training=training)
 
     def fit(self, x=None, y=None, **kwargs):
         """`keras.Model.fit`; with `cache_teacher_outputs`, teachers run once per array first."""
         if self.cache_teacher_outputs:
-            x = self._with_teacher_outputs(x, "x")
+            x = self._teacher_outputs.attach(x, "x")
             validation = kwargs.get("validation_data")
             if isinstance(validation, (tuple, list)) and validation:
                 kwargs["validation_data"] = (
-                    self._with_teacher_outputs(validation[0], "validation_data"),
+                    self._teacher_outputs.attach(validation[0], "validation_data"),
                     *validation[1:],
                 )
         return super().fit(x, y, **kwargs)
@@ -399,38 +240,7 @@ class Distiller(keras.Model):
         Cached per sample while the teachers' weights stay the same: a
         reshuffled copy, or a subset, of data seen before costs no teacher pass.
         """
-        return self._cache.lookup(
-            x, teachers_digest(self.teachers), lambda rows: self._run_teachers(rows, batch_size)
-        )
-
-    def _run_teachers(self, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-        outputs = {}
-        for teacher, view in zip(self.teachers, self._teacher_views):
-            if isinstance(teacher, ExternalTeacher):
-                values = teacher.predict(x, batch_size)
-            else:
-                values = view.model.predict(x, batch_size=batch_size, verbose=0)
-            outputs.update(zip(view.keys, values if isinstance(values, list) else [values]))
-        return outputs
-
-    def _with_teacher_outputs(self, x, argument: str) -> dict:
-        if isinstance(x, dict) and CACHED in x:
-            return x
-        if not isinstance(x, (np.ndarray, tf.Tensor)):
-            raise ValueError(
-                f"cache_teacher_outputs=True needs `{argument}` as one array of inputs; datasets "
-                "and generators may change from epoch to epoch. Pass arrays or set "
-                f"cache_teacher_outputs=False. Received: type {type(x).__name__}"
-            )
-        x = np.asarray(x)
-        return {INPUTS: x, CACHED: self.teacher_outputs(x)}
-
-    def _live_teacher_outputs(self, inputs) -> dict:
-        outputs = {}
-        for view in self._teacher_views:
-            values = view.model(inputs, training=False)
-            outputs.update(zip(view.keys, values if isinstance(values, list) else [values]))
-        return outputs
+        return self._teacher_outputs.predict(x, batch_size)
 
     def _label_term(self, y, y_pred, sample_weight):
         if y is None or is_zero(self.alpha):
@@ -447,27 +257,22 @@ class Distiller(keras.Model):
         return keras.ops.mean(self._label_loss(y, y_pred))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        inputs, cached = _unpack(x)
-        teacher = cached if cached is not None else self._live_teacher_outputs(inputs)
+        inputs, cached = unpack_inputs(x)
+        teacher = cached if cached is not None else self._teacher_outputs(inputs)
         if self._student_view is not None:  # one pass gives the output and the hint features
-            student = dict(zip(self._student_view.keys,
-                               self._student_view.model(inputs, training=training)))  # fmt: skip
+            student = self._student_view(inputs, training=training)
         else:
             student = {None: self(inputs, training=training) if y_pred is None else y_pred}
         step = self.optimizer.iterations if self.compiled else 0
         label_loss = self._label_term(y, student[None], sample_weight)
-        distillation = 0.0
-        for loss, weight, pairs in zip(
-            self.distillation_losses, self.distillation_loss_weights, self._terms
-        ):
-            term = 0.0
-            for pair in pairs:
-                features = student[pair.student_layer]
-                if pair.adapter is not None:
-                    features = pair.adapter(features)
-                value = loss.compute_loss(teacher[pair.teacher_key], features, step=step)
-                term = term + pair.weight * value
-            distillation = distillation + value_at(weight, step) * term
+        distillation = distillation_loss(
+            self.distillation_losses,
+            self.distillation_loss_weights,
+            self._terms,
+            teacher,
+            student,
+            step,
+        )
         total = value_at(self.alpha, step) * label_loss + distillation
         for regularization in self.student.losses:
             total = total + regularization
@@ -532,44 +337,3 @@ def _check_student(student) -> None:
             f"Student {student.name!r} has {len(student.inputs)} inputs and "
             f"{len(student.outputs)} outputs; the Distiller takes one of each."
         )
-
-
-def _teacher_weights(weights, count: int) -> list[float]:
-    if weights is None:
-        return [1.0 / count] * count
-    weights = list(weights)
-    if len(weights) != count or any(
-        isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights
-    ):
-        raise ValueError(
-            f"`teacher_weights` must be {count} numbers >= 0, one per teacher. "
-            f"Received: teacher_weights={weights!r}"
-        )
-    if sum(weights) == 0:
-        raise ValueError(
-            f"`teacher_weights` are all zero, so no teacher would teach. "
-            f"Received: teacher_weights={weights!r}"
-        )
-    return [float(w) / sum(weights) for w in weights]
-
-
-def _losses(losses) -> list:
-    if losses is None:
-        return [SoftTargetDistillation()]
-    losses = list(losses) if isinstance(losses, (list, tuple)) else [losses]
-    if not losses:
-        raise ValueError("`distillation_losses` is empty; give at least one (or leave it None).")
-    for loss in losses:
-        if not isinstance(loss, keras.distillation.DistillationLoss):
-            raise TypeError(
-                "Each distillation loss must be a keras.distillation.DistillationLoss "
-                f"(e.g. tfcompress.distillation.SoftTargetDistillation). Received: {loss!r}"
-            )
-    return losses
-
-
-def _is_feature_loss(loss) -> bool:
-    """A feature loss naming layers (Keras' FeatureDistillation without names compares outputs)."""
-    return isinstance(loss, keras.distillation.FeatureDistillation) and (
-        loss.teacher_layer_name is not None or loss.student_layer_name is not None
-    )

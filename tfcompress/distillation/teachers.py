@@ -1,4 +1,5 @@
-"""Teachers for the `Distiller`: resolving, freezing, finding layers, digests for caching."""
+"""Teachers for the `Distiller`: resolving, checking, weighting, freezing, finding layers,
+digests for caching."""
 
 from __future__ import annotations
 
@@ -95,3 +96,46 @@ def teachers_digest(teachers: list[Teacher]) -> str:
             for weight in teacher.weights:
                 digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).data)
     return digest.hexdigest()
+
+
+def normalized_teacher_weights(weights: list[float] | None, count: int) -> list[float]:
+    """The weight of each of `count` teachers, normalised to sum 1 (None: equal).
+
+    Raises:
+        ValueError: Not `count` numbers >= 0, or all zero.
+    """
+    if weights is None:
+        return [1.0 / count] * count
+    weights = list(weights)
+    if len(weights) != count or any(
+        isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights
+    ):
+        raise ValueError(
+            f"`teacher_weights` must be {count} numbers >= 0, one per teacher. "
+            f"Received: teacher_weights={weights!r}"
+        )
+    if sum(weights) == 0:
+        raise ValueError(
+            f"`teacher_weights` are all zero, so no teacher would teach. "
+            f"Received: teacher_weights={weights!r}"
+        )
+    return [float(w) / sum(weights) for w in weights]
+
+
+def check_teacher(teacher: Teacher, student: keras.Model) -> None:
+    """Raises unless `teacher` takes the student's inputs and gives its output shape."""
+    student_input, student_shape = student.inputs[0], tuple(student.outputs[0].shape)
+    if is_graph_model(teacher) and not compatible(
+        tuple(teacher.inputs[0].shape), tuple(student_input.shape)
+    ):
+        raise ValueError(
+            f"Teacher {teacher.name!r} takes inputs of shape {teacher.inputs[0].shape}, "
+            f"student {student.name!r} {student_input.shape}; both see the same data."
+        )
+    shape = output_shape(teacher, student_input)
+    if not compatible(shape, student_shape):
+        raise ValueError(
+            f"Teacher {teacher.name!r} outputs shape {shape} and student "
+            f"{student.name!r} {student_shape}; distillation compares them element "
+            "by element, so they must match (same classes in the same order)."
+        )

@@ -5,29 +5,16 @@ from __future__ import annotations
 import inspect
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from tfcompress.quantization.activation_split import split_activation
+from tfcompress.quantization.batch_norm_folding import BatchNormFolding
+from tfcompress.quantization.cluster_preservation import ClusterPreservation
+from tfcompress.quantization.output_quantization import OutputQuantization
 from tfcompress.quantization.quantize_config import QuantizeConfig
-from tfcompress.quantization.registry import (
-    FIXED_RANGE_ACTIVATIONS,
-    FUSED_ACTIVATIONS,
-    activation_name,
-    default_quantize_config,
-    unregistered_error,
-)
-
-_FOLDABLE = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
-             keras.layers.DepthwiseConv2D)  # fmt: skip
-
-
-def _linear_copy(layer: keras.layers.Layer) -> keras.layers.Layer:
-    """`layer` with `activation="linear"` (same weights when built); the original is untouched."""
-    copy = layer.__class__.from_config({**layer.get_config(), "activation": "linear"})
-    if layer.built:
-        copy.build_from_config(layer.get_build_config())
-        copy.set_weights(layer.get_weights())
-    return copy
+from tfcompress.quantization.registry import default_quantize_config, unregistered_error
+from tfcompress.quantization.sparsity_preservation import SparsityPreservation
+from tfcompress.quantization.stripping import stripped_layer
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -41,26 +28,27 @@ class QuantizeWrapper(keras.layers.Wrapper):
     `fit` trains the float weights while the forward pass sees exactly the
     values the int8 `.tflite` will hold.
 
-    Activations: ReLU and ReLU6 stay inside the layer (TFLite fuses them into
-    CONV_2D / FULLY_CONNECTED, and the output range is taken after them). Any
-    other activation is split off: the layer runs linear, its output is
-    quantized, then the activation runs (and is quantized again unless it is
-    softmax, sigmoid or tanh, whose int8 ranges TFLite fixes).
+    The wrapper composes one small piece per concern:
 
-    Batch-norm folding: with `batch_norm`, the wrapped Dense/Conv/Depthwise
-    layer (linear, no activation) absorbs the BatchNormalization that follows
-    it: `kernel * gamma / sqrt(moving_var + eps)` is quantized and the bias
-    becomes `(bias - moving_mean) * gamma / sqrt(moving_var + eps) + beta`,
-    which is the folded form the converter writes into the int8 CONV_2D. In
-    training the output is corrected to batch statistics, which also update
-    the moving ones, as batch norm would (see `_batch_folding`).
-
-    Collaborative optimization: `preserve_sparsity` keeps every weight that
-    was zero when the layer was wrapped at exactly zero (a pruned model keeps
-    its zeros and its block or N:M structure through QAT and conversion);
-    `preserve_clusters` trains one value per distinct weight value (the
-    centroids of a clustered model), so the number of distinct values never
-    grows.
+    - Activations (`split_activation`, `OutputQuantization`): ReLU and ReLU6
+      stay inside the layer (TFLite fuses them into CONV_2D /
+      FULLY_CONNECTED, and the output range is taken after them). Any other
+      activation is split off: the layer runs linear, its output is
+      quantized, then the activation runs (and is quantized again unless it is
+      softmax, sigmoid or tanh, whose int8 ranges TFLite fixes).
+    - Batch-norm folding (`BatchNormFolding`): with `batch_norm`, the wrapped
+      linear Dense/Conv/Depthwise layer absorbs the BatchNormalization that
+      follows it, in the folded form the converter writes into the int8 op;
+      in training the output is corrected to batch statistics, which also
+      update the moving ones, as batch norm would.
+    - Collaborative optimization: `preserve_sparsity` (`SparsityPreservation`)
+      keeps every weight that was zero when the layer was wrapped at exactly
+      zero (a pruned model keeps its zeros and its block or N:M structure
+      through QAT and conversion); `preserve_clusters` (`ClusterPreservation`)
+      trains one value per distinct weight value (the centroids of a
+      clustered model), so the number of distinct values never grows.
+    - Stripping (`stripped_layer`): the plain layer holding the quantized
+      weights, with the BN folded in and the activation back.
 
     Args:
         layer: The layer to quantize.
@@ -97,169 +85,106 @@ class QuantizeWrapper(keras.layers.Wrapper):
             raise TypeError(
                 f"`layer` must be a keras.layers.Layer. Received: type {type(layer).__name__}"
             )
-        if isinstance(quantize_config, dict):
-            quantize_config = keras.saving.deserialize_keras_object(quantize_config)
-        if quantize_config is None:
-            quantize_config = default_quantize_config(layer)
-            if quantize_config is None:
-                raise unregistered_error(layer)
-        if not isinstance(quantize_config, QuantizeConfig):
-            raise TypeError(
-                f"Layer {layer.name!r}: `quantize_config` must be a QuantizeConfig. "
-                f"Received: {quantize_config!r}"
-            )
-        own = activation_name(layer)
-        if activation is None and own is not None and own not in FUSED_ACTIVATIONS:
-            activation, layer = own, _linear_copy(layer)
+        quantize_config = _quantize_config(layer, quantize_config)
+        if activation is None:
+            layer, activation = split_activation(layer)
         if isinstance(batch_norm, dict):
             batch_norm = keras.saving.deserialize_keras_object(batch_norm)
-        if batch_norm is not None:
-            if not isinstance(batch_norm, keras.layers.BatchNormalization):
-                raise TypeError(
-                    f"Layer {layer.name!r}: `batch_norm` must be a BatchNormalization layer. "
-                    f"Received: {batch_norm!r}"
-                )
-            if not isinstance(layer, _FOLDABLE) or activation_name(layer) != "linear":
-                raise ValueError(
-                    f"Layer {layer.name!r}: batch norm folds only into a linear "
-                    f"{[c.__name__ for c in _FOLDABLE]} layer. Received: {type(layer).__name__} "
-                    f"with activation {activation_name(layer)!r}"
-                )
+        folding = None if batch_norm is None else BatchNormFolding(layer, batch_norm)
         kwargs.setdefault("name", f"quant_{layer.name}")
         super().__init__(layer, **kwargs)
         self.quantize_config = quantize_config
         self.activation_name = activation
-        self.activation = keras.activations.get(activation) if activation else None
         self.batch_norm = batch_norm
         self.preserve_sparsity = bool(preserve_sparsity)
         self.preserve_clusters = bool(preserve_clusters)
         self.num_centroids = None if num_centroids is None else [int(n) for n in num_centroids]
+        self._folding = folding
+        self._output = OutputQuantization(quantize_config.output_quantizer, activation)
+        self._sparsity = self._clusters = None
         self._takes_training = "training" in inspect.signature(layer.call).parameters
 
     def build(self, input_shape=None):
         if not self.layer.built:
             self.layer.build(input_shape)
-        if self.batch_norm is not None and not self.batch_norm.built:
-            self.batch_norm.build(self.layer.compute_output_shape(input_shape))
-        config = self.quantize_config
-        quantized = [w for w in self.layer.weights if w.name in config.weight_quantizers]
-        missing = set(config.weight_quantizers) - {w.name for w in quantized}
-        if missing:
-            raise ValueError(
-                f"Layer {self.layer.name!r}: its QuantizeConfig names weights {sorted(missing)} "
-                f"that the layer does not have; it has {[w.name for w in self.layer.weights]}."
-            )
-        self._quantized = [(w, config.weight_quantizers[w.name]) for w in quantized]
-        values = [keras.ops.convert_to_numpy(w) for w in quantized]
-        self.masks = [
-            self.add_weight(
-                name=f"sparsity_mask_{i}", shape=w.shape, trainable=False, dtype="float32",
-                initializer=keras.initializers.Constant(value != 0),
-            )
-            for i, (w, value) in enumerate(zip(quantized, values))
-        ] if self.preserve_sparsity else []  # fmt: skip
-        self.centroids, self.indices = [], []
+        if self._folding is not None:
+            self._folding.build(input_shape)
+        self._quantized = _quantized_weights(self.layer, self.quantize_config)
+        weights = [w for w, _ in self._quantized]
+        if self.preserve_sparsity:
+            self._sparsity = SparsityPreservation(self, weights)
         if self.preserve_clusters:
-            if self.num_centroids is None:
-                self.num_centroids = [int(np.unique(v).size) for v in values]
-            for i, (w, value, n) in enumerate(zip(quantized, values, self.num_centroids)):
-                unique, inverse = np.unique(value, return_inverse=True)
-                if unique.size != n:  # re-created from a config: the saved values load later
-                    unique, inverse = np.zeros(n), np.zeros(value.shape)
-                self.centroids.append(self.add_weight(
-                    name=f"centroids_{i}", shape=(n,), dtype="float32",
-                    initializer=keras.initializers.Constant(unique),
-                ))  # fmt: skip
-                self.indices.append(self.add_weight(
-                    name=f"cluster_indices_{i}", shape=w.shape, dtype="int32", trainable=False,
-                    initializer=keras.initializers.Constant(inverse.reshape(value.shape)),
-                ))  # fmt: skip
-                w.trainable = False  # the centroids train instead
-        output = config.output_quantizer
-        self.output_ranges = output.build(None, self, "output") if output is not None else None
-        self.pre_activation_ranges = None
-        if self.activation is not None and output is not None:
-            self.pre_activation_ranges = output.build(None, self, "pre_activation")
-            if self.activation_name in FIXED_RANGE_ACTIVATIONS:
-                self.output_ranges = None
+            self._clusters = ClusterPreservation(self, weights, self.num_centroids)
+            self.num_centroids = self._clusters.num_centroids
+        self._output.build(self)
         self.built = True
+
+    @property
+    def masks(self) -> list[keras.Variable]:
+        """The sparsity masks (`preserve_sparsity`), one per quantized weight."""
+        return [] if self._sparsity is None else self._sparsity.masks
+
+    @property
+    def centroids(self) -> list[keras.Variable]:
+        """The trained shared values (`preserve_clusters`), one table per quantized weight."""
+        return [] if self._clusters is None else self._clusters.centroids
+
+    @property
+    def indices(self) -> list[keras.Variable]:
+        """Each element's centroid (`preserve_clusters`), one array per quantized weight."""
+        return [] if self._clusters is None else self._clusters.indices
+
+    @property
+    def output_ranges(self) -> dict | None:
+        """The output's range variables, or None (no output quantizer, or a fixed range)."""
+        return self._output.output_ranges
+
+    @property
+    def pre_activation_ranges(self) -> dict | None:
+        """The range of the tensor before a split-off activation, or None."""
+        return self._output.pre_activation_ranges
 
     def capture_structure(self) -> None:
         """Takes the sparsity masks from the current weights (after weights were copied in)."""
-        for mask, (weight, _) in zip(self.masks, self._quantized):
-            mask.assign(keras.ops.cast(keras.ops.not_equal(weight, 0), "float32"))
-
-    def _folding(self):
-        """The folded BN's per-channel scale and the folded bias, or (None, None)."""
-        bn = self.batch_norm
-        if bn is None:
-            return None, None
-        inv = tf.math.rsqrt(bn.moving_variance.value + bn.epsilon)
-        scale = inv * bn.gamma.value if bn.scale else inv
-        bias = self.layer.bias.value if self.layer.use_bias else 0.0
-        folded_bias = (bias - bn.moving_mean.value) * scale
-        if bn.center:
-            folded_bias = folded_bias + bn.beta.value
-        return scale, folded_bias
+        if self._sparsity is not None:
+            self._sparsity.capture()
 
     def quantized_weights(self) -> dict[int, tf.Tensor]:
         """The values the layer computes with, by variable id: transformed and fake-quantized."""
         if not self.built and self.layer.built:
             self.build(self.layer.get_build_config()["input_shape"])
-        scale, _ = self._folding()
         result = {}
         for i, (weight, quantizer) in enumerate(self._quantized):
             value = self._preserved(i, weight)
-            if scale is not None:
-                value = value * tf.reshape(scale, weight.shape[-2:] if self._depthwise else [-1])
+            if self._folding is not None:
+                value = value * self._folding.kernel_scale(weight)
             result[id(weight)] = quantizer(value)
         return result
 
     def _preserved(self, i: int, weight) -> tf.Tensor:
         """Weight `i` as QAT trains it: shared centroids and/or masked zeros, in float."""
         value = weight.value
-        if self.centroids:
-            value = tf.gather(self.centroids[i].value, self.indices[i].value)
-        if self.masks:
-            value = value * self.masks[i].value
+        if self._clusters is not None:
+            value = self._clusters.clustered(i)
+        if self._sparsity is not None:
+            value = self._sparsity.masked(i, value)
         return value
 
-    @property
-    def _depthwise(self) -> bool:
-        return isinstance(self.layer, keras.layers.DepthwiseConv2D)
-
-    def _batch_folding(self, inputs, args, kwargs):
-        """In training: the factor and bias that turn the folded convolution into batch norm.
-
-        The float convolution gives the batch's mean and variance, which update the
-        BN's moving statistics. The weights stay folded with the moving variance
-        (as they will be in the `.tflite`); multiplying the output by
-        `sigma_moving / sigma_batch` and adding `beta + gamma * (bias - mean) /
-        sigma_batch` gives what batch norm computes in training (Krishnamoorthi 2018).
-        """
-        bn = self.batch_norm
-        moving_variance = tf.convert_to_tensor(bn.moving_variance.value)  # before the update
-        float_weights = {id(w): self._preserved(i, w) for i, (w, _) in enumerate(self._quantized)}
-        z = self._substituted_call(float_weights, inputs, args, True, kwargs)
-        mean, variance = tf.nn.moments(z, list(range(len(z.shape) - 1)))
-        m = bn.momentum
-        bn.moving_mean.assign(bn.moving_mean.value * m + tf.stop_gradient(mean) * (1 - m))
-        bn.moving_variance.assign(moving_variance * m + tf.stop_gradient(variance) * (1 - m))
-        inv_batch = tf.math.rsqrt(variance + bn.epsilon)
-        correction = tf.sqrt(moving_variance + bn.epsilon) * inv_batch
-        gamma = bn.gamma.value if bn.scale else 1.0
-        bias = self.layer.bias.value if self.layer.use_bias else 0.0
-        batch_bias = (bias - mean) * gamma * inv_batch
-        return correction, (batch_bias + bn.beta.value) if bn.center else batch_bias
+    def _float_weights(self) -> dict[int, tf.Tensor]:
+        """The preserved weights by variable id, not quantized nor scaled by a folded BN."""
+        return {id(w): self._preserved(i, w) for i, (w, _) in enumerate(self._quantized)}
 
     def call(self, inputs, *args, training=None, **kwargs):
         values = self.quantized_weights()
-        _, folded_bias = self._folding()
-        correction = None
-        if folded_bias is not None and training:
-            correction, folded_bias = self._batch_folding(inputs, args, kwargs)
-        if folded_bias is not None and self.layer.use_bias:
-            values[id(self.layer.bias)] = tf.zeros_like(self.layer.bias.value)
+        correction = folded_bias = None
+        if self._folding is not None:
+            if training:  # batch statistics, from the float layer on this batch
+                z = self._substituted_call(self._float_weights(), inputs, args, True, kwargs)
+                correction, folded_bias = self._folding.batch_terms(z)
+            else:
+                folded_bias = self._folding.folded_bias()
+            if self.layer.use_bias:  # the folded bias replaces the layer's
+                values[id(self.layer.bias)] = tf.zeros_like(self.layer.bias.value)
         if not values:  # nothing to substitute (Add, BatchNormalization, ReLU...)
             outputs = self.layer(inputs, *args, training=training, **kwargs)
         else:
@@ -268,18 +193,7 @@ class QuantizeWrapper(keras.layers.Wrapper):
             outputs = outputs * correction
         if folded_bias is not None:
             outputs = outputs + folded_bias
-        training = bool(training)
-        if self.activation is not None:
-            if self.pre_activation_ranges is not None:
-                q = self.quantize_config.output_quantizer
-                outputs = q(outputs, self.pre_activation_ranges, training)
-            outputs = self.activation(outputs)
-        if self.output_ranges is not None:
-            q = self.quantize_config.output_quantizer
-            outputs = keras.tree.map_structure(
-                lambda t: q(t, self.output_ranges, training), outputs
-            )
-        return outputs
+        return self._output(outputs, bool(training))
 
     def _substituted_call(self, values: dict, inputs, args, training, kwargs):
         """Runs the layer with `values` in place of its variables, keeping its own updates."""
@@ -296,20 +210,9 @@ class QuantizeWrapper(keras.layers.Wrapper):
 
     def stripped_layer(self) -> keras.layers.Layer:
         """A plain copy of the layer holding the quantized weights (BN folded, activation back)."""
-        config = self.layer.get_config()
-        if self.activation_name is not None:
-            config["activation"] = self.activation_name
-        if self.batch_norm is not None:
-            config["use_bias"] = True
-        plain = self.layer.__class__.from_config(config)
-        plain.build_from_config(self.layer.get_build_config())
-        values = {k: keras.ops.convert_to_numpy(v) for k, v in self.quantized_weights().items()}
-        _, folded_bias = self._folding()
-        for old, new in zip(self.layer.weights, plain.weights):  # a folded-in bias comes last
-            new.assign(values.get(id(old), keras.ops.convert_to_numpy(old)))
-        if folded_bias is not None:
-            plain.bias.assign(keras.ops.convert_to_numpy(folded_bias))
-        return plain
+        values = self.quantized_weights()
+        folded_bias = None if self._folding is None else self._folding.folded_bias()
+        return stripped_layer(self.layer, values, self.activation_name, folded_bias)
 
     def get_config(self) -> dict:
         return {
@@ -323,3 +226,31 @@ class QuantizeWrapper(keras.layers.Wrapper):
             "preserve_clusters": self.preserve_clusters,
             "num_centroids": self.num_centroids,
         }
+
+
+def _quantize_config(layer: keras.layers.Layer, quantize_config) -> QuantizeConfig:
+    """The config given (or its serialized dict), else the registry's for `layer`."""
+    if isinstance(quantize_config, dict):
+        quantize_config = keras.saving.deserialize_keras_object(quantize_config)
+    if quantize_config is None:
+        quantize_config = default_quantize_config(layer)
+        if quantize_config is None:
+            raise unregistered_error(layer)
+    if not isinstance(quantize_config, QuantizeConfig):
+        raise TypeError(
+            f"Layer {layer.name!r}: `quantize_config` must be a QuantizeConfig. "
+            f"Received: {quantize_config!r}"
+        )
+    return quantize_config
+
+
+def _quantized_weights(layer: keras.layers.Layer, config: QuantizeConfig) -> list[tuple]:
+    """`(weight, quantizer)` for each weight of `layer` that `config` names, in layer order."""
+    quantized = [w for w in layer.weights if w.name in config.weight_quantizers]
+    missing = set(config.weight_quantizers) - {w.name for w in quantized}
+    if missing:
+        raise ValueError(
+            f"Layer {layer.name!r}: its QuantizeConfig names weights {sorted(missing)} "
+            f"that the layer does not have; it has {[w.name for w in layer.weights]}."
+        )
+    return [(w, config.weight_quantizers[w.name]) for w in quantized]
