@@ -41,7 +41,7 @@ from tfcompress.distillation.teachers import (
     output_shape,
     teachers_digest,
 )
-from tfcompress.utils.cloning import is_graph_model
+from tfcompress.utils.surgery import is_graph_model
 
 # Cached teacher outputs travel with the inputs through `fit` as {INPUTS: x, CACHED: {...}}.
 INPUTS, CACHED = "inputs", "teacher_outputs"
