@@ -177,7 +177,8 @@ def transform(
     if isinstance(to_transform, keras.layers.Layer):
         return replace_layer(to_transform)
     raise TypeError(
-        f"`{argument}` must be {MODEL_OR_LAYERS}. Received: type {type(to_transform).__name__}"
+        f"{entry}: `{argument}` must be {MODEL_OR_LAYERS}. "
+        f"Received: {argument} of type {type(to_transform).__name__}"
     )
 
 
