@@ -13,21 +13,18 @@ from tfcompress.clustering.cluster_weights_wrapper import (
     check_number_of_clusters,
 )
 from tfcompress.clustering.clusterable import clusterable_weights
-from tfcompress.pruning.subclassed import layer_attributes, rebuild_subclassed
-from tfcompress.utils.cloning import (
-    built_like,
-    clone_graph,
-    copy_into,
-    fresh_copy,
-    is_graph_model,
-    leaf_layers,
+from tfcompress.utils.surgery import (
+    Replacement,
+    built_copy,
+    collect,
+    transform,
+    transform_model,
 )
 
 
 def collect_cluster_wrappers(layer: keras.layers.Layer) -> list[ClusterWeights]:
     """Every clustering wrapper inside `layer` (models and wrappers nested at any depth)."""
-    leaves = leaf_layers(layer, (ClusterWeights,))
-    return [leaf for leaf in leaves if isinstance(leaf, ClusterWeights)]
+    return collect(layer, ClusterWeights)
 
 
 def _skipped(layer: keras.layers.Layer, skip: list) -> bool:
@@ -57,7 +54,7 @@ def cluster_weights(
     Models: Sequential and functional models (nested ones included) are
     cloned with every supported layer wrapped and the weights copied. A built
     subclassed model is re-created from its `get_config()` with its layer
-    attributes wrapped (see `tfcompress.pruning.subclassed`); its class needs a
+    attributes wrapped (see `tfcompress.utils.surgery`); its class needs a
     working `get_config()`, otherwise wrap its layers with
     `cluster_weights(layer, ...)` in `__init__`. The original model is left
     untouched. Layers with nothing to cluster (BatchNormalization, pooling,
@@ -97,45 +94,24 @@ def cluster_weights(
     }
     skip = list(skip)
 
-    def wanted(layer) -> bool:
-        return not _skipped(layer, skip) and bool(clusterable_weights(layer))
-
-    if isinstance(to_cluster, keras.Model):
-        if not to_cluster.built:
+    def in_model(model: keras.Model):
+        if collect_cluster_wrappers(model):
             raise ValueError(
-                f"cluster_weights: model {to_cluster.name!r} was never built; build it (or "
-                "define it with `keras.Input`) first."
-            )
-        if collect_cluster_wrappers(to_cluster):
-            raise ValueError(
-                f"Model {to_cluster.name!r} already contains clustering wrappers; call "
+                f"Model {model.name!r} already contains clustering wrappers; call "
                 "`strip_clustering` first to cluster it again."
             )
-        if not is_graph_model(to_cluster):
+        return replace
 
-            def swap(fresh, old):
-                if not wanted(old):
-                    return fresh
-                return ClusterWeights(built_like(fresh, old), **options)
+    def replace(layer: keras.layers.Layer) -> Replacement | None:
+        if _skipped(layer, skip) or not clusterable_weights(layer):
+            return None
+        # Built with the trained weights first: the centroids start from them.
+        return Replacement(wrap=lambda inner: ClusterWeights(inner, **options), built=True)
 
-            return rebuild_subclassed(to_cluster, swap)
+    def wrap_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return layer if _skipped(layer, skip) else ClusterWeights(layer, **options)
 
-        def replace(layer):  # nested models are recursed into, never passed here
-            new = fresh_copy(layer)
-            if not wanted(layer):
-                return new, copy_into(layer, new)
-            wrapper = ClusterWeights(built_like(new, layer), **options)
-            return wrapper, lambda: None
-
-        return clone_graph(to_cluster, replace)
-    if isinstance(to_cluster, (list, tuple)):
-        return [cluster_weights(layer, **options, skip=skip) for layer in to_cluster]
-    if isinstance(to_cluster, keras.layers.Layer):
-        return to_cluster if _skipped(to_cluster, skip) else ClusterWeights(to_cluster, **options)
-    raise TypeError(
-        "`to_cluster` must be a keras.layers.Layer, a list of layers or a keras.Model. "
-        f"Received: type {type(to_cluster).__name__}"
-    )
+    return transform(to_cluster, in_model, wrap_layer, "cluster_weights", "to_cluster")
 
 
 def strip_clustering(model: keras.Model | ClusterWeights):
@@ -153,7 +129,7 @@ def strip_clustering(model: keras.Model | ClusterWeights):
     if isinstance(model, ClusterWeights):
         if not model.built:
             raise ValueError(f"Layer {model.name!r} was never built; call it on data first.")
-        plain = built_like(fresh_copy(model.layer), model.layer)
+        plain = built_copy(model.layer)
         plain.set_weights(model.stripped_weights())
         return plain
     if not isinstance(model, keras.Model):
@@ -161,20 +137,12 @@ def strip_clustering(model: keras.Model | ClusterWeights):
             "`model` must be a keras.Model or a ClusterWeights layer. "
             f"Received: type {type(model).__name__}"
         )
-    if not is_graph_model(model):
-        plain = rebuild_subclassed(
-            model, lambda fresh, old: fresh.layer if isinstance(fresh, ClusterWeights) else fresh
-        )
-        for name, old in layer_attributes(model).items():
-            if isinstance(old, ClusterWeights):
-                getattr(plain, name).set_weights(old.stripped_weights())
-        return plain
+    return transform_model(model, _unclustered)
 
-    def replace(layer):
-        if not isinstance(layer, ClusterWeights):
-            new = fresh_copy(layer)
-            return new, copy_into(layer, new)
-        new = fresh_copy(layer.layer)
-        return new, lambda: new.set_weights(layer.stripped_weights())
 
-    return clone_graph(model, replace)
+def _unclustered(layer: keras.layers.Layer) -> Replacement | None:
+    """A clustering wrapper gives way to (a copy of) the layer inside, holding the clustered
+    values."""
+    if not isinstance(layer, ClusterWeights):
+        return None
+    return Replacement(unwrap=True, weights=layer.stripped_weights)

@@ -42,7 +42,7 @@ from tfcompress.distillation.teachers import (
     freeze,
     normalized_teacher_weights,
 )
-from tfcompress.utils.cloning import is_graph_model
+from tfcompress.utils.surgery import is_graph_model
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")

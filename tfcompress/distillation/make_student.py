@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcompress.utils.cloning import is_graph_model
+from tfcompress.utils.surgery import is_graph_model
 
 # The constructor argument that sets each kind of layer's width.
 WIDTH_ARGUMENTS = (

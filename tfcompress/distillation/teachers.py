@@ -12,7 +12,7 @@ import numpy as np
 
 from tfcompress.distillation.external_teacher import ExternalTeacher
 from tfcompress.export import TFLiteModel
-from tfcompress.utils.cloning import is_graph_model
+from tfcompress.utils.surgery import is_graph_model
 
 Teacher = keras.Model | ExternalTeacher
 

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.utils.io import atomic_write_bytes, check_output_path
+from tfcompress.utils.surgery import is_graph_model
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
 MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
@@ -38,10 +39,7 @@ def _concrete_function(model: keras.Model, shapes: list[tuple], dtypes: list, ba
 
 def _input_dtypes(model: keras.Model, count: int) -> list:
     """Each input's dtype (integer token ids stay integer); float32 when unknown."""
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):  # a subclassed model
-        inputs = None
+    inputs = model.inputs if is_graph_model(model) else None  # none known for a subclassed one
     if not inputs or len(inputs) != count:
         return [tf.float32] * count
     return [tf.as_dtype(t.dtype) for t in inputs]

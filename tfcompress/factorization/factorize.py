@@ -13,7 +13,7 @@ from tfcompress.factorization.factorized_dense import FactorizedDense, dense_uns
 from tfcompress.factorization.ranks import MEASURES, Candidate, Ranks, budget_ranks
 from tfcompress.factorization.svd import check_energy, check_method
 from tfcompress.factorization.validation import int_pair, positive_int
-from tfcompress.utils.cloning import clone_graph, copy_into, fresh_copy, is_graph_model, leaf_layers
+from tfcompress.utils.surgery import check_model, clone_graph, leaf_layers, require_graph
 
 RankArg = int | tuple[int, int] | dict[str, int | tuple[int, int]] | None
 EnergyArg = float | dict[str, float] | None
@@ -163,16 +163,13 @@ def factorize(
         >>> small.get_layer("fc1").rank
         16
     """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"`model` must be a keras.Model. Received: type {type(model).__name__}")
-    if not model.built:
-        raise ValueError(f"Model {model.name!r} was never built; build it first.")
-    if not is_graph_model(model):
-        raise ValueError(
-            f"factorize needs a Sequential or functional model; model {model.name!r} is "
-            "subclassed. Replace its layers with `FactorizedDense.from_dense` / "
-            "`FactorizedConv2D.from_conv2d` in its code instead."
-        )
+    check_model(model, "factorize", "model")
+    require_graph(
+        model,
+        "factorize",
+        "Replace its layers with `FactorizedDense.from_dense` / `FactorizedConv2D.from_conv2d` "
+        "in its code instead.",
+    )
     given = [name for name, v in (("rank", rank), ("energy", energy),
                                   ("compression", compression)) if v is not None]  # fmt: skip
     if len(given) != 1:
@@ -217,12 +214,5 @@ def factorize(
         else:
             value = ranks[0] if c.scheme == "spatial" else ranks
             new = FactorizedConv2D.from_conv2d(c.layer, value, scheme=c.scheme, svd=svd, seed=seed)
-        replacements[id(c.layer)] = new
-
-    def replace(layer):
-        if id(layer) in replacements:
-            return replacements[id(layer)], lambda: None
-        new = fresh_copy(layer)
-        return new, copy_into(layer, new)
-
-    return clone_graph(model, replace)
+        replacements[c.layer] = new
+    return clone_graph(model, replacements.get)  # other layers: copies holding their weights

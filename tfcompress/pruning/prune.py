@@ -7,12 +7,18 @@ from collections.abc import Callable, Iterable
 import keras
 import numpy as np
 
+from tfcompress.pruning.channel_graph import channel_chains
 from tfcompress.pruning.prunable import is_prunable_layer, prunable_weights
 from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude, default_schedule
 from tfcompress.pruning.schedule import PruningSchedule, check_sparsity
-from tfcompress.pruning.subclassed import rebuild_subclassed
-from tfcompress.pruning.update_pruning_step import collect_wrappers, leaf_layers
-from tfcompress.utils.cloning import clone_graph, copy_into, fresh_copy, is_graph_model
+from tfcompress.pruning.update_pruning_step import collect_wrappers
+from tfcompress.utils.surgery import (
+    Replacement,
+    leaf_layers,
+    require_graph,
+    transform,
+    transform_model,
+)
 
 LayerSparsity = dict[str, float] | Callable[[keras.layers.Layer], float | None] | None
 SCOPES = ("layer", "global")
@@ -40,7 +46,7 @@ def prune_low_magnitude(
     cloned with every supported layer wrapped and the weights copied. A built
     subclassed model is re-created from its `get_config()` with its layer
     attributes wrapped, built from its build config, and given the original's
-    weights (see `tfcompress.pruning.subclassed`); its class needs a working
+    weights (see `tfcompress.utils.surgery`); its class needs a working
     `get_config()`, otherwise wrap its layers with `prune_low_magnitude(layer)`
     in `__init__`. Either way the original is left untouched. Layers without
     prunable weights (BatchNormalization, pooling, Add, ...) and layers pruning
@@ -87,7 +93,6 @@ def prune_low_magnitude(
             "`layer_sparsity` sets per-layer targets, which a global threshold cannot honour; "
             f"use scope='layer' with it. Received: scope={scope!r}"
         )
-    skip = list(skip)
     options = {
         "pruning_schedule": pruning_schedule,
         "block_size": block_size,
@@ -97,91 +102,83 @@ def prune_low_magnitude(
         "channel_norm": channel_norm,
         "importance": importance,
     }
-    removable = None
+    pruning = _Pruning(options, layer_sparsity, list(skip))
+    return transform(
+        to_prune, pruning.for_model, pruning.wrap_layer, "prune_low_magnitude", "to_prune"
+    )
 
-    def target_for(layer) -> float | None:
-        if layer_sparsity is None:
+
+class _Pruning:
+    """Which layers get a pruning wrapper, and with which arguments.
+
+    `removable`: on a model pruned by channel, the layers whose channels
+    `shrink` can remove (None: any layer).
+    """
+
+    def __init__(self, options: dict, layer_sparsity: LayerSparsity, skip: list, removable=None):
+        self.options = options
+        self.layer_sparsity = layer_sparsity
+        self.skip = skip
+        self.removable = removable
+
+    def for_model(self, model: keras.Model) -> Callable:
+        """The per-layer decision for `model` (refused when it is pruned already)."""
+        if collect_wrappers(model):
+            raise ValueError(
+                f"Model {model.name!r} already contains pruning wrappers; call "
+                "`strip_pruning` first to prune it again."
+            )
+        if self.options["channel_norm"] is None:
+            return self.replace
+        require_graph(model, "Channel pruning")
+        removable = set(channel_chains(model))
+        return _Pruning(self.options, self.layer_sparsity, self.skip, removable).replace
+
+    def replace(self, layer: keras.layers.Layer) -> Replacement | None:
+        """A layer of a model: wrapped when pruning supports it and it is not skipped."""
+        kwargs = self.wrapper_arguments(layer, explicit=False)
+        if kwargs is None:
             return None
-        value = (
-            layer_sparsity.get(layer.name)
-            if isinstance(layer_sparsity, dict)
-            else layer_sparsity(layer)
-        )
-        return None if value is None else check_sparsity(f"layer_sparsity[{layer.name!r}]", value)
+        return Replacement(wrap=lambda inner: PruneLowMagnitude(inner, **kwargs))
 
-    def wrap(layer, explicit: bool):
+    def wrap_layer(self, layer: keras.layers.Layer) -> keras.layers.Layer:
+        """A layer given on its own: wrapped unless skipped (unsupported ones raise)."""
+        kwargs = self.wrapper_arguments(layer, explicit=True)
+        return layer if kwargs is None else PruneLowMagnitude(layer, **kwargs)
+
+    def wrapper_arguments(self, layer: keras.layers.Layer, explicit: bool) -> dict | None:
+        """The `PruneLowMagnitude` arguments for `layer`, or None to leave it unwrapped."""
         if isinstance(layer, PruneLowMagnitude):
             raise ValueError(
                 f"Layer {layer.name!r} is already wrapped for pruning; call `strip_pruning` "
                 "first to prune it again."
             )
-        skipped = layer.name in skip or any(
-            isinstance(s, type) and isinstance(layer, s) for s in skip
+        skipped = layer.name in self.skip or any(
+            isinstance(s, type) and isinstance(layer, s) for s in self.skip
         )
         if not explicit and (skipped or not is_prunable_layer(layer) or not _has_prunable(layer)):
             return None
-        if not explicit and removable is not None and layer.name not in removable:
+        if not explicit and self.removable is not None and layer.name not in self.removable:
             return None
-        kwargs = dict(options)
-        target = target_for(layer)
+        kwargs = dict(self.options)
+        target = self.target(layer)
         if target == 0.0:
             return None
         if target is not None:
-            schedule = pruning_schedule or default_schedule()
+            schedule = self.options["pruning_schedule"] or default_schedule()
             kwargs["pruning_schedule"] = schedule.with_target(target)
         return kwargs
 
-    if isinstance(to_prune, keras.Model):
-        if not to_prune.built:
-            raise ValueError(
-                f"prune_low_magnitude: model {to_prune.name!r} was never built; build it (or "
-                "define it with `keras.Input`) first."
-            )
-        if collect_wrappers(to_prune):
-            raise ValueError(
-                f"Model {to_prune.name!r} already contains pruning wrappers; call "
-                "`strip_pruning` first to prune it again."
-            )
-        if not is_graph_model(to_prune):
-            if channel_norm is not None:
-                raise ValueError(
-                    f"Channel pruning needs a layer graph; model {to_prune.name!r} is subclassed."
-                )
-
-            def swap(fresh, old):
-                kwargs = wrap(old, explicit=False)
-                return fresh if kwargs is None else PruneLowMagnitude(fresh, **kwargs)
-
-            return rebuild_subclassed(to_prune, swap)
-        if channel_norm is not None:
-            from tfcompress.pruning.channel_graph import channel_chains
-
-            removable = set(channel_chains(to_prune))
-
-        def replace(layer):  # nested models are recursed into, never passed here
-            kwargs = wrap(layer, explicit=False)
-            if kwargs is None:
-                new = fresh_copy(layer)
-                return new, copy_into(layer, new)
-            inner = fresh_copy(layer)
-            return PruneLowMagnitude(inner, **kwargs), copy_into(layer, inner)
-
-        return clone_graph(to_prune, replace)
-    if isinstance(to_prune, (list, tuple)):
-        return [prune_low_magnitude(layer, **_explicit(options, layer_sparsity, skip, scope))
-                for layer in to_prune]  # fmt: skip
-    if isinstance(to_prune, keras.layers.Layer):
-        kwargs = wrap(to_prune, explicit=True)
-        return to_prune if kwargs is None else PruneLowMagnitude(to_prune, **kwargs)
-    raise TypeError(
-        "`to_prune` must be a keras.layers.Layer, a list of layers or a keras.Model. "
-        f"Received: type {type(to_prune).__name__}"
-    )
-
-
-def _explicit(options: dict, layer_sparsity, skip, scope) -> dict:
-    kwargs = {k: v for k, v in options.items() if k != "pruning_group"}
-    return {**kwargs, "layer_sparsity": layer_sparsity, "skip": skip, "scope": scope}
+    def target(self, layer: keras.layers.Layer) -> float | None:
+        """`layer_sparsity`'s target for `layer` (None: the schedule's)."""
+        if self.layer_sparsity is None:
+            return None
+        value = (
+            self.layer_sparsity.get(layer.name)
+            if isinstance(self.layer_sparsity, dict)
+            else self.layer_sparsity(layer)
+        )
+        return None if value is None else check_sparsity(f"layer_sparsity[{layer.name!r}]", value)
 
 
 def _has_prunable(layer: keras.layers.Layer) -> bool:
@@ -206,17 +203,12 @@ def strip_pruning(model: keras.Model | PruneLowMagnitude):
         )
     for wrapper in collect_wrappers(model):
         wrapper.apply_masks()
-    if not is_graph_model(model):
-        return rebuild_subclassed(
-            model, lambda fresh, old: fresh.layer if isinstance(fresh, PruneLowMagnitude) else fresh
-        )
+    return transform_model(model, _unpruned)
 
-    def replace(layer):
-        source = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
-        new = fresh_copy(source)
-        return new, copy_into(source, new)
 
-    return clone_graph(model, replace)
+def _unpruned(layer: keras.layers.Layer) -> Replacement | None:
+    """A pruning wrapper gives way to (a copy of) the layer inside, its weights masked."""
+    return Replacement(unwrap=True) if isinstance(layer, PruneLowMagnitude) else None
 
 
 def get_sparsity(model: keras.Model | keras.layers.Layer) -> dict[str, float]:
@@ -225,7 +217,7 @@ def get_sparsity(model: keras.Model | keras.layers.Layer) -> dict[str, float]:
     Works on pruned models (wrappers) and on stripped or plain models alike.
     """
     result = {}
-    for layer in leaf_layers(model):
+    for layer in leaf_layers(model, (PruneLowMagnitude,)):
         inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
         for weight in prunable_weights(inner) or []:
             value = keras.ops.convert_to_numpy(weight)

@@ -5,18 +5,12 @@ from __future__ import annotations
 import keras
 
 from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude
-from tfcompress.utils.cloning import leaf_layers as walk_leaves
-
-
-def leaf_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """The layers inside `layer` (nested models and other wrappers looked into); a pruning
-    wrapper counts as one leaf."""
-    return walk_leaves(layer, (PruneLowMagnitude,))
+from tfcompress.utils.surgery import collect
 
 
 def collect_wrappers(layer: keras.layers.Layer) -> list[PruneLowMagnitude]:
     """Every pruning wrapper inside `layer` (models nested at any depth included)."""
-    return [leaf for leaf in leaf_layers(layer) if isinstance(leaf, PruneLowMagnitude)]
+    return collect(layer, PruneLowMagnitude)
 
 
 class UpdatePruningStep(keras.callbacks.Callback):

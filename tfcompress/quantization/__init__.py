@@ -4,15 +4,14 @@ and pruning- or clustering-preserving QAT."""
 
 from tfcompress.quantization.activation_quantizer import ActivationQuantizer
 from tfcompress.quantization.quantize import (
-    is_quantized,
     quantize_annotate_layer,
     quantize_annotate_model,
-    quantize_apply,
     quantize_model,
     quantize_scope,
     strip_quantization,
 )
 from tfcompress.quantization.quantize_annotate import QuantizeAnnotate
+from tfcompress.quantization.quantize_apply import is_quantized, quantize_apply
 from tfcompress.quantization.quantize_config import QuantizeConfig
 from tfcompress.quantization.quantize_layer import QuantizeLayer
 from tfcompress.quantization.quantize_wrapper import QuantizeWrapper

@@ -1,4 +1,4 @@
-"""Reads a functional model's layer graph to decide batch-norm folding and activation fusion.
+"""Step 2 of `quantize_apply`: batch-norm folding and activation fusion, from the layer graph.
 
 TFLite fuses a ReLU/ReLU6 into the CONV_2D, DEPTHWISE_CONV_2D,
 FULLY_CONNECTED or ADD before it and folds a BatchNormalization into the
@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 import keras
 
-from tfcompress.quantization.quantize_annotate import QuantizeAnnotate
+from tfcompress.quantization.quantize_annotate import unannotated
+from tfcompress.quantization.quantize_config import QuantizeConfig
 from tfcompress.quantization.registry import activation_name
+from tfcompress.utils.surgery import is_graph_model
 
 FOLDS_INTO = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
               keras.layers.Dense)  # fmt: skip
@@ -23,7 +25,7 @@ FUSES_ACTIVATION = (*FOLDS_INTO, keras.layers.Add, keras.layers.Subtract, keras.
 
 @dataclass
 class GraphPlan:
-    """Decisions for one functional model, by layer name."""
+    """Decisions for one Sequential or functional model, by layer name."""
 
     folds: dict[str, keras.layers.Layer] = field(default_factory=dict)  # conv -> BN folded in
     folded: set[str] = field(default_factory=set)  # BN layers that disappear
@@ -57,27 +59,28 @@ def _fuses(layer: keras.layers.Layer) -> bool:
     )
 
 
+def plan_levels(
+    model: keras.Model, configs: dict[keras.layers.Layer, QuantizeConfig | None]
+) -> dict[keras.layers.Layer, GraphPlan]:
+    """Step 2: the plan of `model` and of every graph model nested in it, by layer.
+
+    A layer is selected (to be quantized) when `configs` gives it a config.
+    """
+    selected = {layer.name for layer in model.layers if configs.get(layer) is not None}
+    plan = plan_graph(model, selected)
+    plans = {layer: plan for layer in model.layers}
+    for layer in model.layers:
+        if is_graph_model(layer):
+            plans.update(plan_levels(layer, configs))
+    return plans
+
+
 def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
     """Plans folding and fusion among the `selected` (to be quantized) layers of `model`."""
-    config = model.get_config()
-    consumers: dict[str, list[str]] = {}
-    producers: dict[str, list[str]] = {}
-    for entry in config["layers"]:
-        nodes = entry.get("inbound_nodes", [])
-        producers[entry["name"]] = [name for node in nodes for name in _histories(node)]
-        if len(nodes) > 1:  # a shared layer: leave it alone
-            producers[entry["name"]].append("<shared>")
-        for name in producers[entry["name"]]:
-            consumers.setdefault(name, []).append(entry["name"])
-    for name, _, _ in _as_triples(config["output_layers"]):
-        consumers.setdefault(name, []).append("<output>")
+    producers, consumers, inputs = _edges(model)
     # Decisions depend on the annotated layer, not on its annotation.
-    layers = {
-        layer.name: layer.layer if isinstance(layer, QuantizeAnnotate) else layer
-        for layer in model.layers
-    }
+    layers = {layer.name: unannotated(layer) for layer in model.layers}
     plan = GraphPlan()
-    inputs = {name for name, _, _ in _as_triples(config["input_layers"])}
     plan.reads_input = {
         name for name, sources in producers.items() if sources and set(sources) <= inputs
     }
@@ -110,6 +113,31 @@ def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
         if follower is not None and _fuses(follower) and users[0] in selected:
             plan.fused_output.add(name)
     return plan
+
+
+def _edges(model: keras.Model) -> tuple[dict, dict, set]:
+    """Each layer's producers and consumers (by name, `"<output>"` for a model output, and
+    `"<shared>"` for a layer called more than once) and the names of the inputs."""
+    if isinstance(model, keras.Sequential):  # a chain: no config of its calls to read
+        names = ["<input>", *(layer.name for layer in model.layers)]
+        producers = {name: [before] for before, name in zip(names, names[1:])}
+        consumers = {before: [name] for before, name in zip(names, names[1:])}
+        consumers[names[-1]] = ["<output>"]
+        return producers, consumers, {"<input>"}
+    config = model.get_config()
+    consumers: dict[str, list[str]] = {}
+    producers: dict[str, list[str]] = {}
+    for entry in config["layers"]:
+        nodes = entry.get("inbound_nodes", [])
+        producers[entry["name"]] = [name for node in nodes for name in _histories(node)]
+        if len(nodes) > 1:  # a shared layer: leave it alone
+            producers[entry["name"]].append("<shared>")
+        for name in producers[entry["name"]]:
+            consumers.setdefault(name, []).append(entry["name"])
+    for name, _, _ in _as_triples(config["output_layers"]):
+        consumers.setdefault(name, []).append("<output>")
+    inputs = {name for name, _, _ in _as_triples(config["input_layers"])}
+    return producers, consumers, inputs
 
 
 def _as_triples(value) -> list:

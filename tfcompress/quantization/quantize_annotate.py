@@ -47,3 +47,8 @@ class QuantizeAnnotate(keras.layers.Wrapper):
             **super().get_config(),
             "quantize_config": keras.saving.serialize_keras_object(self.quantize_config),
         }
+
+
+def unannotated(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """The layer an annotation marks (any other layer as it is)."""
+    return layer.layer if isinstance(layer, QuantizeAnnotate) else layer

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tfcompress.utils.surgery import is_graph_model
+
 
 def check_built(model: keras.Model, argument: str = "model") -> None:
     """Raises when `model` is not a built Keras model."""
@@ -29,12 +31,8 @@ def model_input_shapes(model: keras.Model, input_shape: tuple | None = None) -> 
     """
     if input_shape is not None:
         return [tuple(input_shape)]
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if inputs:
-        return [tuple(t.shape[1:]) for t in inputs]
+    if is_graph_model(model):
+        return [tuple(t.shape[1:]) for t in model.inputs]
     raise ValueError(
         f"Cannot tell the input shape of model {model.name!r}: it has no symbolic inputs "
         "(a subclassed model). Pass `input_shape=` (the shape of one sample)."

@@ -1,0 +1,133 @@
+"""Step 3 of `quantize_apply`: what each layer becomes, and how the rebuilt graph calls it."""
+
+from __future__ import annotations
+
+import keras
+
+from tfcompress.quantization.graph_plan import GraphPlan
+from tfcompress.quantization.input_quantizers import InputQuantizers
+from tfcompress.quantization.quantize_annotate import unannotated
+from tfcompress.quantization.quantize_config import QuantizeConfig
+from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
+from tfcompress.quantization.registry import (
+    default_quantize_config,
+    quantize_split,
+    unregistered_error,
+)
+from tfcompress.quantization.scheme import QuantizeScheme
+from tfcompress.utils.surgery import built_copy
+
+# Layers that only scale a model input run in float before the input quantizer.
+PREPROCESSING = (keras.layers.Rescaling, keras.layers.Normalization)
+
+
+class LayerQuantizer:
+    """Replaces the layers of an annotated model and calls them in the rebuilt graph.
+
+    `replace` (a `clone_graph` replace function) turns each layer into a
+    built copy: float when it has no config, else a `QuantizeWrapper` (with
+    the BatchNormalization folded into it, without an output range when a
+    fused activation follows), or the registered split of the layer. It
+    records the role of each new layer, which `call` (a `clone_graph` call
+    function) then honours: a folded BatchNormalization is skipped, float
+    preprocessing of a model input runs before the input quantizer, and the
+    float model inputs of quantized layers and nested models are quantized.
+
+    Args:
+        configs: Step 1's config of each annotated layer (None: keep float).
+        plans: Step 2's plan of each layer's model.
+        scheme: The scheme (sparsity and cluster preservation of the wrappers).
+        inputs: The new model inputs and their quantizers.
+    """
+
+    def __init__(
+        self,
+        configs: dict[keras.layers.Layer, QuantizeConfig | None],
+        plans: dict[keras.layers.Layer, GraphPlan],
+        scheme: QuantizeScheme,
+        inputs: InputQuantizers,
+    ):
+        self.configs = configs
+        self.plans = plans
+        self.scheme = scheme
+        self.inputs = inputs
+        self.folded: set[keras.layers.Layer] = set()  # new BNs living on inside the conv before
+        self.preprocessing: set[keras.layers.Layer] = set()  # float, reading a model input
+        self.quantized: set[keras.layers.Layer] = set()  # their float model inputs get quantized
+
+    def replace(self, layer: keras.layers.Layer) -> keras.layers.Layer:
+        """The new layer taking `layer`'s place (built, holding its weights)."""
+        new = self._new_layer(layer)
+        plan = self.plans.get(layer)
+        if plan is not None and layer.name in plan.folded:
+            self.folded.add(new)
+        return new
+
+    def _new_layer(self, layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = self.configs.get(layer)
+        inner = unannotated(layer)
+        if config is None:
+            return built_copy(inner)
+        plan = self.plans[layer]
+        if config.is_passthrough:
+            new = built_copy(inner)
+        elif layer.name in plan.reads_input and isinstance(inner, PREPROCESSING):
+            new = built_copy(inner)
+            self.preprocessing.add(new)
+            return new
+        elif quantize_split(inner) is not None:
+            new = self._split(built_copy(inner), config)
+        else:
+            if layer.name in plan.fused_output:
+                config = QuantizeConfig(config.weight_quantizers, None)
+            bn = plan.folds.get(layer.name)
+            folded = None if bn is None else built_copy(unannotated(bn))
+            new = self.wrap(built_copy(inner), config, folded)
+        self.quantized.add(new)
+        return new
+
+    def wrap(
+        self,
+        layer: keras.layers.Layer,
+        config: QuantizeConfig,
+        batch_norm: keras.layers.BatchNormalization | None = None,
+    ) -> QuantizeWrapper:
+        """`layer` in a `QuantizeWrapper` preserving what the scheme says."""
+        return QuantizeWrapper(
+            layer,
+            config,
+            batch_norm=batch_norm,
+            preserve_sparsity=self.scheme.preserve_sparsity,
+            preserve_clusters=self.scheme.preserve_clusters,
+        )
+
+    def _split(self, layer: keras.layers.Layer, config: QuantizeConfig) -> keras.Sequential:
+        """The registered split of `layer`, each part quantized with its own config.
+
+        The parts take the weight bits and the output quantizer of `layer`'s config.
+        """
+        bits = {q.bits for q in config.weight_quantizers.values()}
+        bits = bits.pop() if len(bits) == 1 else None
+        parts = []
+        for part in quantize_split(layer)(layer):
+            part_config = default_quantize_config(part)
+            if part_config is None:
+                raise unregistered_error(part)
+            if part_config.is_passthrough:
+                parts.append(part)
+                continue
+            if bits is not None:
+                part_config = part_config.with_weight_bits(bits)
+            output = config.output_quantizer
+            parts.append(self.wrap(part, QuantizeConfig(part_config.weight_quantizers, output)))
+        return keras.Sequential(parts, name=layer.name)
+
+    def call(self, layer: keras.layers.Layer, *args, **kwargs):
+        """Calls a new layer in the rebuilt graph, as its role says."""
+        if layer in self.folded:
+            return args[0]  # the BN lives on inside the convolution before it
+        if layer in self.preprocessing:  # float preprocessing, then the int8 model begins
+            return self.inputs.quantize(layer(*args, **kwargs))
+        if layer in self.quantized or isinstance(layer, keras.Model):
+            args = keras.tree.map_structure(self.inputs.quantize_input, args)
+        return layer(*args, **kwargs)
