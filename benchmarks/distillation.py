@@ -57,9 +57,14 @@ def fit_plain(model, x, y, lr, callbacks=()) -> float:
 
 
 def fit_ours(teacher, student, x, y, lr, callbacks=()) -> float:
-    distiller = Distiller(teacher, student, SoftTargetDistillation(TEMPERATURE),
-                          distillation_loss_weights=[1 - ALPHA], alpha=ALPHA,
-                          cache_teacher_outputs=True)  # fmt: skip
+    distiller = Distiller(
+        teacher,
+        student,
+        SoftTargetDistillation(TEMPERATURE),
+        distillation_loss_weights=[1 - ALPHA],
+        alpha=ALPHA,
+        cache_teacher_outputs=True,
+    )
     distiller.compile(keras.optimizers.Adam(lr), labels_loss(ignore_class=-1))
     return timed_fit(distiller, x, y, callbacks)  # includes the one teacher pass
 
@@ -82,8 +87,12 @@ def fit_keras(teacher, student, x, y, lr, kl_instance: bool = True) -> float:
 def measure(model, data, mode: str = "float32") -> tuple[dict, bytes]:
     content = tc.export_tflite(model, mode=mode)
     accuracy = tc.TFLiteModel(content).evaluate(data.x_test, data.y_test)
-    return {"accuracy": accuracy, "tflite_bytes": len(content),
-            "gzip_bytes": gzip_size(content), "params": model.count_params()}, content  # fmt: skip
+    return {
+        "accuracy": accuracy,
+        "tflite_bytes": len(content),
+        "gzip_bytes": gzip_size(content),
+        "params": model.count_params(),
+    }, content
 
 
 def fresh_copy(builder, weights):
@@ -119,33 +128,49 @@ def run_seed(seed: int, data, args) -> tuple[list[dict], dict[str, bytes]]:
 
     steps = order(len(x), args.student_epochs, rng)
     xs, ys = x[steps], y[steps]
-    arms = [("scratch (labels only)", lambda s: fit_plain(s, xs, ys, args.lr)),
-            ("tfcompress.Distiller", lambda s: fit_ours(teacher, s, xs, ys, args.lr)),
-            ("keras.distillation.Distiller, KLDivergence()",
-             lambda s: fit_keras(teacher, s, xs, ys, args.lr)),
-            ("keras.distillation.Distiller, default loss",
-             lambda s: fit_keras(teacher, s, xs, ys, args.lr, kl_instance=False))]  # fmt: skip
+    arms = [
+        ("scratch (labels only)", lambda s: fit_plain(s, xs, ys, args.lr)),
+        ("tfcompress.Distiller", lambda s: fit_ours(teacher, s, xs, ys, args.lr)),
+        (
+            "keras.distillation.Distiller, KLDivergence()",
+            lambda s: fit_keras(teacher, s, xs, ys, args.lr),
+        ),
+        (
+            "keras.distillation.Distiller, default loss",
+            lambda s: fit_keras(teacher, s, xs, ys, args.lr, kl_instance=False),
+        ),
+    ]
     for arm, train in arms:
         keras.utils.set_random_seed(seed)
         model = student()
         record("1. 1/50 student", arm, model, train(model))
 
     # 2. Labels for 10% (stratified); the teacher's outputs for all.
-    labelled = np.concatenate([
-        rng.choice(np.flatnonzero(y == c), size=int(0.1 * np.sum(y == c)), replace=False)
-        for c in range(10)
-    ])  # fmt: skip
+    labelled = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(y == c), size=int(0.1 * np.sum(y == c)), replace=False)
+            for c in range(10)
+        ]
+    )
     partial = np.full_like(y, -1)
     partial[labelled] = y[labelled]
     repeats = len(x) // len(labelled)
     few_epochs = order(len(labelled), args.student_epochs, rng)
     few_steps = order(len(labelled), args.student_epochs * repeats, rng)
-    arms = [("scratch on the 10%, same epochs",
-             lambda s: fit_plain(s, x[labelled][few_epochs], y[labelled][few_epochs], args.lr)),
-            ("scratch on the 10%, same steps",
-             lambda s: fit_plain(s, x[labelled][few_steps], y[labelled][few_steps], args.lr)),
-            ("distilled (10% labels + teacher on all)",
-             lambda s: fit_ours(teacher, s, xs, partial[steps], args.lr))]  # fmt: skip
+    arms = [
+        (
+            "scratch on the 10%, same epochs",
+            lambda s: fit_plain(s, x[labelled][few_epochs], y[labelled][few_epochs], args.lr),
+        ),
+        (
+            "scratch on the 10%, same steps",
+            lambda s: fit_plain(s, x[labelled][few_steps], y[labelled][few_steps], args.lr),
+        ),
+        (
+            "distilled (10% labels + teacher on all)",
+            lambda s: fit_ours(teacher, s, xs, partial[steps], args.lr),
+        ),
+    ]
     for arm, train in arms:
         keras.utils.set_random_seed(seed)
         model = student()
@@ -157,17 +182,27 @@ def run_seed(seed: int, data, args) -> tuple[list[dict], dict[str, bytes]]:
     for arm, distill in (("fine-tuned on labels", False), ("distilled from the teacher", True)):
         keras.utils.set_random_seed(seed)
         schedule = tc.PolynomialDecay(0.0, 0.95, begin_step=0, end_step=end, frequency=10)
-        pruned = tc.prune_low_magnitude(fresh_copy(tc.models.small_cnn, teacher_weights),
-                                        schedule, block_size=(16, 4), skip=KEPT_DENSE)  # fmt: skip
+        pruned = tc.prune_low_magnitude(
+            fresh_copy(tc.models.small_cnn, teacher_weights),
+            schedule,
+            block_size=(16, 4),
+            skip=KEPT_DENSE,
+        )
         callbacks = [tc.UpdatePruningStep()]
-        seconds = (fit_ours(teacher, pruned, x[steps], y[steps], 1e-3, callbacks) if distill
-                   else fit_plain(pruned, x[steps], y[steps], 1e-3, callbacks))  # fmt: skip
+        seconds = (
+            fit_ours(teacher, pruned, x[steps], y[steps], 1e-3, callbacks)
+            if distill
+            else fit_plain(pruned, x[steps], y[steps], 1e-3, callbacks)
+        )
         record("3a. pruned 95% (16x4)", arm, tc.strip_pruning(pruned), seconds)
     for arm, distill in (("fine-tuned on labels", False), ("distilled from the teacher", True)):
         keras.utils.set_random_seed(seed)
         qat = tc.quantize_model(fresh_copy(tc.models.small_cnn, teacher_weights), "default_4bit")
-        seconds = (fit_ours(teacher, qat, x[steps], y[steps], 1e-4) if distill
-                   else fit_plain(qat, x[steps], y[steps], 1e-4))  # fmt: skip
+        seconds = (
+            fit_ours(teacher, qat, x[steps], y[steps], 1e-4)
+            if distill
+            else fit_plain(qat, x[steps], y[steps], 1e-4)
+        )
         record("3b. 4-bit QAT", arm, qat, seconds, mode="int8")
     return records, contents
 
@@ -189,12 +224,21 @@ def summarise(records: list[dict], latency: dict) -> list[dict]:
     out = []
     for (scenario, arm), rows in groups.items():
         acc = [r["accuracy"] for r in rows]
-        out.append({"scenario": scenario, "arm": arm, "accuracy": acc,
-                    "mean": float(np.mean(acc)), "min": min(acc), "max": max(acc),
-                    "params": rows[0]["params"], "tflite_bytes": rows[0]["tflite_bytes"],
-                    "gzip_bytes": int(np.mean([r["gzip_bytes"] for r in rows])),
-                    "latency_ms": latency.get(f"{scenario}|{arm}"),
-                    "train_s": float(np.mean([r["train_s"] for r in rows]))})  # fmt: skip
+        out.append(
+            {
+                "scenario": scenario,
+                "arm": arm,
+                "accuracy": acc,
+                "mean": float(np.mean(acc)),
+                "min": min(acc),
+                "max": max(acc),
+                "params": rows[0]["params"],
+                "tflite_bytes": rows[0]["tflite_bytes"],
+                "gzip_bytes": int(np.mean([r["gzip_bytes"] for r in rows])),
+                "latency_ms": latency.get(f"{scenario}|{arm}"),
+                "train_s": float(np.mean([r["train_s"] for r in rows])),
+            }
+        )
     return out
 
 
@@ -211,13 +255,23 @@ def targets(summary: list[dict]) -> tuple[list[dict], str]:
         f"with the same loss {peer['mean']:.3f}, training {peer['train_s'] / ours['train_s']:.1f}x "
         "as long (it runs the teacher in every step)."
     ]
-    scratch = max((by[("2. 10% labels", a)] for a in ("scratch on the 10%, same epochs",
-                   "scratch on the 10%, same steps")), key=lambda s: s["mean"])  # fmt: skip
+    scratch = max(
+        (
+            by[("2. 10% labels", a)]
+            for a in ("scratch on the 10%, same epochs", "scratch on the 10%, same steps")
+        ),
+        key=lambda s: s["mean"],
+    )
     distilled = by[("2. 10% labels", "distilled (10% labels + teacher on all)")]
     gap = teacher["mean"] - scratch["mean"]
     closed = (distilled["mean"] - scratch["mean"]) / gap if gap > 0 else float("nan")
-    results = [{"target": "2: distilled closes >= 50% of the gap scratch -> teacher",
-                "value": closed, "met": bool(closed >= 0.5)}]  # fmt: skip
+    results = [
+        {
+            "target": "2: distilled closes >= 50% of the gap scratch -> teacher",
+            "value": closed,
+            "met": bool(closed >= 0.5),
+        }
+    ]
     lines += [
         f"- Scenario 2: the teacher scores {teacher['mean']:.3f}, the better scratch student "
         f"({scratch['arm']}) {scratch['mean']:.3f}, the distilled one {distilled['mean']:.3f}: "
@@ -229,10 +283,14 @@ def targets(summary: list[dict]) -> tuple[list[dict], str]:
         kd = by[(scenario, "distilled from the teacher")]
         gains = [k - p for k, p in zip(kd["accuracy"], plain["accuracy"])]  # paired by seed
         beyond = kd["min"] > plain["max"]
-        results.append({
-            "target": f"{scenario}: distillation beats fine-tuning beyond the spread",
-            "value": float(np.mean(gains)), "per_seed_gain": gains, "met": beyond,
-        })  # fmt: skip
+        results.append(
+            {
+                "target": f"{scenario}: distillation beats fine-tuning beyond the spread",
+                "value": float(np.mean(gains)),
+                "per_seed_gain": gains,
+                "met": beyond,
+            }
+        )
         lines.append(
             f"- Scenario {scenario}: distilled {kd['mean']:.3f} "
             f"[{kd['min']:.3f}, {kd['max']:.3f}] vs fine-tuned {plain['mean']:.3f} "
@@ -265,11 +323,31 @@ def main() -> None:
     latency = latencies(contents, data.x_test[:1], args.latency_runs)
     summary = summarise(records, latency)
     met, target_text = targets(summary)
-    rows = [[s["scenario"], s["arm"], f"{s['mean']:.3f}", f"{s['min']:.3f}-{s['max']:.3f}",
-             f"{s['params']:,}", f"{s['tflite_bytes']:,}", f"{s['gzip_bytes']:,}",
-             f"{s['latency_ms']:.3f}", f"{s['train_s']:.0f}"] for s in summary]  # fmt: skip
-    headers = ["scenario", "arm", "accuracy (mean)", "min-max", "params", ".tflite bytes",
-               "gzip bytes", "latency (ms)", "train (s)"]  # fmt: skip
+    rows = [
+        [
+            s["scenario"],
+            s["arm"],
+            f"{s['mean']:.3f}",
+            f"{s['min']:.3f}-{s['max']:.3f}",
+            f"{s['params']:,}",
+            f"{s['tflite_bytes']:,}",
+            f"{s['gzip_bytes']:,}",
+            f"{s['latency_ms']:.3f}",
+            f"{s['train_s']:.0f}",
+        ]
+        for s in summary
+    ]
+    headers = [
+        "scenario",
+        "arm",
+        "accuracy (mean)",
+        "min-max",
+        "params",
+        ".tflite bytes",
+        "gzip bytes",
+        "latency (ms)",
+        "train (s)",
+    ]
     total = time.perf_counter() - start
     notes = (
         f"MNIST-5k (4,000 / 1,000), seeds {args.seeds}; mean and min-max over the seeds of the "

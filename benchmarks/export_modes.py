@@ -69,14 +69,30 @@ def main() -> None:
                 "latency_p90_ms": s["latency_p90_ms"],
             }
             records.append(record)
-            rows.append([
-                model.name, label, f"{record['accuracy']:.3f}",
-                f"{record['top1_agreement']:.3f}", f"{record['max_abs_error']:.4f}",
-                f"{record['bytes']:,}", f"{record['gzip_bytes']:,}",
-                f"{record['latency_median_ms']:.4f}", f"{record['latency_p90_ms']:.4f}",
-            ])  # fmt: skip
-    headers = ["model", "export", "accuracy", "top-1 agreement", "max abs error", "bytes",
-               "gzip bytes", "latency median (ms)", "latency p90 (ms)"]  # fmt: skip
+            rows.append(
+                [
+                    model.name,
+                    label,
+                    f"{record['accuracy']:.3f}",
+                    f"{record['top1_agreement']:.3f}",
+                    f"{record['max_abs_error']:.4f}",
+                    f"{record['bytes']:,}",
+                    f"{record['gzip_bytes']:,}",
+                    f"{record['latency_median_ms']:.4f}",
+                    f"{record['latency_p90_ms']:.4f}",
+                ]
+            )
+    headers = [
+        "model",
+        "export",
+        "accuracy",
+        "top-1 agreement",
+        "max abs error",
+        "bytes",
+        "gzip bytes",
+        "latency median (ms)",
+        "latency p90 (ms)",
+    ]
     notes = (
         f"MNIST-5k (4,000 train / 1,000 test, seed {args.seed}), {args.epochs} epochs, batch 64. "
         "Accuracy of the `.tflite` on the 1,000 test images (0.001 = one image); agreement and "

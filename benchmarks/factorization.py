@@ -48,15 +48,15 @@ QAT_OF = (ORIGINAL, "fc1 rank 16", "fc1 rank 16 + conv2 spatial rank 16")
 
 
 def compiled(model: keras.Model, lr: float) -> keras.Model:
-    model.compile(keras.optimizers.Adam(lr),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+    model.compile(
+        keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
 def fit(model: keras.Model, data, epochs: int, lr: float, seed: int) -> keras.Model:
     keras.utils.set_random_seed(seed)  # the same data order for every variant of a seed
-    compiled(model, lr).fit(data.x_train, data.y_train, epochs=epochs, batch_size=BATCH,
-                            verbose=0)  # fmt: skip
+    compiled(model, lr).fit(data.x_train, data.y_train, epochs=epochs, batch_size=BATCH, verbose=0)
     return model
 
 
@@ -78,27 +78,43 @@ def run_seed(seed: int, args) -> tuple[list[dict], dict[str, bytes], np.ndarray]
     data = tc.datasets.load_mnist5k(seed=seed)
     keras.utils.set_random_seed(seed)
     base = compiled(tc.models.small_cnn(), 1e-3)
-    base.fit(data.x_train, data.y_train, epochs=args.pretrain_epochs, batch_size=BATCH,
-             verbose=0)  # fmt: skip
+    base.fit(data.x_train, data.y_train, epochs=args.pretrain_epochs, batch_size=BATCH, verbose=0)
     records, contents = [], {}
 
     def add(label, model, before=None, ranks="-", kept=None):
         content = tc.export_tflite(model)
         contents[label] = content
-        records.append({"seed": seed, "variant": label, "mode": "float32", "ranks": ranks,
-                        **sizes(model), "tflite_bytes": len(content), "energy_kept": kept,
-                        "accuracy_before_finetuning": before,
-                        "accuracy": tflite_accuracy(content, data)})  # fmt: skip
+        records.append(
+            {
+                "seed": seed,
+                "variant": label,
+                "mode": "float32",
+                "ranks": ranks,
+                **sizes(model),
+                "tflite_bytes": len(content),
+                "energy_kept": kept,
+                "accuracy_before_finetuning": before,
+                "accuracy": tflite_accuracy(content, data),
+            }
+        )
 
     def add_qat(label, model):
         qat = fit(tc.quantize_model(model), data, args.qat_epochs, 1e-4, seed + 1)
         content = tc.export_tflite(qat, mode="int8")
         contents[f"{label} + QAT int8"] = content
-        records.append({"seed": seed, "variant": f"{label} + QAT int8", "mode": "int8",
-                        "ranks": next(r["ranks"] for r in records if r["variant"] == label),
-                        **sizes(model), "tflite_bytes": len(content), "energy_kept": None,
-                        "accuracy_before_finetuning": None,
-                        "accuracy": tflite_accuracy(content, data)})  # fmt: skip
+        records.append(
+            {
+                "seed": seed,
+                "variant": f"{label} + QAT int8",
+                "mode": "int8",
+                "ranks": next(r["ranks"] for r in records if r["variant"] == label),
+                **sizes(model),
+                "tflite_bytes": len(content),
+                "energy_kept": None,
+                "accuracy_before_finetuning": None,
+                "accuracy": tflite_accuracy(content, data),
+            }
+        )
 
     add(ORIGINAL, base)
     control = keras.models.clone_model(base)
@@ -146,8 +162,10 @@ def svd_timings(fc1_kernel: np.ndarray, large: int) -> list[dict]:
     """Full LAPACK SVD vs randomized SVD: seconds (best of a few runs) and the Frobenius error
     of the rank-r approximation relative to the optimal (Eckart-Young) one."""
     gaussian = np.random.default_rng(0).standard_normal((large, large))
-    cases = [("fc1 kernel (trained)", fc1_kernel, (16, 32)),
-             (f"Gaussian {large}x{large}", gaussian, (64, 256))]  # fmt: skip
+    cases = [
+        ("fc1 kernel (trained)", fc1_kernel, (16, 32)),
+        (f"Gaussian {large}x{large}", gaussian, (64, 256)),
+    ]
     out = []
     for name, matrix, ranks in cases:
         a = matrix.astype(np.float64)
@@ -158,9 +176,17 @@ def svd_timings(fc1_kernel: np.ndarray, large: int) -> list[dict]:
             rand_s = best_of(lambda a=a, rank=rank: randomized_svd(a, rank), 5)
             u, sv, vt = randomized_svd(a, rank)
             error = np.linalg.norm(a - (u * sv) @ vt) / np.sqrt((s[rank:] ** 2).sum())
-            out.append({"matrix": name, "shape": f"{a.shape[0]}x{a.shape[1]}", "rank": rank,
-                        "full_svd_s": full_s, "randomized_s": rand_s, "speedup": full_s / rand_s,
-                        "error_vs_optimal": float(error)})  # fmt: skip
+            out.append(
+                {
+                    "matrix": name,
+                    "shape": f"{a.shape[0]}x{a.shape[1]}",
+                    "rank": rank,
+                    "full_svd_s": full_s,
+                    "randomized_s": rand_s,
+                    "speedup": full_s / rand_s,
+                    "error_vs_optimal": float(error),
+                }
+            )
     return out
 
 
@@ -181,22 +207,40 @@ def summarize(records: list[dict], latency: dict[str, float]) -> list[dict]:
     for label in labels:
         rows = [r for r in records if r["variant"] == label]
         deltas = [round(100 * (r["accuracy"] - o), 1) for r, o in zip(rows, original)]
-        out.append({**first[label], "accuracy_runs": [r["accuracy"] for r in rows],
-                    "before_runs": [r["accuracy_before_finetuning"] for r in rows],
-                    "delta_points_runs": deltas, "delta_points": round(float(np.mean(deltas)), 2),
-                    "worst_delta_points": min(deltas),
-                    "latency_ms": latency[label],
-                    "latency_ratio": latency[ORIGINAL] / latency[label]})  # fmt: skip
+        out.append(
+            {
+                **first[label],
+                "accuracy_runs": [r["accuracy"] for r in rows],
+                "before_runs": [r["accuracy_before_finetuning"] for r in rows],
+                "delta_points_runs": deltas,
+                "delta_points": round(float(np.mean(deltas)), 2),
+                "worst_delta_points": min(deltas),
+                "latency_ms": latency[label],
+                "latency_ratio": latency[ORIGINAL] / latency[label],
+            }
+        )
     return out
 
 
 def table_rows(summary: list[dict]) -> list[list[str]]:
     stack = summary[0]["dense_stack_params"]
-    return [[e["variant"], e["ranks"], f"{e['dense_stack_params']:,}",
-             f"{stack / e['dense_stack_params']:.1f}x", f"{e['params']:,}", f"{e['macs']:,}",
-             f"{e['tflite_bytes']:,}", f"{e['latency_ms']:.4f}", f"{e['latency_ratio']:.2f}x",
-             mean_range(e["before_runs"]), mean_range(e["accuracy_runs"]),
-             f"{e['delta_points']:+.1f}"] for e in summary]  # fmt: skip
+    return [
+        [
+            e["variant"],
+            e["ranks"],
+            f"{e['dense_stack_params']:,}",
+            f"{stack / e['dense_stack_params']:.1f}x",
+            f"{e['params']:,}",
+            f"{e['macs']:,}",
+            f"{e['tflite_bytes']:,}",
+            f"{e['latency_ms']:.4f}",
+            f"{e['latency_ratio']:.2f}x",
+            mean_range(e["before_runs"]),
+            mean_range(e["accuracy_runs"]),
+            f"{e['delta_points']:+.1f}",
+        ]
+        for e in summary
+    ]
 
 
 def targets(summary: list[dict]) -> list[list[str]]:
@@ -206,22 +250,36 @@ def targets(summary: list[dict]) -> list[list[str]]:
     good = [e for e in five_x if e["delta_points"] >= -0.5]
     pick = max(good or five_x, key=lambda e: stack / e["dense_stack_params"])
     fastest = max(factorized, key=lambda e: e["latency_ratio"])
-    fc1_only = max((e for e in factorized if "conv2" not in e["variant"]),
-                   key=lambda e: e["latency_ratio"])  # fmt: skip
+    fc1_only = max(
+        (e for e in factorized if "conv2" not in e["variant"]), key=lambda e: e["latency_ratio"]
+    )
 
     def verdict(ok):
         return "met" if ok else "NOT met"
 
     return [
-        [">= 5x fewer Dense-stack parameters, <= 0.5 pt accuracy loss after fine-tuning "
-         "(mean over the seeds)", pick["variant"],
-         f"{stack / pick['dense_stack_params']:.1f}x, {pick['delta_points']:+.1f} pt (worst seed "
-         f"{pick['worst_delta_points']:+.1f} pt)", verdict(bool(good))],
-        ["lower latency than the original (float32)", fastest["variant"],
-         f"{fastest['latency_ratio']:.2f}x", verdict(fastest["latency_ratio"] > 1)],
-        ["lower latency than the original, fc1 factorized only", fc1_only["variant"],
-         f"{fc1_only['latency_ratio']:.2f}x", verdict(fc1_only["latency_ratio"] > 1)],
-    ]  # fmt: skip
+        [
+            ">= 5x fewer Dense-stack parameters, <= 0.5 pt accuracy loss after fine-tuning "
+            "(mean over the seeds)",
+            pick["variant"],
+            f"{stack / pick['dense_stack_params']:.1f}x, {pick['delta_points']:+.1f} pt "
+            "(worst seed "
+            f"{pick['worst_delta_points']:+.1f} pt)",
+            verdict(bool(good)),
+        ],
+        [
+            "lower latency than the original (float32)",
+            fastest["variant"],
+            f"{fastest['latency_ratio']:.2f}x",
+            verdict(fastest["latency_ratio"] > 1),
+        ],
+        [
+            "lower latency than the original, fc1 factorized only",
+            fc1_only["variant"],
+            f"{fc1_only['latency_ratio']:.2f}x",
+            verdict(fc1_only["latency_ratio"] > 1),
+        ],
+    ]
 
 
 def observations(summary: list[dict]) -> str:
@@ -247,44 +305,61 @@ def describe(args, summary, svd_rows, minutes: float) -> str:
     control = next(e for e in summary if e["variant"] == CONTROL)
     svd_table = render_table(
         ["matrix", "rank", "full SVD (s)", "randomized SVD (s)", "speed-up", "error / optimal"],
-        [[r["matrix"], str(r["rank"]), f"{r['full_svd_s']:.3f}", f"{r['randomized_s']:.3f}",
-          f"{r['speedup']:.1f}x", f"{r['error_vs_optimal']:.4f}"] for r in svd_rows],
+        [
+            [
+                r["matrix"],
+                str(r["rank"]),
+                f"{r['full_svd_s']:.3f}",
+                f"{r['randomized_s']:.3f}",
+                f"{r['speedup']:.1f}x",
+                f"{r['error_vs_optimal']:.4f}",
+            ]
+            for r in svd_rows
+        ],
         markdown=True,
-    )  # fmt: skip
-    return "\n\n".join([
-        f"MNIST-5k (stratified 4,000 / 1,000), seeds {', '.join(map(str, range(args.seeds)))} "
-        "(split, initialisation, data order); accuracy: mean (min-max) over the seeds of the "
-        "`.tflite`'s top-1 on the 1,000 test images (0.001 = one image). The small CNN is "
-        f"pretrained for {args.pretrain_epochs} epochs (Adam 1e-3); every variant is factorized "
-        f"from those weights (SVD, `svd='auto'`), then fine-tuned for {args.finetune_epochs} "
-        f"epochs with Adam {args.finetune_lr:g} in the same data order as the control, which "
-        f"fine-tunes the unfactorized model the same way (it reaches {control['delta_points']:+.1f}"
-        " pt: part of any gain after fine-tuning is the extra training). QAT rows: "
-        f"`quantize_model` of the fine-tuned model, {args.qat_epochs} epoch(s) with Adam 1e-4, "
-        "int8 `.tflite` from the fake-quant ranges. `delta`: mean change in points against the "
-        "original model of the same seed.",
-        "`ranks`: per replaced layer, with the fraction of the kernel's squared singular values "
-        "kept (seed 0; energy-based ranks vary slightly with the seed). "
-        "Dense stack: `fc1` + `logits` (weights and biases; 1,181,066 in the original). MACs: "
-        "per image, as `tfcompress.report` counts them. Latency: seed 0's `.tflite` files, "
-        f"`invoke()` on one image, 1 thread, default XNNPACK; median over {args.latency_rounds} "
-        f"rounds of the median of {args.latency_runs} runs, every model timed in each round "
-        "(interleaved, so drift on this shared 2-core machine hits all alike).",
-        observations(summary),
-        "## Targets",
-        render_table(["target", "variant", "measured", "verdict"], targets(summary),
-                     markdown=True),  # fmt: skip
-        "## Randomized SVD (Halko et al.: Gaussian sketch of rank + 10 columns, 4 power "
-        "iterations with QR) vs LAPACK's full SVD",
-        svd_table,
-        "float64, numpy's OpenBLAS; the fastest of 5 runs (1 for the full SVD of the large "
-        "matrix): on this shared machine LAPACK's times vary several-fold from run to run. "
-        "`error / optimal`: Frobenius error of the randomized rank-r approximation over the "
-        "Eckart-Young optimum (the discarded singular values). `svd='auto'` takes the randomized "
-        "SVD where `(rank + 10) * 10 <= 2 * min(m, n)` (on the 9216x128 kernel: up to rank "
-        f"{max(r for r in range(1, 129) if prefers_randomized((9216, 128), r))}).",
-        f"Total runtime: {minutes:.1f} min.",
-    ])  # fmt: skip
+    )
+    return "\n\n".join(
+        [
+            f"MNIST-5k (stratified 4,000 / 1,000), seeds {', '.join(map(str, range(args.seeds)))} "
+            "(split, initialisation, data order); accuracy: mean (min-max) over the seeds of the "
+            "`.tflite`'s top-1 on the 1,000 test images (0.001 = one image). The small CNN is "
+            f"pretrained for {args.pretrain_epochs} epochs (Adam 1e-3); every variant is "
+            "factorized "
+            f"from those weights (SVD, `svd='auto'`), then fine-tuned for {args.finetune_epochs} "
+            f"epochs with Adam {args.finetune_lr:g} in the same data order as the control, which "
+            "fine-tunes the unfactorized model the same way (it reaches "
+            f"{control['delta_points']:+.1f}"
+            " pt: part of any gain after fine-tuning is the extra training). QAT rows: "
+            f"`quantize_model` of the fine-tuned model, {args.qat_epochs} epoch(s) with Adam 1e-4, "
+            "int8 `.tflite` from the fake-quant ranges. `delta`: mean change in points against the "
+            "original model of the same seed.",
+            "`ranks`: per replaced layer, with the fraction of the kernel's squared "
+            "singular values "
+            "kept (seed 0; energy-based ranks vary slightly with the seed). "
+            "Dense stack: `fc1` + `logits` (weights and biases; 1,181,066 in the original). MACs: "
+            "per image, as `tfcompress.report` counts them. Latency: seed 0's `.tflite` files, "
+            "`invoke()` on one image, 1 thread, default XNNPACK; median over "
+            f"{args.latency_rounds} "
+            f"rounds of the median of {args.latency_runs} runs, every model timed in each round "
+            "(interleaved, so drift on this shared 2-core machine hits all alike).",
+            observations(summary),
+            "## Targets",
+            render_table(
+                ["target", "variant", "measured", "verdict"], targets(summary), markdown=True
+            ),
+            "## Randomized SVD (Halko et al.: Gaussian sketch of rank + 10 columns, 4 power "
+            "iterations with QR) vs LAPACK's full SVD",
+            svd_table,
+            "float64, numpy's OpenBLAS; the fastest of 5 runs (1 for the full SVD of the large "
+            "matrix): on this shared machine LAPACK's times vary several-fold from run to run. "
+            "`error / optimal`: Frobenius error of the randomized rank-r approximation over the "
+            "Eckart-Young optimum (the discarded singular values). `svd='auto'` takes the "
+            "randomized "
+            "SVD where `(rank + 10) * 10 <= 2 * min(m, n)` (on the 9216x128 kernel: up to rank "
+            f"{max(r for r in range(1, 129) if prefers_randomized((9216, 128), r))}).",
+            f"Total runtime: {minutes:.1f} min.",
+        ]
+    )
 
 
 def main() -> None:
@@ -310,13 +385,30 @@ def main() -> None:
     latency = latencies(contents, args.latency_rounds, args.latency_runs)
     svd_rows = svd_timings(fc1_kernel, args.svd_size)
     summary = summarize(records, latency)
-    headers = ["variant", "ranks", "Dense-stack params", "fewer", "params", "MACs",
-               ".tflite bytes", "latency (ms)", "speed-up", "acc. before FT", "acc. after FT",
-               "delta (pt)"]  # fmt: skip
+    headers = [
+        "variant",
+        "ranks",
+        "Dense-stack params",
+        "fewer",
+        "params",
+        "MACs",
+        ".tflite bytes",
+        "latency (ms)",
+        "speed-up",
+        "acc. before FT",
+        "acc. after FT",
+        "delta (pt)",
+    ]
     notes = describe(args, summary, svd_rows, (time.time() - start) / 60)
     results = {"rows": summary, "records": records, "svd": svd_rows}
-    paths = write_results("factorization", "Low-rank factorization of the small CNN (MNIST-5k)",
-                          headers, table_rows(summary), [results], notes)  # fmt: skip
+    paths = write_results(
+        "factorization",
+        "Low-rank factorization of the small CNN (MNIST-5k)",
+        headers,
+        table_rows(summary),
+        [results],
+        notes,
+    )
     print(open(paths[1], encoding="utf-8").read())
 
 

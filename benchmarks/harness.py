@@ -62,14 +62,19 @@ def write_results(
     md_path = os.path.join(output_dir, f"{name}.md")
     atomic_write_text(json_path, json.dumps({"environment": env, "results": records}, indent=2))
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
-    markdown = "\n\n".join(
-        part for part in [
-            f"# {title}",
-            render_table(headers, rows, markdown=True),
-            notes,
-            f"Command: `{env['command']}`  \nMachine: {env['cpu']}, {env['cores']} cores, "
-            f"Python {env['python']}  \nVersions: {versions}  \nDate: {env['date']}",
-        ] if part
-    ) + "\n"  # fmt: skip
+    markdown = (
+        "\n\n".join(
+            part
+            for part in [
+                f"# {title}",
+                render_table(headers, rows, markdown=True),
+                notes,
+                f"Command: `{env['command']}`  \nMachine: {env['cpu']}, {env['cores']} cores, "
+                f"Python {env['python']}  \nVersions: {versions}  \nDate: {env['date']}",
+            ]
+            if part
+        )
+        + "\n"
+    )
     atomic_write_text(md_path, markdown)
     return json_path, md_path

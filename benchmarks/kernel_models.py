@@ -63,8 +63,9 @@ def conv_model(size: int, c_in: int, c_out: int, k: int, sparsity: float, seed: 
     fan_in = k * k * c_in
     kernel = rng.normal(0.0, fan_in**-0.5, (fan_in, c_out)).astype("float32")
     kernel *= block_keep(c_out, fan_in, sparsity, rng)  # [kh*kw*in][out], TFLite's order
-    layer.set_weights([kernel.reshape(k, k, c_in, c_out),
-                       rng.normal(0.0, 0.1, c_out).astype("float32")])  # fmt: skip
+    layer.set_weights(
+        [kernel.reshape(k, k, c_in, c_out), rng.normal(0.0, 0.1, c_out).astype("float32")]
+    )
     samples = rng.normal(size=(CALIBRATION, size, size, c_in)).astype("float32")
     return int8_tflite(model, samples)
 
@@ -73,11 +74,25 @@ def layer_cases() -> list[dict]:
     cases = []
     for sparsity in FC_SPARSITIES:
         for batch in FC_BATCHES:
-            cases.append({"layer": f"FC {FC_SIZE}x{FC_SIZE}", "kind": "fc", "batch": batch,
-                          "sparsity": sparsity, "shape": (batch, FC_SIZE)})  # fmt: skip
+            cases.append(
+                {
+                    "layer": f"FC {FC_SIZE}x{FC_SIZE}",
+                    "kind": "fc",
+                    "batch": batch,
+                    "sparsity": sparsity,
+                    "shape": (batch, FC_SIZE),
+                }
+            )
     for label, size, c_in, c_out, k in CONV_SHAPES:
         for sparsity in CONV_SPARSITIES:
-            cases.append({"layer": f"conv {label}", "kind": "conv", "batch": 1,
-                          "sparsity": sparsity, "shape": (1, size, size, c_in),
-                          "conv": (size, c_in, c_out, k)})  # fmt: skip
+            cases.append(
+                {
+                    "layer": f"conv {label}",
+                    "kind": "conv",
+                    "batch": 1,
+                    "sparsity": sparsity,
+                    "shape": (1, size, size, c_in),
+                    "conv": (size, c_in, c_out, k),
+                }
+            )
     return cases

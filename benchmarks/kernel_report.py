@@ -27,12 +27,23 @@ def layer_rows(records: list[dict]) -> list[list[str]]:
         lat, s = r["latency_us"], r["speedups"]
         density = ", ".join(f"{n['block_density']:.2f}" for n in r["ours_nodes"]) or "-"
         diff = r["outputs_differing_from_reference"]
-        rows.append([r["layer"], str(r["batch"]), f"{r['sparsity']:.0%}", density,
-                     kernels_of(r["ours_nodes"]), us(lat["ours"]), us(lat["ours_dense"]),
-                     us(lat["xnnpack"]), us(lat["builtin"]), ratio(s["ours_vs_xnnpack"]),
-                     ratio(s["ours_dense_vs_xnnpack"], False), ratio(s["ours_vs_builtin"], False),
-                     ", ".join(str(diff[name]) for name in VARIANTS)
-                     + f" of {r['output_elements']:,}"])  # fmt: skip
+        rows.append(
+            [
+                r["layer"],
+                str(r["batch"]),
+                f"{r['sparsity']:.0%}",
+                density,
+                kernels_of(r["ours_nodes"]),
+                us(lat["ours"]),
+                us(lat["ours_dense"]),
+                us(lat["xnnpack"]),
+                us(lat["builtin"]),
+                ratio(s["ours_vs_xnnpack"]),
+                ratio(s["ours_dense_vs_xnnpack"], False),
+                ratio(s["ours_vs_builtin"], False),
+                ", ".join(str(diff[name]) for name in VARIANTS) + f" of {r['output_elements']:,}",
+            ]
+        )
     return rows
 
 
@@ -43,13 +54,23 @@ def e2e_rows(records: list[dict]) -> list[list[str]]:
     rows = []
     for r in records:
         lat, s, acc, diff = r["latency_us"], r["speedups"], r["tflite_accuracy"], r["differences"]
-        rows.append([r["model"], f"{r['sparsity']:.0%}", us(lat["ours"]), us(lat["ours_dense"]),
-                     us(lat["xnnpack"]), us(lat["builtin"]), ratio(s["ours_vs_xnnpack"]),
-                     ratio(s["ours_vs_builtin"], False), f"{acc['ours']:.3f}",
-                     f"{acc['xnnpack']:.3f}", f"{acc['builtin']:.3f}",
-                     " / ".join(str(diff[f"ours_vs_{ref}"]["argmax_differs"]) for ref in REFS),
-                     " / ".join(str(diff[f"ours_vs_{ref}"]["int8_outputs_differ"])
-                                for ref in REFS)])  # fmt: skip
+        rows.append(
+            [
+                r["model"],
+                f"{r['sparsity']:.0%}",
+                us(lat["ours"]),
+                us(lat["ours_dense"]),
+                us(lat["xnnpack"]),
+                us(lat["builtin"]),
+                ratio(s["ours_vs_xnnpack"]),
+                ratio(s["ours_vs_builtin"], False),
+                f"{acc['ours']:.3f}",
+                f"{acc['xnnpack']:.3f}",
+                f"{acc['builtin']:.3f}",
+                " / ".join(str(diff[f"ours_vs_{ref}"]["argmax_differs"]) for ref in REFS),
+                " / ".join(str(diff[f"ours_vs_{ref}"]["int8_outputs_differ"]) for ref in REFS),
+            ]
+        )
     return rows
 
 
@@ -58,11 +79,20 @@ def node_rows(records: list[dict]) -> list[list[str]]:
     for r in records:
         c = r["ours_counters"]
         for n in r["ours_nodes"]:
-            rows.append([r["model"], f"{r['sparsity']:.0%}", str(n["node"]), n["layer"], n["op"],
-                         f"{n['n']}x{n['k']}", f"{n['block_density']:.2f}",
-                         f"{n['kernel']} {n['isa'] or ''}".strip(),
-                         f"{c['nodes_claimed']} claimed, {c['nodes_declined']} declined, "
-                         f"{c['partitions']} partitions"])  # fmt: skip
+            rows.append(
+                [
+                    r["model"],
+                    f"{r['sparsity']:.0%}",
+                    str(n["node"]),
+                    n["layer"],
+                    n["op"],
+                    f"{n['n']}x{n['k']}",
+                    f"{n['block_density']:.2f}",
+                    f"{n['kernel']} {n['isa'] or ''}".strip(),
+                    f"{c['nodes_claimed']} claimed, {c['nodes_declined']} declined, "
+                    f"{c['partitions']} partitions",
+                ]
+            )
     return rows
 
 
@@ -79,20 +109,32 @@ def targets(layers: list[dict], e2e: list[dict]) -> list[list[str]]:
     for sparsity, bound in ((0.8, 4.0), (0.9, 6.0)):
         r = find(layers, layer=fc, batch=1, sparsity=sparsity)
         value = r and r["speedups"]["ours_vs_xnnpack"]["median"]
-        rows.append([f"{fc}, batch 1, {sparsity:.0%} block-sparse: >= {bound:g}x faster than "
-                     "XNNPACK", "-" if r is None else ratio(r["speedups"]["ours_vs_xnnpack"]),
-                     verdict(value, bound)])  # fmt: skip
+        rows.append(
+            [
+                f"{fc}, batch 1, {sparsity:.0%} block-sparse: >= {bound:g}x faster than XNNPACK",
+                "-" if r is None else ratio(r["speedups"]["ours_vs_xnnpack"]),
+                verdict(value, bound),
+            ]
+        )
     for r in layers:
         if r["sparsity"] == 0.0:  # auto picks the dense kernel here; the forced run is shown too
             auto, dense = r["speedups"]["ours_vs_xnnpack"], r["speedups"]["ours_dense_vs_xnnpack"]
-            rows.append([f"dense {r['layer']}, batch {r['batch']}: no slower than XNNPACK",
-                         f"{ratio(auto)}; forced dense {ratio(dense)}",
-                         verdict(auto["median"], 1.0)])  # fmt: skip
+            rows.append(
+                [
+                    f"dense {r['layer']}, batch {r['batch']}: no slower than XNNPACK",
+                    f"{ratio(auto)}; forced dense {ratio(dense)}",
+                    verdict(auto["median"], 1.0),
+                ]
+            )
     r = find(e2e, model="small_cnn", sparsity=0.8)
     value = r and r["speedups"]["ours_vs_xnnpack"]["median"]
-    rows.append(["small CNN, 80% block-pruned, end to end (batch 1): >= 2x faster than XNNPACK",
-                 "-" if r is None else ratio(r["speedups"]["ours_vs_xnnpack"]),
-                 verdict(value, 2.0)])  # fmt: skip
+    rows.append(
+        [
+            "small CNN, 80% block-pruned, end to end (batch 1): >= 2x faster than XNNPACK",
+            "-" if r is None else ratio(r["speedups"]["ours_vs_xnnpack"]),
+            verdict(value, 2.0),
+        ]
+    )
     return rows
 
 
@@ -160,24 +202,54 @@ def describe(args, layers, e2e, floor, machine, minutes) -> str:
     )
     accuracy_lines = []
     for r in e2e:
-        accuracy_lines.append(f"{r['model']} {r['sparsity']:.0%}: float {r['float_accuracy']:.3f},"
-                              f" QAT Keras {r['keras_qat_accuracy']:.3f}")  # fmt: skip
-    return "\n\n".join([
-        method,
-        layer_text,
-        "## End to end (batch 1)",
-        render_table(["model", "block sparsity", "ours auto (us)", "ours dense (us)",
-                      "XNNPACK (us)", "builtin (us)", "ours vs XNNPACK", "ours vs builtin",
-                      "acc. ours", "acc. XNNPACK", "acc. builtin",
-                      "argmax differs (vs XNNPACK / builtin / reference)",
-                      "int8 output differs (vs XNNPACK / builtin / reference)"], e2e_rows(e2e),
-                     markdown=True),
-        e2e_text + " Keras accuracies (before export): " + "; ".join(accuracy_lines) + ".",
-        "## Nodes our delegate claimed (kernel=\"auto\")",
-        render_table(["model", "sparsity", "node", "layer", "op", "weights (n x k)",
-                      "block density", "kernel", "counters"], node_rows(e2e), markdown=True),
-        "## Targets",
-        render_table(["target", "measured", "verdict"], targets(layers, e2e), markdown=True),
-        floor_note(layers, floor),
-        f"Total runtime: {minutes:.1f} min (training included).",
-    ])  # fmt: skip
+        accuracy_lines.append(
+            f"{r['model']} {r['sparsity']:.0%}: float {r['float_accuracy']:.3f},"
+            f" QAT Keras {r['keras_qat_accuracy']:.3f}"
+        )
+    return "\n\n".join(
+        [
+            method,
+            layer_text,
+            "## End to end (batch 1)",
+            render_table(
+                [
+                    "model",
+                    "block sparsity",
+                    "ours auto (us)",
+                    "ours dense (us)",
+                    "XNNPACK (us)",
+                    "builtin (us)",
+                    "ours vs XNNPACK",
+                    "ours vs builtin",
+                    "acc. ours",
+                    "acc. XNNPACK",
+                    "acc. builtin",
+                    "argmax differs (vs XNNPACK / builtin / reference)",
+                    "int8 output differs (vs XNNPACK / builtin / reference)",
+                ],
+                e2e_rows(e2e),
+                markdown=True,
+            ),
+            e2e_text + " Keras accuracies (before export): " + "; ".join(accuracy_lines) + ".",
+            '## Nodes our delegate claimed (kernel="auto")',
+            render_table(
+                [
+                    "model",
+                    "sparsity",
+                    "node",
+                    "layer",
+                    "op",
+                    "weights (n x k)",
+                    "block density",
+                    "kernel",
+                    "counters",
+                ],
+                node_rows(e2e),
+                markdown=True,
+            ),
+            "## Targets",
+            render_table(["target", "measured", "verdict"], targets(layers, e2e), markdown=True),
+            floor_note(layers, floor),
+            f"Total runtime: {minutes:.1f} min (training included).",
+        ]
+    )

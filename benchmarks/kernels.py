@@ -83,8 +83,9 @@ E2E_SPARSITIES = (0.8, 0.9)
 
 def progress(label: str, record: dict, extra: str) -> None:
     """One line per measured case: latencies, our speed-up over XNNPACK, and `extra`."""
-    latencies = ", ".join(f"{LABELS[n]} {v['median']:.1f} us"
-                          for n, v in record["latency_us"].items())  # fmt: skip
+    latencies = ", ".join(
+        f"{LABELS[n]} {v['median']:.1f} us" for n, v in record["latency_us"].items()
+    )
     speedup = record["speedups"]["ours_vs_xnnpack"]["median"]
     print(f"{label}: {latencies}; ours vs XNNPACK {speedup:.2f}x; {extra}", flush=True)
 
@@ -96,8 +97,11 @@ def run_layers(args) -> list[dict]:
         key = (case["layer"], case["sparsity"])
         if key not in contents:
             seed = args.seed * 1000 + i
-            contents[key] = (fc_model(case["sparsity"], seed) if case["kind"] == "fc"
-                             else conv_model(*case["conv"], case["sparsity"], seed))  # fmt: skip
+            contents[key] = (
+                fc_model(case["sparsity"], seed)
+                if case["kind"] == "fc"
+                else conv_model(*case["conv"], case["sparsity"], seed)
+            )
         models = {name: interpreter(contents[key], name) for name in VARIANTS}
         q = np.random.default_rng(i).integers(-128, 128, size=case["shape"], dtype=np.int8)
         x = as_float(models["builtin"], q)  # quantized back to q by every interpreter
@@ -106,18 +110,26 @@ def run_layers(args) -> list[dict]:
         medians = interleaved(models, x, args.rounds, args.invokes, args.warmup)
         claimed = nodes(models["ours"])
         record = {
-            "layer": case["layer"], "batch": case["batch"], "sparsity": case["sparsity"],
-            "input_shape": list(case["shape"]), "tflite_bytes": len(contents[key]),
-            "ours_nodes": claimed, "ours_dense_nodes": nodes(models["ours_dense"]),
+            "layer": case["layer"],
+            "batch": case["batch"],
+            "sparsity": case["sparsity"],
+            "input_shape": list(case["shape"]),
+            "tflite_bytes": len(contents[key]),
+            "ours_nodes": claimed,
+            "ours_dense_nodes": nodes(models["ours_dense"]),
             "ours_counters": models["ours"].kernels.counters(),
             "outputs_differing_from_reference": {
-                name: int(np.sum(outputs[name] != outputs["reference"])) for name in VARIANTS},
+                name: int(np.sum(outputs[name] != outputs["reference"])) for name in VARIANTS
+            },
             "output_elements": int(outputs["reference"].size),
             **summarize(medians),
-        }  # fmt: skip
+        }
         records.append(record)
-        progress(f"{case['layer']} batch {case['batch']} sparsity {case['sparsity']:.0%}",
-                 record, "kernel " + ", ".join(n["kernel"] for n in claimed))  # fmt: skip
+        progress(
+            f"{case['layer']} batch {case['batch']} sparsity {case['sparsity']:.0%}",
+            record,
+            "kernel " + ", ".join(n["kernel"] for n in claimed),
+        )
     return records
 
 
@@ -128,8 +140,9 @@ def invoke_floor(args) -> dict:
     model = keras.Model(inputs, keras.layers.Dense(16)(inputs))
     content = int8_tflite(model, rng.normal(size=(CALIBRATION, 16)).astype("float32"))
     x = rng.normal(size=(1, 16)).astype("float32")
-    medians = interleaved({"builtin": interpreter(content, "builtin")}, x, args.rounds,
-                          args.invokes, args.warmup)  # fmt: skip
+    medians = interleaved(
+        {"builtin": interpreter(content, "builtin")}, x, args.rounds, args.invokes, args.warmup
+    )
     values = medians["builtin"]
     return {"median_us": float(np.median(values)), "min_us": float(np.min(values))}
 
@@ -159,8 +172,14 @@ def train(builder, data, sparsities, args) -> tuple[keras.Model, dict[float, dic
         schedule = PolynomialDecay(0.0, sparsity, begin_step=0, end_step=steps // 2, frequency=10)
         wrapped = prune_low_magnitude(base, schedule, block_size=BLOCK, skip=KEPT_DENSE)
         pruned = compile_classifier(wrapped)
-        pruned.fit(data.x_train, data.y_train, epochs=args.prune_epochs, batch_size=64,
-                   verbose=2, callbacks=[UpdatePruningStep()])  # fmt: skip
+        pruned.fit(
+            data.x_train,
+            data.y_train,
+            epochs=args.prune_epochs,
+            batch_size=64,
+            verbose=2,
+            callbacks=[UpdatePruningStep()],
+        )
         qat = quantize_model(strip_pruning(pruned), scheme="prune_preserve_8bit")
         qat = compile_classifier(qat, 1e-4)
         qat.fit(data.x_train, data.y_train, epochs=args.qat_epochs, batch_size=64, verbose=2)
@@ -192,8 +211,9 @@ def run_end_to_end(args) -> list[dict]:
             claimed = nodes(models["ours"])
             for node in claimed:
                 node["layer"] = names.get((node["n"], node["k"]), "?")
-            accuracy = {name: float(np.mean(out.argmax(-1) == data.y_test))
-                        for name, out in raw.items()}  # fmt: skip
+            accuracy = {
+                name: float(np.mean(out.argmax(-1) == data.y_test)) for name, out in raw.items()
+            }
             same = {}
             for ours in ("ours", "ours_dense"):
                 for ref in ("xnnpack", "builtin", "reference"):
@@ -203,26 +223,47 @@ def run_end_to_end(args) -> list[dict]:
                     }
             ops = [op.name for op in TFLiteFile(content).ops]
             record = {
-                "model": base.name, "sparsity": sparsity, "tflite_bytes": len(content),
+                "model": base.name,
+                "sparsity": sparsity,
+                "tflite_bytes": len(content),
                 "float_accuracy": trained["float_accuracy"],
                 "keras_qat_accuracy": variant["keras_qat_accuracy"],
-                "tflite_accuracy": accuracy, "differences": same, "ops": ops,
-                "ours_nodes": claimed, "ours_dense_nodes": nodes(models["ours_dense"]),
-                "ours_counters": models["ours"].kernels.counters(), "train_s": train_s,
+                "tflite_accuracy": accuracy,
+                "differences": same,
+                "ops": ops,
+                "ours_nodes": claimed,
+                "ours_dense_nodes": nodes(models["ours_dense"]),
+                "ours_counters": models["ours"].kernels.counters(),
+                "train_s": train_s,
                 **summarize(medians),
-            }  # fmt: skip
+            }
             records.append(record)
-            progress(f"{base.name} {sparsity:.0%}", record, "accuracy "
-                     + ", ".join(f"{LABELS[n]} {a:.3f}" for n, a in accuracy.items()))  # fmt: skip
+            progress(
+                f"{base.name} {sparsity:.0%}",
+                record,
+                "accuracy " + ", ".join(f"{LABELS[n]} {a:.3f}" for n, a in accuracy.items()),
+            )
     return records
 
 
 def resolve(args) -> argparse.Namespace:
     """Fills the flags left unset with the full or the `--quick` defaults."""
-    full = {"rounds": 7, "invokes": 200, "warmup": 20, "pretrain_epochs": 3, "prune_epochs": 2,
-            "qat_epochs": 1}  # fmt: skip
-    quick = {"rounds": 3, "invokes": 30, "warmup": 5, "pretrain_epochs": 1, "prune_epochs": 1,
-             "qat_epochs": 1}  # fmt: skip
+    full = {
+        "rounds": 7,
+        "invokes": 200,
+        "warmup": 20,
+        "pretrain_epochs": 3,
+        "prune_epochs": 2,
+        "qat_epochs": 1,
+    }
+    quick = {
+        "rounds": 3,
+        "invokes": 30,
+        "warmup": 5,
+        "pretrain_epochs": 1,
+        "prune_epochs": 1,
+        "qat_epochs": 1,
+    }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -252,9 +293,11 @@ def main() -> None:
         default=harness.RESULTS_DIR,
         help="where kernels.json and kernels.md go (default benchmarks/results)",
     )
-    args = resolve(parser.parse_args())  # fmt: skip
-    if min(args.rounds, args.invokes, args.pretrain_epochs, args.prune_epochs,
-           args.qat_epochs) < 1 or args.warmup < 0:  # fmt: skip
+    args = resolve(parser.parse_args())
+    if (
+        min(args.rounds, args.invokes, args.pretrain_epochs, args.prune_epochs, args.qat_epochs) < 1
+        or args.warmup < 0
+    ):
         parser.error("rounds, invokes and epochs must be >= 1, warmup >= 0")
 
     start = time.perf_counter()
@@ -265,18 +308,44 @@ def main() -> None:
     e2e = run_end_to_end(args)
     minutes = (time.perf_counter() - start) / 60
 
-    headers = ["layer", "batch", "block sparsity", "block density", "kernel (auto)",
-               "ours auto (us)", "ours dense (us)", "XNNPACK (us)", "builtin (us)",
-               "ours vs XNNPACK", "dense vs XNNPACK", "ours vs builtin",
-               "elements != reference (ours auto, ours dense, XNNPACK, builtin)"]  # fmt: skip
+    headers = [
+        "layer",
+        "batch",
+        "block sparsity",
+        "block density",
+        "kernel (auto)",
+        "ours auto (us)",
+        "ours dense (us)",
+        "XNNPACK (us)",
+        "builtin (us)",
+        "ours vs XNNPACK",
+        "dense vs XNNPACK",
+        "ours vs builtin",
+        "elements != reference (ours auto, ours dense, XNNPACK, builtin)",
+    ]
     notes = describe(args, layers, e2e, floor, machine, minutes)
-    records = [{"args": vars(args), "machine": machine, "invoke_floor_us": floor,
-                "runtime_min": minutes, "layers": layers, "end_to_end": e2e,
-                "targets": [dict(zip(["target", "measured", "verdict"], row))
-                            for row in targets(layers, e2e)]}]  # fmt: skip
-    paths = harness.write_results("kernels", "int8 kernels: ours vs XNNPACK vs builtin (1 thread)",
-                                  headers, layer_rows(layers), records, notes,
-                                  output_dir=os.path.abspath(args.output_dir))  # fmt: skip
+    records = [
+        {
+            "args": vars(args),
+            "machine": machine,
+            "invoke_floor_us": floor,
+            "runtime_min": minutes,
+            "layers": layers,
+            "end_to_end": e2e,
+            "targets": [
+                dict(zip(["target", "measured", "verdict"], row)) for row in targets(layers, e2e)
+            ],
+        }
+    ]
+    paths = harness.write_results(
+        "kernels",
+        "int8 kernels: ours vs XNNPACK vs builtin (1 thread)",
+        headers,
+        layer_rows(layers),
+        records,
+        notes,
+        output_dir=os.path.abspath(args.output_dir),
+    )
     with open(paths[1], encoding="utf-8") as f:
         print(f.read())
 

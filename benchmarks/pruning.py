@@ -50,11 +50,13 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def fit(model, x, y, callbacks=()) -> float:
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+    model.compile(
+        keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     timer = StepTimer()
-    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0,
-              callbacks=[*callbacks, timer])  # fmt: skip
+    model.fit(
+        x, y, batch_size=64, epochs=1, shuffle=False, verbose=0, callbacks=[*callbacks, timer]
+    )
     return timer.median
 
 
@@ -80,18 +82,23 @@ def variants(model: keras.Model, sparsity: float) -> list[tuple[str, dict]]:
     blocked_out = [n for n in sizes if n == OUTPUT_LAYER or n == "conv1"]
     return [
         ("unstructured, per layer (tfmot's setup)", {"sparsity": sparsity}),
-        ("unstructured, global, output spared",
-         {"sparsity": target([OUTPUT_LAYER]), "scope": "global", "skip": [OUTPUT_LAYER]}),
-        ("16x4 blocks, per layer",
-         {"sparsity": target(blocked_out), "skip": blocked_out, "block_size": (16, 4)}),
-    ]  # fmt: skip
+        (
+            "unstructured, global, output spared",
+            {"sparsity": target([OUTPUT_LAYER]), "scope": "global", "skip": [OUTPUT_LAYER]},
+        ),
+        (
+            "16x4 blocks, per layer",
+            {"sparsity": target(blocked_out), "skip": blocked_out, "block_size": (16, 4)},
+        ),
+    ]
 
 
 def measure(label_model, label, content_by_mode, data, latency_runs) -> dict:
     row = {"model": label_model, "method": label}
     for mode, content in content_by_mode.items():
-        result = tc.report(tflite=content, data=(data.x_test, data.y_test),
-                           latency_runs=latency_runs)  # fmt: skip
+        result = tc.report(
+            tflite=content, data=(data.x_test, data.y_test), latency_runs=latency_runs
+        )
         row[f"{mode}_accuracy"] = result.summary["tflite_accuracy"]
         row[f"{mode}_gzip_bytes"] = result.summary["gzip_bytes"]
         if mode == "dynamic":  # the sparsity column is read off the dynamic-range file
@@ -105,15 +112,28 @@ def run_tfmot(name, weights, x, y, calibration, jobs, workdir, epochs) -> dict |
         return None
     npz = os.path.join(workdir, f"{name}.npz")
     arrays = {f"w{i}": w for i, w in enumerate(weights)}
-    np.savez(npz, n_weights=len(weights), x=x, y=y, calibration=calibration,
-             epoch=len(x) // epochs, **arrays)  # fmt: skip
-    job = {"model": name, "npz": npz, "runs": jobs, "out": os.path.join(workdir, name),
-           "result": os.path.join(workdir, f"{name}.json")}  # fmt: skip
+    np.savez(
+        npz,
+        n_weights=len(weights),
+        x=x,
+        y=y,
+        calibration=calibration,
+        epoch=len(x) // epochs,
+        **arrays,
+    )
+    job = {
+        "model": name,
+        "npz": npz,
+        "runs": jobs,
+        "out": os.path.join(workdir, name),
+        "result": os.path.join(workdir, f"{name}.json"),
+    }
     job_path = os.path.join(workdir, f"{name}_job.json")
     json.dump(job, open(job_path, "w"))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run([sys.executable, "-m", "benchmarks.tfmot_pruning_peer", job_path], check=True,
-                   env=env)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.tfmot_pruning_peer", job_path], check=True, env=env
+    )
     return json.load(open(job["result"]))
 
 
@@ -139,15 +159,22 @@ def main() -> None:
     for builder in (tc.models.lenet_300_100, tc.models.small_cnn):
         keras.utils.set_random_seed(args.seed)
         base = builder()
-        base.compile(keras.optimizers.Adam(1e-3),
-                     keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
-        base.fit(data.x_train, data.y_train, epochs=args.pretrain_epochs, batch_size=64,
-                 verbose=2)  # fmt: skip
+        base.compile(
+            keras.optimizers.Adam(1e-3),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        base.fit(data.x_train, data.y_train, epochs=args.pretrain_epochs, batch_size=64, verbose=2)
         name = base.name
-        dense = measure(name, "dense (no pruning)", {
-            "dynamic": tc.export_tflite(base, mode="dynamic"),
-            "int8": tc.export_tflite(base, mode="int8", representative_data=calibration)},
-            data, args.latency_runs)  # fmt: skip
+        dense = measure(
+            name,
+            "dense (no pruning)",
+            {
+                "dynamic": tc.export_tflite(base, mode="dynamic"),
+                "int8": tc.export_tflite(base, mode="int8", representative_data=calibration),
+            },
+            data,
+            args.latency_runs,
+        )
         records.append({**dense, "target": 0.0, "step_ratio": 1.0})
 
         jobs = []
@@ -171,30 +198,67 @@ def main() -> None:
                 pruned = tc.prune_low_magnitude(clone_with_weights(base), schedule, **config)
                 step = fit(pruned, x, y, [tc.UpdatePruningStep()])
                 plain = tc.strip_pruning(pruned)
-                row = measure(name, f"tfcompress: {label}", {
-                    "dynamic": tc.export_tflite(plain, mode="dynamic"),
-                    "int8": tc.export_tflite(plain, mode="int8", representative_data=calibration)},
-                    data, args.latency_runs)  # fmt: skip
-                records.append({**row, "target": sparsity if "2:4" not in label else 0.5,
-                                "step_ratio": step / plain_step})  # fmt: skip
-        peer = run_tfmot(name, base.get_weights(), x, y, calibration, jobs, workdir,
-                         args.prune_epochs)  # fmt: skip
+                row = measure(
+                    name,
+                    f"tfcompress: {label}",
+                    {
+                        "dynamic": tc.export_tflite(plain, mode="dynamic"),
+                        "int8": tc.export_tflite(
+                            plain, mode="int8", representative_data=calibration
+                        ),
+                    },
+                    data,
+                    args.latency_runs,
+                )
+                records.append(
+                    {
+                        **row,
+                        "target": sparsity if "2:4" not in label else 0.5,
+                        "step_ratio": step / plain_step,
+                    }
+                )
+        peer = run_tfmot(
+            name, base.get_weights(), x, y, calibration, jobs, workdir, args.prune_epochs
+        )
         for run in (peer or {}).get("runs", []):
             contents = {mode: open(path, "rb").read() for mode, path in run["tflite"].items()}
             row = measure(name, "tfmot: unstructured, per layer", contents, data, args.latency_runs)
-            records.append({**row, "target": run["sparsity_target"],
-                            "step_ratio": run["step_s"] / run["plain_step_s"]})  # fmt: skip
+            records.append(
+                {
+                    **row,
+                    "target": run["sparsity_target"],
+                    "step_ratio": run["step_s"] / run["plain_step_s"],
+                }
+            )
 
     for r in records:
-        rows.append([r["model"], r["method"], f"{r['target']:.0%}", f"{r['sparsity']:.3f}",
-                     f"{r['dynamic_accuracy']:.3f}", f"{r['int8_accuracy']:.3f}",
-                     f"{r['dynamic_gzip_bytes']:,}", f"{r['int8_gzip_bytes']:,}",
-                     f"{r['step_ratio']:.2f}"])  # fmt: skip
+        rows.append(
+            [
+                r["model"],
+                r["method"],
+                f"{r['target']:.0%}",
+                f"{r['sparsity']:.3f}",
+                f"{r['dynamic_accuracy']:.3f}",
+                f"{r['int8_accuracy']:.3f}",
+                f"{r['dynamic_gzip_bytes']:,}",
+                f"{r['int8_gzip_bytes']:,}",
+                f"{r['step_ratio']:.2f}",
+            ]
+        )
 
     channel = channel_benchmark(data, x, y, calibration, args)
     records.append({"channel_pruning": channel})
-    headers = ["model", "method", "target", "sparsity", "acc. dynamic", "acc. int8",
-               "gzip dynamic", "gzip int8", "step time vs plain"]  # fmt: skip
+    headers = [
+        "model",
+        "method",
+        "target",
+        "sparsity",
+        "acc. dynamic",
+        "acc. int8",
+        "gzip dynamic",
+        "gzip int8",
+        "step time vs plain",
+    ]
     notes = (
         f"MNIST-5k (4,000 / 1,000, seed {args.seed}). Each model is pretrained for "
         f"{args.pretrain_epochs} epochs, then every method fine-tunes the same weights for "
@@ -209,7 +273,7 @@ def main() -> None:
         "## Channel pruning + shrink (small CNN, 50% of filters and units)\n\n"
         + render_table(
             list(channel[0].keys()), [list(map(str, r.values())) for r in channel], markdown=True
-        )  # fmt: skip
+        )
         + "\n\nLatency: interpreter `invoke()` on one image, 1 thread, default XNNPACK, median "
         f"of {args.latency_runs} runs; both models measured in this process one after the other."
     )
@@ -220,8 +284,9 @@ def main() -> None:
 def channel_benchmark(data, x, y, calibration, args) -> list[dict]:
     keras.utils.set_random_seed(args.seed)
     base = tc.models.small_cnn()
-    base.compile(keras.optimizers.Adam(1e-3),
-                 keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+    base.compile(
+        keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     base.fit(data.x_train, data.y_train, epochs=args.pretrain_epochs, batch_size=64, verbose=2)
     steps = -(-len(x) // 64)
     schedule = tc.PolynomialDecay(0.0, 0.5, 0, int(0.7 * steps), frequency=10)
@@ -232,15 +297,31 @@ def channel_benchmark(data, x, y, calibration, args) -> list[dict]:
     for label, model in (("small CNN", base), ("channel-pruned 50% + shrink", small)):
         for mode in ("float32", "int8"):
             content = tc.export_tflite(model, mode=mode, representative_data=calibration)
-            s = tc.report(model, content, data=(data.x_test, data.y_test),
-                          latency_runs=args.latency_runs).summary  # fmt: skip
-            out.append({"model": label, "mode": mode, "params": f"{s['params']:,}",
-                        "MACs": f"{s['macs']:,}", "accuracy": f"{s['tflite_accuracy']:.3f}",
-                        "latency (ms)": f"{s['latency_ms']:.4f}"})  # fmt: skip
+            s = tc.report(
+                model, content, data=(data.x_test, data.y_test), latency_runs=args.latency_runs
+            ).summary
+            out.append(
+                {
+                    "model": label,
+                    "mode": mode,
+                    "params": f"{s['params']:,}",
+                    "MACs": f"{s['macs']:,}",
+                    "accuracy": f"{s['tflite_accuracy']:.3f}",
+                    "latency (ms)": f"{s['latency_ms']:.4f}",
+                }
+            )
     for mode in ("float32", "int8"):
         before, after = [float(r["latency (ms)"]) for r in out if r["mode"] == mode]
-        out.append({"model": "speed-up", "mode": mode, "params": "", "MACs": "", "accuracy": "",
-                    "latency (ms)": f"{before / after:.2f}x"})  # fmt: skip
+        out.append(
+            {
+                "model": "speed-up",
+                "mode": mode,
+                "params": "",
+                "MACs": "",
+                "accuracy": "",
+                "latency (ms)": f"{before / after:.2f}x",
+            }
+        )
     return out
 
 

@@ -73,15 +73,17 @@ OURS_ONLY = {"qat_4bit": "n/a (no simple 4-bit path in tfmot)"}
 
 
 def compiled(model: keras.Model, lr: float) -> keras.Model:
-    model.compile(keras.optimizers.Adam(lr),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+    model.compile(
+        keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
 def fit(model: keras.Model, x, y, lr: float, callbacks=()) -> keras.Model:
     """One pass over the pre-shuffled `(x, y)`: the same steps, in the same order, on both sides."""
-    compiled(model, lr).fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
-                            callbacks=list(callbacks))  # fmt: skip
+    compiled(model, lr).fit(
+        x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=list(callbacks)
+    )
     return model
 
 
@@ -118,9 +120,14 @@ def ours(base: keras.Model, data, orders: dict, args) -> dict[str, dict]:
     lr = args.finetune_lr
     out = {
         "float": attempt("float", lambda: (tc.export_tflite(base), keras_accuracy(base, data))),
-        "ptq_int8": attempt("ptq_int8", lambda: (tc.export_tflite(
-            base, mode="int8", representative_data=data.x_train[:CALIBRATION]), None)),
-    }  # fmt: skip
+        "ptq_int8": attempt(
+            "ptq_int8",
+            lambda: (
+                tc.export_tflite(base, mode="int8", representative_data=data.x_train[:CALIBRATION]),
+                None,
+            ),
+        ),
+    }
 
     def float_finetuned():
         model = fit(clone_with_weights(base), x_ft, y_ft, lr)
@@ -145,9 +152,11 @@ def ours(base: keras.Model, data, orders: dict, args) -> dict[str, dict]:
         def cluster(mode, per_channel=per_channel, plain=plain):
             if "model" not in plain:
                 clustered = cluster_weights(
-                    clone_with_weights(base), number_of_clusters=CLUSTERS,
-                    cluster_centroids_init="kmeans++", cluster_per_channel=per_channel,
-                )  # fmt: skip
+                    clone_with_weights(base),
+                    number_of_clusters=CLUSTERS,
+                    cluster_centroids_init="kmeans++",
+                    cluster_per_channel=per_channel,
+                )
                 plain["model"] = strip_clustering(fit(clustered, x_ft, y_ft, lr))
             model = plain["model"]
             return tc.export_tflite(model, mode=mode), keras_accuracy(model, data)
@@ -175,22 +184,38 @@ def run_tfmot(name, base, data, orders, args, seed, workdir) -> dict[str, dict]:
     """The tfmot variants of `base` from the peer process, read back as {"content", ...}."""
     weights = base.get_weights()
     npz = os.path.join(workdir, f"{name}_{seed}.npz")
-    np.savez(npz, n_weights=len(weights), x_test=data.x_test, y_test=data.y_test,
-             calibration=data.x_train[:CALIBRATION],
-             x_finetune=orders["finetune"][0], y_finetune=orders["finetune"][1],
-             x_prune=orders["prune"][0], y_prune=orders["prune"][1],
-             **{f"w{i}": w for i, w in enumerate(weights)})  # fmt: skip
-    job = {"model": name, "npz": npz, "seed": seed, "out": workdir, "clusters": CLUSTERS,
-           "sparsity": SPARSITY, "prune_end_step": orders["prune_end_step"],
-           "prune_frequency": args.prune_frequency, "prune_lr": args.prune_lr,
-           "finetune_lr": args.finetune_lr,
-           "result": os.path.join(workdir, f"{name}_{seed}.json")}  # fmt: skip
+    np.savez(
+        npz,
+        n_weights=len(weights),
+        x_test=data.x_test,
+        y_test=data.y_test,
+        calibration=data.x_train[:CALIBRATION],
+        x_finetune=orders["finetune"][0],
+        y_finetune=orders["finetune"][1],
+        x_prune=orders["prune"][0],
+        y_prune=orders["prune"][1],
+        **{f"w{i}": w for i, w in enumerate(weights)},
+    )
+    job = {
+        "model": name,
+        "npz": npz,
+        "seed": seed,
+        "out": workdir,
+        "clusters": CLUSTERS,
+        "sparsity": SPARSITY,
+        "prune_end_step": orders["prune_end_step"],
+        "prune_frequency": args.prune_frequency,
+        "prune_lr": args.prune_lr,
+        "finetune_lr": args.finetune_lr,
+        "result": os.path.join(workdir, f"{name}_{seed}.json"),
+    }
     job_path = os.path.join(workdir, f"{name}_{seed}_job.json")
     with open(job_path, "w") as f:
         json.dump(job, f)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run([sys.executable, "-m", "benchmarks.tfmot_quantization_peer", job_path],
-                   check=True, env=env)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.tfmot_quantization_peer", job_path], check=True, env=env
+    )
     with open(job["result"]) as f:
         rows = json.load(f)["rows"]
     out = {}
@@ -204,10 +229,14 @@ def measure(content: bytes, data, latency_runs: int) -> dict:
     result = tc.report(tflite=content, data=(data.x_test, data.y_test), latency_runs=latency_runs)
     s = result.summary
     uniques = [op.unique for op in result.ops if op.unique is not None]
-    return {"tflite_accuracy": s["tflite_accuracy"], "tflite_bytes": s["tflite_bytes"],
-            "gzip_bytes": s["gzip_bytes"], "latency_ms": s["latency_ms"],
-            "weight_sparsity": s["tflite_sparsity"],
-            "max_unique_per_kernel": max(uniques) if uniques else None}  # fmt: skip
+    return {
+        "tflite_accuracy": s["tflite_accuracy"],
+        "tflite_bytes": s["tflite_bytes"],
+        "gzip_bytes": s["gzip_bytes"],
+        "latency_ms": s["latency_ms"],
+        "weight_sparsity": s["tflite_sparsity"],
+        "max_unique_per_kernel": max(uniques) if uniques else None,
+    }
 
 
 def data_orders(data, args, seed: int) -> dict:
@@ -220,8 +249,11 @@ def data_orders(data, args, seed: int) -> dict:
         return data.x_train[idx], data.y_train[idx]
 
     prune = order(args.prune_epochs)
-    return {"finetune": order(args.finetune_epochs), "prune": prune,
-            "prune_end_step": int(0.7 * -(-len(prune[0]) // BATCH))}  # fmt: skip
+    return {
+        "finetune": order(args.finetune_epochs),
+        "prune": prune,
+        "prune_end_step": int(0.7 * -(-len(prune[0]) // BATCH)),
+    }
 
 
 def run_seed(seed: int, models: list[str], args, workdir: str, has_tfmot: bool) -> list[dict]:
@@ -233,8 +265,9 @@ def run_seed(seed: int, models: list[str], args, workdir: str, has_tfmot: bool) 
         builder = getattr(tc.models, model_name)
         keras.utils.set_random_seed(seed)
         base = compiled(builder(), 1e-3)
-        base.fit(data.x_train, data.y_train, epochs=args.pretrain_epochs, batch_size=BATCH,
-                 verbose=2)  # fmt: skip
+        base.fit(
+            data.x_train, data.y_train, epochs=args.pretrain_epochs, batch_size=BATCH, verbose=2
+        )
         name = base.name
         sides = {"tfcompress": ours(base, data, orders, args)}
         if has_tfmot and name in PEERS:
@@ -244,9 +277,15 @@ def run_seed(seed: int, models: list[str], args, workdir: str, has_tfmot: bool) 
                 if key not in variants:
                     continue
                 row = variants[key]
-                record = {"seed": seed, "model": name, "side": side, "key": key,
-                          "method": ROWS[key], "keras_accuracy": row.get("keras_accuracy"),
-                          "prune_end_step": orders["prune_end_step"]}  # fmt: skip
+                record = {
+                    "seed": seed,
+                    "model": name,
+                    "side": side,
+                    "key": key,
+                    "method": ROWS[key],
+                    "keras_accuracy": row.get("keras_accuracy"),
+                    "prune_end_step": orders["prune_end_step"],
+                }
                 if "error" in row:
                     record["error"] = row["error"]
                 else:
@@ -272,8 +311,15 @@ def summarize(records: list[dict]) -> list[dict]:
     for (model, side, key), group in groups.items():
         ok = [r for r in group if "error" not in r]
         entry = {"model": model, "side": side, "key": key, "method": ROWS[key], "seeds": len(ok)}
-        fields = ("keras_accuracy", "tflite_accuracy", "tflite_bytes", "gzip_bytes",
-                  "latency_ms", "weight_sparsity", "max_unique_per_kernel")  # fmt: skip
+        fields = (
+            "keras_accuracy",
+            "tflite_accuracy",
+            "tflite_bytes",
+            "gzip_bytes",
+            "latency_ms",
+            "weight_sparsity",
+            "max_unique_per_kernel",
+        )
         entry.update({f: mean(ok, f) for f in fields})
         accs = [r["tflite_accuracy"] for r in ok]
         entry["tflite_accuracy_range"] = [min(accs), max(accs)] if accs else None
@@ -307,10 +353,21 @@ def table_rows(summary: list[dict]) -> list[list[str]]:
                     acc += f" ({low:.3f}-{high:.3f})"
                 sparsity = num(e["weight_sparsity"], ".3f") if key in QUANTIZED else "-"
                 distinct = num(e["max_unique_per_kernel"], ".0f") if "cluster" in key else "-"
-                rows.append([model, label, side, str(e["seeds"]), acc,
-                             num(e["keras_accuracy"], ".3f"),
-                             num(e["tflite_bytes"], ",.0f"), num(e["gzip_bytes"], ",.0f"),
-                             num(e["latency_ms"], ".4f"), sparsity, distinct])  # fmt: skip
+                rows.append(
+                    [
+                        model,
+                        label,
+                        side,
+                        str(e["seeds"]),
+                        acc,
+                        num(e["keras_accuracy"], ".3f"),
+                        num(e["tflite_bytes"], ",.0f"),
+                        num(e["gzip_bytes"], ",.0f"),
+                        num(e["latency_ms"], ".4f"),
+                        sparsity,
+                        distinct,
+                    ]
+                )
     return rows
 
 
@@ -335,25 +392,43 @@ def targets(summary: list[dict]) -> list[list[str]]:
             for ref, ref_label in (("float", "float"), ("float_finetuned", "control")):
                 base = acc(model, "tfcompress", ref)
                 ok = None if None in (base, ours_acc) else ours_acc >= base - points / 100 - 1e-9
-                rows.append([model, f"{ROWS[key]} within {points} points of {ref_label}",
-                             "-" if ours_acc is None else f"{ours_acc:.3f}",
-                             "-" if base is None else f"{ref_label} {base:.3f}",
-                             verdict(ok)])  # fmt: skip
+                rows.append(
+                    [
+                        model,
+                        f"{ROWS[key]} within {points} points of {ref_label}",
+                        "-" if ours_acc is None else f"{ours_acc:.3f}",
+                        "-" if base is None else f"{ref_label} {base:.3f}",
+                        verdict(ok),
+                    ]
+                )
         if model not in PEERS or (model, "tfmot", "float") not in get:
             continue
         ours_acc, theirs = acc(model, "tfcompress", "qat_int8"), acc(model, "tfmot", "qat_int8")
         ok = None if None in (ours_acc, theirs) else ours_acc >= theirs
-        rows.append([model, "QAT int8 no worse than tfmot's QAT",
-                     "-" if ours_acc is None else f"{ours_acc:.3f}",
-                     "-" if theirs is None else f"tfmot {theirs:.3f}", verdict(ok)])  # fmt: skip
+        rows.append(
+            [
+                model,
+                "QAT int8 no worse than tfmot's QAT",
+                "-" if ours_acc is None else f"{ours_acc:.3f}",
+                "-" if theirs is None else f"tfmot {theirs:.3f}",
+                verdict(ok),
+            ]
+        )
         for key in ("cluster_float32", "cluster_dynamic"):
             a, b = get.get((model, "tfcompress", key)), get.get((model, "tfmot", key))
             ok = None
             if a is not None and b is not None:
                 ok = a["gzip_bytes"] <= b["gzip_bytes"]
                 ok = ok and a["tflite_accuracy"] >= b["tflite_accuracy"]
-            rows.append([model, f"{ROWS[key]}: gzip <= tfmot's, accuracy >= tfmot's",
-                         size_acc(a), f"tfmot {size_acc(b)}", verdict(ok)])  # fmt: skip
+            rows.append(
+                [
+                    model,
+                    f"{ROWS[key]}: gzip <= tfmot's, accuracy >= tfmot's",
+                    size_acc(a),
+                    f"tfmot {size_acc(b)}",
+                    verdict(ok),
+                ]
+            )
     return rows
 
 
@@ -361,9 +436,11 @@ def describe(args, prune_end_step: int, summary: list[dict], minutes: float) -> 
     """The Markdown below the table: setup, columns, targets, runtime."""
     seeds = "seed 0"
     if args.seeds > 1 and args.multi_seed_models:
-        seeds = (f"{', '.join(args.multi_seed_models)}: seeds 0-{args.seeds - 1} (split, init, "
-                 "data order), mean and (min-max) of the `.tflite` accuracy; other models: seed 0 "
-                 "only (more seeds would take the run past 15 minutes on 2 cores)")  # fmt: skip
+        seeds = (
+            f"{', '.join(args.multi_seed_models)}: seeds 0-{args.seeds - 1} (split, init, "
+            "data order), mean and (min-max) of the `.tflite` accuracy; other models: seed 0 "
+            "only (more seeds would take the run past 15 minutes on 2 cores)"
+        )
     setup = [
         f"MNIST-5k (stratified 4,000 / 1,000), {seeds}.",
         f"Each model is pretrained once (per seed) in Keras 3 for {args.pretrain_epochs} epochs "
@@ -401,13 +478,15 @@ def describe(args, prune_end_step: int, summary: list[dict], minutes: float) -> 
         "output channel of the clustered kernels by its own factor, and dynamic-range "
         "quantization scales per channel, so those rows show more.",
     ]
-    return "\n\n".join([
-        " ".join(setup),
-        " ".join(columns),
-        "## Targets",
-        render_table(TARGET_HEADERS, targets(summary), markdown=True),
-        f"Total runtime: {minutes:.1f} min, both sides, all seeds.",
-    ])  # fmt: skip
+    return "\n\n".join(
+        [
+            " ".join(setup),
+            " ".join(columns),
+            "## Targets",
+            render_table(TARGET_HEADERS, targets(summary), markdown=True),
+            f"Total runtime: {minutes:.1f} min, both sides, all seeds.",
+        ]
+    )
 
 
 def main() -> None:
@@ -420,8 +499,12 @@ def main() -> None:
     parser.add_argument("--prune_lr", type=float, default=1e-3)
     parser.add_argument("--latency_runs", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (split, init, order)")
-    parser.add_argument("--multi_seed_models", nargs="*", default=["lenet_300_100"],
-                        help="models run for every seed; the others for seed 0 only")  # fmt: skip
+    parser.add_argument(
+        "--multi_seed_models",
+        nargs="*",
+        default=["lenet_300_100"],
+        help="models run for every seed; the others for seed 0 only",
+    )
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -437,12 +520,28 @@ def main() -> None:
     summary = summarize(records)
     minutes = (time.perf_counter() - start) / 60
 
-    headers = ["model", "method", "side", "seeds", ".tflite acc.", "Keras acc.", ".tflite bytes",
-               "gzip bytes", "latency (ms)", "weight sparsity", "max distinct"]  # fmt: skip
+    headers = [
+        "model",
+        "method",
+        "side",
+        "seeds",
+        ".tflite acc.",
+        "Keras acc.",
+        ".tflite bytes",
+        "gzip bytes",
+        "latency (ms)",
+        "weight sparsity",
+        "max distinct",
+    ]
     notes = describe(args, records[0]["prune_end_step"], summary, minutes)
-    write_results("quantization", "Quantization and clustering: tfcompress vs tfmot", headers,
-                  table_rows(summary), [{"args": vars(args), "runtime_min": minutes,
-                                          "summary": summary, "runs": records}], notes)  # fmt: skip
+    write_results(
+        "quantization",
+        "Quantization and clustering: tfcompress vs tfmot",
+        headers,
+        table_rows(summary),
+        [{"args": vars(args), "runtime_min": minutes, "summary": summary, "runs": records}],
+        notes,
+    )
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "quantization.md")
     with open(path, encoding="utf-8") as f:
         print(f.read())

@@ -20,15 +20,23 @@ import tf_keras as K
 
 def build(name: str) -> K.Model:
     if name == "lenet_300_100":
-        layers = [K.layers.Flatten(input_shape=(28, 28, 1)),
-                  K.layers.Dense(300, activation="relu"), K.layers.Dense(100, activation="relu"),
-                  K.layers.Dense(10)]  # fmt: skip
+        layers = [
+            K.layers.Flatten(input_shape=(28, 28, 1)),
+            K.layers.Dense(300, activation="relu"),
+            K.layers.Dense(100, activation="relu"),
+            K.layers.Dense(10),
+        ]
     else:
-        layers = [K.layers.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
-                  K.layers.Conv2D(64, 3, activation="relu"), K.layers.MaxPooling2D(2),
-                  K.layers.Dropout(0.25), K.layers.Flatten(),
-                  K.layers.Dense(128, activation="relu"), K.layers.Dropout(0.5),
-                  K.layers.Dense(10)]  # fmt: skip
+        layers = [
+            K.layers.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
+            K.layers.Conv2D(64, 3, activation="relu"),
+            K.layers.MaxPooling2D(2),
+            K.layers.Dropout(0.25),
+            K.layers.Flatten(),
+            K.layers.Dense(128, activation="relu"),
+            K.layers.Dropout(0.5),
+            K.layers.Dense(10),
+        ]
     return K.Sequential(layers)
 
 
@@ -47,8 +55,9 @@ class StepTimer(K.callbacks.Callback):
 def fit(model, x, y, callbacks) -> float:
     model.compile(K.optimizers.Adam(1e-3), K.losses.SparseCategoricalCrossentropy(from_logits=True))
     timer = StepTimer()
-    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0,
-              callbacks=[*callbacks, timer])  # fmt: skip
+    model.fit(
+        x, y, batch_size=64, epochs=1, shuffle=False, verbose=0, callbacks=[*callbacks, timer]
+    )
     return float(np.median(timer.times[5:]))
 
 
@@ -83,13 +92,15 @@ def main(job_path: str) -> None:
             open(paths[mode], "wb").write(converter.convert())
         kernels = [w for w in stripped.weights if "kernel" in w.name]
         zeros = sum(int(np.sum(k.numpy() == 0)) for k in kernels)
-        results["runs"].append({
-            "sparsity_target": run["sparsity"],
-            "step_s": step,
-            "plain_step_s": plain_step,
-            "achieved_sparsity": zeros / sum(int(np.prod(k.shape)) for k in kernels),
-            "tflite": paths,
-        })  # fmt: skip
+        results["runs"].append(
+            {
+                "sparsity_target": run["sparsity"],
+                "step_s": step,
+                "plain_step_s": plain_step,
+                "achieved_sparsity": zeros / sum(int(np.prod(k.shape)) for k in kernels),
+                "tflite": paths,
+            }
+        )
     json.dump(results, open(job["result"], "w"))
 
 

@@ -25,15 +25,23 @@ import tf_keras as K
 def build(name: str) -> K.Model:
     """The same architectures as tfcompress.models, in tf_keras (weights come from the NPZ)."""
     if name == "lenet_300_100":
-        layers = [K.layers.Flatten(input_shape=(28, 28, 1)),
-                  K.layers.Dense(300, activation="relu"), K.layers.Dense(100, activation="relu"),
-                  K.layers.Dense(10)]  # fmt: skip
+        layers = [
+            K.layers.Flatten(input_shape=(28, 28, 1)),
+            K.layers.Dense(300, activation="relu"),
+            K.layers.Dense(100, activation="relu"),
+            K.layers.Dense(10),
+        ]
     elif name == "small_cnn":
-        layers = [K.layers.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
-                  K.layers.Conv2D(64, 3, activation="relu"), K.layers.MaxPooling2D(2),
-                  K.layers.Dropout(0.25), K.layers.Flatten(),
-                  K.layers.Dense(128, activation="relu"), K.layers.Dropout(0.5),
-                  K.layers.Dense(10)]  # fmt: skip
+        layers = [
+            K.layers.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
+            K.layers.Conv2D(64, 3, activation="relu"),
+            K.layers.MaxPooling2D(2),
+            K.layers.Dropout(0.25),
+            K.layers.Flatten(),
+            K.layers.Dense(128, activation="relu"),
+            K.layers.Dropout(0.5),
+            K.layers.Dense(10),
+        ]
     else:
         raise ValueError(f"No tf_keras twin for model {name!r}")
     return K.Sequential(layers)
@@ -90,9 +98,10 @@ def main(job_path: str) -> None:
 
     clustering = tfmot.clustering.keras
     clustered = clustering.cluster_weights(
-        fresh(), number_of_clusters=job["clusters"],
+        fresh(),
+        number_of_clusters=job["clusters"],
         cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
-    )  # fmt: skip
+    )
     fit(clustered, x_ft, y_ft, lr)
     stripped = clustering.strip_clustering(clustered)
     save("cluster_float32", stripped, "float32")

@@ -35,16 +35,24 @@ def test_bad_flag_value(capsys):
 def test_python_dash_m_entry_point():
     result = subprocess.run(
         [sys.executable, "-m", "tfcompress", "report", "--help"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "--tflite" in result.stdout
 
 
 def test_export_then_report(trained_lenet, tmp_path, capsys):
     model_path, out = tmp_path / "m.keras", tmp_path / "m.tflite"
     trained_lenet.save(model_path)
-    argv = ["tfcompress", "export", f"--model={model_path}", f"--output={out}", "--mode=int8",
-            "--calibration=mnist5k"]  # fmt: skip
+    argv = [
+        "tfcompress",
+        "export",
+        f"--model={model_path}",
+        f"--output={out}",
+        "--mode=int8",
+        "--calibration=mnist5k",
+    ]
     assert main(argv) == 0
     assert out.read_bytes()[4:8] == b"TFL3"
     with pytest.raises(FileExistsError, match="--overwrite"):
@@ -61,7 +69,9 @@ def test_export_qat_model_without_calibration(trained_lenet, tmp_path, capsys):
     qat = tc.quantize_model(trained_lenet)
     qat(np.zeros((8, 28, 28, 1), "float32") + 0.5, training=True)  # ranges from one batch
     qat.save(model_path)
-    assert main(["tfcompress", "export", f"--model={model_path}", f"--output={out}",
-                 "--mode=int8"]) == 0  # fmt: skip
+    assert (
+        main(["tfcompress", "export", f"--model={model_path}", f"--output={out}", "--mode=int8"])
+        == 0
+    )
     ops = TFLiteFile(out.read_bytes()).ops
     assert {op.name for op in ops if op.name == "FULLY_CONNECTED"} and "QUANTIZE" == ops[0].name

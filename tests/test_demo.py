@@ -23,8 +23,17 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert structures["fc1"] == structures["conv2"] == "block 16x4"
     assert after["sparsity"] > 0.75
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["float32.tflite", "int8.tflite", "kernels.json", "model.keras", "pruned.keras",
-                     "qat.keras", "report.json", "report.md", "report.txt"]  # fmt: skip
+    assert files == [
+        "float32.tflite",
+        "int8.tflite",
+        "kernels.json",
+        "model.keras",
+        "pruned.keras",
+        "qat.keras",
+        "report.json",
+        "report.md",
+        "report.txt",
+    ]
     assert json.loads((out / "report.json").read_text())["ratios"]["tflite_bytes"] > 3.5
     # The int8 model again with our kernels: both pruned layers block-sparse, same predictions.
     kernels = json.loads((out / "kernels.json").read_text())

@@ -178,14 +178,17 @@ def _write(root: pathlib.Path, files: dict[str, str]) -> None:
 
 
 def test_graph_finds_a_cycle(tmp_path):
-    _write(tmp_path, {
-        "pkg/__init__.py": "from pkg.a import A\n",
-        "pkg/a.py": "from pkg.sub import b\nA = 1\n",
-        "pkg/sub/__init__.py": "",
-        "pkg/sub/b.py": "from ..c import C\n",
-        "pkg/c.py": "import json\n\ndef f():\n    import pkg.a\n",
-        "pkg/d.py": "import pkg.c\n",
-    })  # fmt: skip
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg.a import A\n",
+            "pkg/a.py": "from pkg.sub import b\nA = 1\n",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/b.py": "from ..c import C\n",
+            "pkg/c.py": "import json\n\ndef f():\n    import pkg.a\n",
+            "pkg/d.py": "import pkg.c\n",
+        },
+    )
     graph = import_graph(tmp_path, "pkg")
     assert graph == {
         "pkg": {"pkg.a"},

@@ -58,16 +58,27 @@ def _demo_flags(fv: flags.FlagValues) -> None:
         lower_bound=0,
         flag_values=fv,
     )
-    flags.DEFINE_float("sparsity", 0.8, "Target sparsity of the 16x4 block-pruned layers.",
-                       lower_bound=0.0, upper_bound=0.99, flag_values=fv)  # fmt: skip
+    flags.DEFINE_float(
+        "sparsity",
+        0.8,
+        "Target sparsity of the 16x4 block-pruned layers.",
+        lower_bound=0.0,
+        upper_bound=0.99,
+        flag_values=fv,
+    )
     flags.DEFINE_integer(
         "seed", 0, "Seed of data split, initialisation and shuffling.", flag_values=fv
     )
-    flags.DEFINE_integer("latency_runs", 200, "Timed interpreter runs per model.",
-                         lower_bound=1, flag_values=fv)  # fmt: skip
-    flags.DEFINE_boolean("kernels", True, "Also run the int8 model with tfcompress's own "
-                         "kernels and compare latency and predictions.",
-                         flag_values=fv)  # fmt: skip
+    flags.DEFINE_integer(
+        "latency_runs", 200, "Timed interpreter runs per model.", lower_bound=1, flag_values=fv
+    )
+    flags.DEFINE_boolean(
+        "kernels",
+        True,
+        "Also run the int8 model with tfcompress's own "
+        "kernels and compare latency and predictions.",
+        flag_values=fv,
+    )
 
 
 def _demo(fv: flags.FlagValues) -> int:
@@ -75,12 +86,20 @@ def _demo(fv: flags.FlagValues) -> int:
         print(run_distill_demo(fv.output_dir, seed=fv.seed, latency_runs=fv.latency_runs))
         return 0
     if fv.factorize:
-        run_factorize_demo(fv.output_dir, epochs=fv.epochs, seed=fv.seed,
-                           latency_runs=fv.latency_runs)  # fmt: skip
+        run_factorize_demo(
+            fv.output_dir, epochs=fv.epochs, seed=fv.seed, latency_runs=fv.latency_runs
+        )
         return 0
-    run_demo(fv.output_dir, epochs=fv.epochs, prune_epochs=fv.prune_epochs,
-             qat_epochs=fv.qat_epochs, sparsity=fv.sparsity, seed=fv.seed,
-             latency_runs=fv.latency_runs, with_kernels=fv.kernels)  # fmt: skip
+    run_demo(
+        fv.output_dir,
+        epochs=fv.epochs,
+        prune_epochs=fv.prune_epochs,
+        qat_epochs=fv.qat_epochs,
+        sparsity=fv.sparsity,
+        seed=fv.seed,
+        latency_runs=fv.latency_runs,
+        with_kernels=fv.kernels,
+    )
     return 0
 
 
@@ -92,11 +111,20 @@ def _export_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("model", None, "Path of a .keras model.", flag_values=fv)
     flags.DEFINE_string("output", None, "Path of the .tflite to write.", flag_values=fv)
     flags.DEFINE_enum("mode", "float32", MODES, "Export mode.", flag_values=fv)
-    flags.DEFINE_enum("calibration", None, ["mnist5k", "digits"],
-                      "Bundled dataset whose training images calibrate int8/int16x8.",
-                      flag_values=fv)  # fmt: skip
-    flags.DEFINE_enum("io_type", "float32", ["float32", "int8", "int16"],
-                      "Input/output type of quantized models.", flag_values=fv)  # fmt: skip
+    flags.DEFINE_enum(
+        "calibration",
+        None,
+        ["mnist5k", "digits"],
+        "Bundled dataset whose training images calibrate int8/int16x8.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "io_type",
+        "float32",
+        ["float32", "int8", "int16"],
+        "Input/output type of quantized models.",
+        flag_values=fv,
+    )
     flags.DEFINE_boolean("overwrite", False, "Replace an existing output file.", flag_values=fv)
     flags.mark_flags_as_required(["model", "output"], flag_values=fv)
 
@@ -114,13 +142,22 @@ def _export(fv: flags.FlagValues) -> int:
 def _report_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("model", None, "Path of a .keras model.", flag_values=fv)
     flags.DEFINE_string("tflite", None, "Path of a .tflite model.", flag_values=fv)
-    flags.DEFINE_string("baseline_tflite", None, "Optional .tflite to compare against "
-                        "(shown as 'before').", flag_values=fv)  # fmt: skip
-    flags.DEFINE_enum("data", None, ["mnist5k", "digits"],
-                      "Bundled dataset whose test split gives accuracy and latency.",
-                      flag_values=fv)  # fmt: skip
-    flags.DEFINE_enum("format", "text", ["text", "markdown", "json"], "Output format.",
-                      flag_values=fv)  # fmt: skip
+    flags.DEFINE_string(
+        "baseline_tflite",
+        None,
+        "Optional .tflite to compare against (shown as 'before').",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "data",
+        None,
+        ["mnist5k", "digits"],
+        "Bundled dataset whose test split gives accuracy and latency.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "format", "text", ["text", "markdown", "json"], "Output format.", flag_values=fv
+    )
 
 
 def _report(fv: flags.FlagValues) -> int:
@@ -140,12 +177,14 @@ def _report(fv: flags.FlagValues) -> int:
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
-    "demo": ("Train the small CNN on MNIST-5k, block-prune and quantize it, print the report.",
-             _demo_flags,
-             _demo),
+    "demo": (
+        "Train the small CNN on MNIST-5k, block-prune and quantize it, print the report.",
+        _demo_flags,
+        _demo,
+    ),
     "export": ("Convert a .keras model to .tflite.", _export_flags, _export),
     "report": ("Measure a .keras and/or .tflite model.", _report_flags, _report),
-}  # fmt: skip
+}
 
 
 def _usage() -> str:

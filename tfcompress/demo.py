@@ -127,8 +127,14 @@ def run_demo(
         wrapped = prune_low_magnitude(model, schedule, block_size=BLOCK_SHAPE, skip=KEPT_DENSE)
         pruned = compile_classifier(wrapped)
         print(f"Pruning conv2 and fc1 to {sparsity:.0%} in 16x4 blocks while fine-tuning.")
-        pruned.fit(data.x_train, data.y_train, epochs=prune_epochs, batch_size=64,
-                   verbose=verbose, callbacks=[UpdatePruningStep()])  # fmt: skip
+        pruned.fit(
+            data.x_train,
+            data.y_train,
+            epochs=prune_epochs,
+            batch_size=64,
+            verbose=verbose,
+            callbacks=[UpdatePruningStep()],
+        )
         compressed = strip_pruning(pruned)
         compressed.save(os.path.join(output_dir, "pruned.keras"))
         label = f"16x4 block-pruned {sparsity:.0%} + int8"

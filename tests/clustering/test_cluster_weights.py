@@ -30,8 +30,9 @@ def small_cnn() -> keras.Model:
 
 def fit(model, data, epochs=1, **kwargs):
     compile_classifier(model, learning_rate=3e-3)
-    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, shuffle=False,
-              verbose=0, **kwargs)  # fmt: skip
+    model.fit(
+        data.x_train, data.y_train, epochs=epochs, batch_size=64, shuffle=False, verbose=0, **kwargs
+    )
     return model
 
 
@@ -60,8 +61,13 @@ def clustered(trained, digits):
     loss_before = model.evaluate(digits.x_test, digits.y_test, verbose=0)[0]
     fit(model, digits, epochs=2)
     loss_after = model.evaluate(digits.x_test, digits.y_test, verbose=0)[0]
-    return types.SimpleNamespace(model=model, plain=strip_clustering(model), original=before,
-                                 loss_before=loss_before, loss_after=loss_after)  # fmt: skip
+    return types.SimpleNamespace(
+        model=model,
+        plain=strip_clustering(model),
+        original=before,
+        loss_before=loss_before,
+        loss_after=loss_after,
+    )
 
 
 def centroid_gradients(kernel_grad, indices, k, axes):
@@ -72,8 +78,9 @@ def centroid_gradients(kernel_grad, indices, k, axes):
     grads = np.moveaxis(kernel_grad, axes, front)
     channels = int(np.prod(grads.shape[: len(axes)]))
     index = np.moveaxis(indices, axes, front).reshape(channels, -1)
-    return np.stack([np.bincount(i, weights=g, minlength=k)
-                     for i, g in zip(index, grads.reshape(channels, -1))])  # fmt: skip
+    return np.stack(
+        [np.bincount(i, weights=g, minlength=k) for i, g in zip(index, grads.reshape(channels, -1))]
+    )
 
 
 LAYERS = {
@@ -81,7 +88,7 @@ LAYERS = {
     "Conv2D": (lambda: keras.layers.Conv2D(4, 3), (2, 6, 6, 3), (3,)),
     # kernel [3, 3, 3, 1]: its width equals its channel count, a broadcasting trap.
     "DepthwiseConv2D": (lambda: keras.layers.DepthwiseConv2D(3), (2, 6, 6, 3), (2, 3)),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("preserve_sparsity", [False, True])
@@ -116,8 +123,9 @@ def test_output_and_gradients_match_the_plain_layer_fed_the_gathered_kernel(
     if preserve_sparsity:
         expected[..., 0] = 0.0  # the zero centroid is fixed
         np.testing.assert_array_equal(plain.kernel.numpy() == 0, layer.kernel.numpy() == 0)
-    np.testing.assert_allclose(tf.convert_to_tensor(centroid_grad).numpy(), expected, rtol=1e-5,
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        tf.convert_to_tensor(centroid_grad).numpy(), expected, rtol=1e-5, atol=1e-6
+    )
     # In training the original kernel gets the clustered kernel's gradient (straight through),
     # except where a preserved zero is.
     with tf.GradientTape() as tape:
@@ -131,7 +139,11 @@ def test_output_and_gradients_match_the_plain_layer_fed_the_gathered_kernel(
 def test_fine_tuning_improves_loss_and_strip_keeps_at_most_k_values(clustered, trained, digits):
     assert clustered.loss_after < clustered.loss_before
     assert [type(layer).__name__ for layer in clustered.model.layers[1:]] == [
-        "ClusterWeights", "Flatten", "ClusterWeights", "ClusterWeights"]  # fmt: skip
+        "ClusterWeights",
+        "Flatten",
+        "ClusterWeights",
+        "ClusterWeights",
+    ]
     plain = clustered.plain
     assert not any(isinstance(layer, ClusterWeights) for layer in plain.layers)
     expected = clustered.model.predict(digits.x_test, verbose=0)
@@ -175,8 +187,13 @@ def test_pruned_model_stays_exactly_as_sparse(trained, digits):
 
 
 def test_get_config_round_trip():
-    wrapper = ClusterWeights(keras.layers.Conv2D(4, 3, name="c"), 6, "density",
-                             preserve_sparsity=True, cluster_per_channel=False)  # fmt: skip
+    wrapper = ClusterWeights(
+        keras.layers.Conv2D(4, 3, name="c"),
+        6,
+        "density",
+        preserve_sparsity=True,
+        cluster_per_channel=False,
+    )
     config = wrapper.get_config()
     assert config["cluster_centroids_init"] == "density" and config["name"] == "cluster_c"
     assert ClusterWeights.from_config(copy.deepcopy(config)).get_config() == config
@@ -190,15 +207,18 @@ def test_save_and_load_mid_training_then_continue(trained, digits, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded.layers[1], ClusterWeights)
-    np.testing.assert_array_equal(loaded.layers[1].indices[0].numpy(),
-                                  model.layers[1].indices[0].numpy())  # fmt: skip
-    np.testing.assert_array_equal(loaded.predict(digits.x_test, verbose=0),
-                                  model.predict(digits.x_test, verbose=0))  # fmt: skip
+    np.testing.assert_array_equal(
+        loaded.layers[1].indices[0].numpy(), model.layers[1].indices[0].numpy()
+    )
+    np.testing.assert_array_equal(
+        loaded.predict(digits.x_test, verbose=0), model.predict(digits.x_test, verbose=0)
+    )
     assert int(loaded.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
     for m in (model, loaded):
         m.fit(digits.x_train, digits.y_train, batch_size=64, shuffle=False, verbose=0)
-    np.testing.assert_allclose(loaded.predict(digits.x_test, verbose=0),
-                               model.predict(digits.x_test, verbose=0), atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        loaded.predict(digits.x_test, verbose=0), model.predict(digits.x_test, verbose=0), atol=1e-6
+    )
 
 
 def test_sequential_nested_skip_and_pass_through():
@@ -208,20 +228,28 @@ def test_sequential_nested_skip_and_pass_through():
         name="inner",
     )
     model = keras.Sequential(
-        [keras.Input((8, 8, 1)), layers.Conv2D(4, 3, name="stem"), inner, layers.Flatten(),
-         layers.Dense(10, name="head")]
-    )  # fmt: skip
+        [
+            keras.Input((8, 8, 1)),
+            layers.Conv2D(4, 3, name="stem"),
+            inner,
+            layers.Flatten(),
+            layers.Dense(10, name="head"),
+        ]
+    )
     x = rng.random((3, 8, 8, 1)).astype("float32")
     before = model.predict(x, verbose=0)
     clustered = cluster_weights(model, 4, skip=["head", keras.layers.BatchNormalization])
     kinds = [type(layer).__name__ for layer in clustered.layers]
     assert kinds == ["ClusterWeights", "Sequential", "Flatten", "Dense"]
     assert [type(layer).__name__ for layer in clustered.layers[1].layers] == [
-        "ClusterWeights", "BatchNormalization"]  # fmt: skip
+        "ClusterWeights",
+        "BatchNormalization",
+    ]
     plain = strip_clustering(clustered)
     assert isinstance(plain, keras.Sequential)
-    np.testing.assert_allclose(plain.predict(x, verbose=0), clustered.predict(x, verbose=0),
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        plain.predict(x, verbose=0), clustered.predict(x, verbose=0), atol=1e-5
+    )
     assert unique_per_channel(kernels(plain)["conv"]) <= 4
     np.testing.assert_array_equal(kernels(plain)["head"], kernels(model)["head"])
     np.testing.assert_array_equal(model.predict(x, verbose=0), before)  # untouched
@@ -264,8 +292,11 @@ def test_built_subclassed_model(digits):
     plain = strip_clustering(clustered)
     assert type(plain) is ClusteredNet and isinstance(plain.hidden, keras.layers.Dense)
     assert plain.units == 20 and len(np.unique(plain.hidden.kernel.numpy())) <= 5
-    np.testing.assert_allclose(plain.predict(digits.x_test, verbose=0),
-                               clustered.predict(digits.x_test, verbose=0), atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        plain.predict(digits.x_test, verbose=0),
+        clustered.predict(digits.x_test, verbose=0),
+        atol=1e-5,
+    )
 
 
 class TestBadInput:

@@ -26,12 +26,14 @@ CASES = {
     "Conv3D": (lambda: layers.Conv3D(4, 2), (2, 4, 4, 4, 2), [(4,)]),
     "Conv1DTranspose": (lambda: layers.Conv1DTranspose(4, 3), (2, 6, 3), [(1,)]),
     "Conv2DTranspose": (lambda: layers.Conv2DTranspose(4, 3), (2, 5, 5, 3), [(2,)]),
-    "DepthwiseConv1D": (lambda: layers.DepthwiseConv1D(3, depth_multiplier=2), (2, 8, 3),
-                        [(1, 2)]),
-    "DepthwiseConv2D": (lambda: layers.DepthwiseConv2D(3, depth_multiplier=2), (2, 6, 6, 3),
-                        [(2, 3)]),
+    "DepthwiseConv1D": (lambda: layers.DepthwiseConv1D(3, depth_multiplier=2), (2, 8, 3), [(1, 2)]),
+    "DepthwiseConv2D": (
+        lambda: layers.DepthwiseConv2D(3, depth_multiplier=2),
+        (2, 6, 6, 3),
+        [(2, 3)],
+    ),
     "SeparableConv2D": (lambda: layers.SeparableConv2D(4, 3), (2, 6, 6, 3), [(2, 3), (3,)]),
-}  # fmt: skip
+}
 
 
 def per_channel_counts(value, axes) -> int:

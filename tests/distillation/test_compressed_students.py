@@ -15,15 +15,22 @@ def labels_loss():
 def test_pruning_callback_drives_the_students_wrappers(teacher, cnn, digits):
     schedule = tc.ConstantSparsity(0.75, begin_step=0, frequency=5)
     pruned = tc.prune_low_magnitude(cnn(8, 32, name="pruned"), schedule, skip=["logits"])
-    distiller = Distiller(teacher, pruned, [tc.distillation.SoftTargetDistillation(),
-                                            HintDistillation("fc", "fc")])  # fmt: skip
+    distiller = Distiller(
+        teacher, pruned, [tc.distillation.SoftTargetDistillation(), HintDistillation("fc", "fc")]
+    )
     wrappers = tc.pruning.update_pruning_step.collect_wrappers(distiller)
     assert [w.name for w in wrappers] == ["prune_low_magnitude_conv", "prune_low_magnitude_fc"]
     distiller.compile(keras.optimizers.Adam(1e-2), labels_loss())
     with pytest.raises(Exception, match="UpdatePruningStep"):
         distiller.fit(digits.x_train[:64], digits.y_train[:64], verbose=0)
-    distiller.fit(digits.x_train, digits.y_train, epochs=4, batch_size=64, verbose=0,
-                  callbacks=[tc.UpdatePruningStep()])  # fmt: skip
+    distiller.fit(
+        digits.x_train,
+        digits.y_train,
+        epochs=4,
+        batch_size=64,
+        verbose=0,
+        callbacks=[tc.UpdatePruningStep()],
+    )
     plain = tc.strip_pruning(distiller.student)
     sparsity = tc.get_sparsity(plain)
     assert sparsity["conv/kernel"] == pytest.approx(0.75, abs=0.01)
@@ -35,8 +42,9 @@ def test_pruning_callback_drives_the_students_wrappers(teacher, cnn, digits):
 
 def test_qat_student_distills_and_exports_int8(teacher, cnn, digits):
     qat = tc.quantize_model(cnn(8, 32, name="qat"))
-    distiller = Distiller(teacher, qat, [tc.distillation.SoftTargetDistillation(),
-                                         HintDistillation("fc", "fc")])  # fmt: skip
+    distiller = Distiller(
+        teacher, qat, [tc.distillation.SoftTargetDistillation(), HintDistillation("fc", "fc")]
+    )
     distiller.compile(keras.optimizers.Adam(1e-2), labels_loss())
     distiller.fit(digits.x_train, digits.y_train, epochs=3, batch_size=64, verbose=0)
     content = tc.export_tflite(distiller.student, mode="int8")

@@ -11,8 +11,12 @@ from tfcompress.reporting import CompressionReport
 
 def test_comparison_renders_the_three_models():
     def fake(name, params, accuracy, latency):
-        summary = {"params": params, "tflite_bytes": 4 * params, "tflite_accuracy": accuracy,
-                   "latency_ms": latency}  # fmt: skip
+        summary = {
+            "params": params,
+            "tflite_bytes": 4 * params,
+            "tflite_accuracy": accuracy,
+            "latency_ms": latency,
+        }
         return CompressionReport(name, summary=summary)
 
     teacher, scratch = fake("teacher", 1000, 0.98, 0.4), fake("scratch", 20, 0.90, 0.02)
@@ -20,8 +24,14 @@ def test_comparison_renders_the_three_models():
     assert comparison.gain == pytest.approx(0.03)
     text = comparison.to_text()
     assert "Distillation vs scratch: +3.0 pt" in text and "50.00x fewer parameters" in text
-    assert text.splitlines()[2].split() == ["measure", "teacher", "student,", "scratch", "student,",
-                                            "distilled"]  # fmt: skip
+    assert text.splitlines()[2].split() == [
+        "measure",
+        "teacher",
+        "student,",
+        "scratch",
+        "student,",
+        "distilled",
+    ]
     assert "| .tflite accuracy | 0.980 | 0.900 | 0.930 |" in comparison.to_markdown()
     assert json.loads(comparison.to_json())["gain"] == pytest.approx(0.03)
 
@@ -45,6 +55,15 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert 45 < teacher["params"] / student["params"] < 55
     assert teacher["tflite_bytes"] / student["tflite_bytes"] > 30
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["distiller.keras", "report.json", "report.md", "report.txt", "scratch.keras",
-                     "scratch.tflite", "student.keras", "student.tflite", "teacher.keras",
-                     "teacher.tflite"]  # fmt: skip
+    assert files == [
+        "distiller.keras",
+        "report.json",
+        "report.md",
+        "report.txt",
+        "scratch.keras",
+        "scratch.tflite",
+        "student.keras",
+        "student.tflite",
+        "teacher.keras",
+        "teacher.tflite",
+    ]

@@ -47,9 +47,11 @@ def test_loss_equals_keras_distiller_on_the_same_setup(teacher, student, digits)
     ours = Distiller(teacher, student, SoftTargetDistillation(4.0), [0.9], alpha=0.1)
     ours.compile("adam", labels_loss())
     reference = keras.distillation.Distiller(
-        teacher, student, keras.distillation.LogitsDistillation(4.0, keras.losses.KLDivergence()),
+        teacher,
+        student,
+        keras.distillation.LogitsDistillation(4.0, keras.losses.KLDivergence()),
         student_loss_weight=0.1,
-    )  # fmt: skip
+    )
     reference.compile("adam", loss=labels_loss())
     y_pred = student(x)
     value = float(ours.compute_loss(x, y, y_pred, training=False))

@@ -36,14 +36,17 @@ def test_fresh_trainable_weights_even_from_a_frozen_teacher(teacher):
 
 
 def test_sequential_depth_and_outputs_through_activations():
-    teacher = keras.Sequential([
-        keras.Input((12,)),
-        keras.layers.Dense(32, activation="relu", name="a"),
-        keras.layers.Dense(32, activation="relu", name="b"),
-        keras.layers.Dense(32, activation="relu", name="c"),
-        keras.layers.Dense(4, name="out"),
-        keras.layers.Softmax(name="probs"),
-    ], name="mlp")  # fmt: skip
+    teacher = keras.Sequential(
+        [
+            keras.Input((12,)),
+            keras.layers.Dense(32, activation="relu", name="a"),
+            keras.layers.Dense(32, activation="relu", name="b"),
+            keras.layers.Dense(32, activation="relu", name="c"),
+            keras.layers.Dense(4, name="out"),
+            keras.layers.Softmax(name="probs"),
+        ],
+        name="mlp",
+    )
     student = make_student(teacher, width=0.25, depth=0.5)
     assert isinstance(student, keras.Sequential)
     assert widths(student) == {"a": 8, "b": 8, "out": 4}  # c (32 -> 32) dropped; out kept

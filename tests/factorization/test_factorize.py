@@ -35,8 +35,14 @@ def _functional(seed=0):
 
 def _sequential(seed=0):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(8, 3, name="c1"),
-                             L.Flatten(name="flatten"), L.Dense(32, name="d1")])  # fmt: skip
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            L.Conv2D(8, 3, name="c1"),
+            L.Flatten(name="flatten"),
+            L.Dense(32, name="d1"),
+        ]
+    )
 
 
 def _nested(seed=0):
@@ -107,7 +113,12 @@ def test_fixed_rank_leaves_alone_what_would_not_be_smaller():
     for selection in ("d1", (name for name in ["d1"])):  # one name, any iterable
         only = factorize(model, rank=2, layers=selection)
         assert [type(layer).__name__ for layer in only.layers[1:]] == [
-            "Conv2D", "Conv2D", "Flatten", "FactorizedDense", "Dense"]  # fmt: skip
+            "Conv2D",
+            "Conv2D",
+            "Flatten",
+            "FactorizedDense",
+            "Dense",
+        ]
 
 
 def test_energy_gives_each_layer_its_own_rank():
@@ -153,7 +164,10 @@ def test_variable_input_sizes(rng):
     model = keras.Model(inputs, L.Dense(8, name="fc")(L.Dense(12, name="hidden")(x)))
     factorized = factorize(model, rank=2, svd="full")
     assert [type(factorized.get_layer(n)).__name__ for n in ("conv", "hidden", "fc")] == [
-        "FactorizedConv2D", "FactorizedDense", "FactorizedDense"]  # fmt: skip
+        "FactorizedConv2D",
+        "FactorizedDense",
+        "FactorizedDense",
+    ]
     assert factorized.predict(rng.normal(size=(2, 9, 7, 3)), verbose=0).shape == (2, 8)
     factorize(model, compression=0.5)
     with pytest.raises(ValueError, match=r"budget='macs' needs fixed input sizes; layer 'conv'"):
@@ -193,26 +207,38 @@ def test_report_macs_agree_with_the_tflite_ops(scheme):
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
-    [({"rank": 0}, ValueError, r"Layer 'c1': `rank` must be a positive integer. Received: rank=0"),
-     ({"rank": 40, "layers": ["d1"]}, ValueError,
-      r"Layer 'd1': `rank` must be at most 32 .* Received: rank=40"),
-     ({"rank": 25, "layers": ["c2"]}, ValueError, r"Layer 'c2': `rank` must be at most 24"),
-     ({"rank": (2, 2), "layers": ["d1"]}, ValueError, r"one rank \(an integer\)"),
-     ({"energy": 0.0}, ValueError, r"`energy` must be a number in \(0, 1\]"),
-     ({"energy": {"d1": 1.5}}, ValueError, r"Layer 'd1': `energy` .* Received: energy=1.5"),
-     ({"compression": 1.0}, ValueError, r"`compression` must be a number in \(0, 1\)"),
-     ({"compression": 1e-6}, ValueError, r"`compression`=1e-06 cannot be met"),
-     ({}, ValueError, "exactly one of `rank`, `energy` and `compression`. Received: none"),
-     ({"rank": 2, "energy": 0.5}, ValueError, "Received: rank, energy"),
-     ({"rank": 2, "layers": ["fc9"]}, ValueError, r"No layer named 'fc9' in model 'net'"),
-     ({"rank": 2, "layers": ["flatten"]}, ValueError,
-      r"Layer 'flatten' cannot be factorized: it is a Flatten"),
-     ({"rank": {"d1": 2}, "layers": ["d1"]}, ValueError, "leave `layers` unset"),
-     ({"rank": 2, "layers": [3]}, TypeError, "layer names and layer classes"),
-     ({"rank": 2, "conv_scheme": "cp"}, ValueError, "`conv_scheme` must be one of"),
-     ({"compression": 0.5, "budget": "flops"}, ValueError, "`budget` must be one of"),
-     ({"rank": 2, "svd": "arpack"}, ValueError, "`svd` must be one of")],
-)  # fmt: skip
+    [
+        (
+            {"rank": 0},
+            ValueError,
+            r"Layer 'c1': `rank` must be a positive integer. Received: rank=0",
+        ),
+        (
+            {"rank": 40, "layers": ["d1"]},
+            ValueError,
+            r"Layer 'd1': `rank` must be at most 32 .* Received: rank=40",
+        ),
+        ({"rank": 25, "layers": ["c2"]}, ValueError, r"Layer 'c2': `rank` must be at most 24"),
+        ({"rank": (2, 2), "layers": ["d1"]}, ValueError, r"one rank \(an integer\)"),
+        ({"energy": 0.0}, ValueError, r"`energy` must be a number in \(0, 1\]"),
+        ({"energy": {"d1": 1.5}}, ValueError, r"Layer 'd1': `energy` .* Received: energy=1.5"),
+        ({"compression": 1.0}, ValueError, r"`compression` must be a number in \(0, 1\)"),
+        ({"compression": 1e-6}, ValueError, r"`compression`=1e-06 cannot be met"),
+        ({}, ValueError, "exactly one of `rank`, `energy` and `compression`. Received: none"),
+        ({"rank": 2, "energy": 0.5}, ValueError, "Received: rank, energy"),
+        ({"rank": 2, "layers": ["fc9"]}, ValueError, r"No layer named 'fc9' in model 'net'"),
+        (
+            {"rank": 2, "layers": ["flatten"]},
+            ValueError,
+            r"Layer 'flatten' cannot be factorized: it is a Flatten",
+        ),
+        ({"rank": {"d1": 2}, "layers": ["d1"]}, ValueError, "leave `layers` unset"),
+        ({"rank": 2, "layers": [3]}, TypeError, "layer names and layer classes"),
+        ({"rank": 2, "conv_scheme": "cp"}, ValueError, "`conv_scheme` must be one of"),
+        ({"compression": 0.5, "budget": "flops"}, ValueError, "`budget` must be one of"),
+        ({"rank": 2, "svd": "arpack"}, ValueError, "`svd` must be one of"),
+    ],
+)
 def test_bad_input_is_refused_clearly(kwargs, error, message):
     with pytest.raises(error, match=message):
         factorize(_functional(), **kwargs)

@@ -21,8 +21,15 @@ def test_factorize_demo_end_to_end(tmp_path, capsys):
     assert before["tflite_accuracy"] > 0.85
     assert after["tflite_accuracy"] >= before["tflite_accuracy"] - 0.03
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["factorized.keras", "factorized.tflite", "float32.tflite", "model.keras",
-                     "report.json", "report.md", "report.txt"]  # fmt: skip
+    assert files == [
+        "factorized.keras",
+        "factorized.tflite",
+        "float32.tflite",
+        "model.keras",
+        "report.json",
+        "report.md",
+        "report.txt",
+    ]
     report = json.loads((out / "report.json").read_text())
     assert report["factorization"]["layers"][0]["rank"] == "16"
 

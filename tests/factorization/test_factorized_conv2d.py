@@ -84,10 +84,13 @@ def test_energy_ranks_per_scheme():
     assert channel.ranks == (4, 8)
 
 
-@pytest.mark.parametrize(("scheme", "rank", "kinds"), [
-    ("spatial", 3, [((3, 1), (2, 1)), ((1, 3), (1, 2))]),
-    ("channel", (2, 3), [((1, 1), (1, 1)), ((3, 3), (2, 2)), ((1, 1), (1, 1))]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("scheme", "rank", "kinds"),
+    [
+        ("spatial", 3, [((3, 1), (2, 1)), ((1, 3), (1, 2))]),
+        ("channel", (2, 3), [((1, 1), (1, 1)), ((3, 3), (2, 2)), ((1, 1), (1, 1))]),
+    ],
+)
 def test_to_layers_compute_the_same_in_sequence(scheme, rank, kinds, rng):
     conv = _conv(activation="relu", padding="same", strides=2)
     factorized = FactorizedConv2D.from_conv2d(conv, rank=rank, scheme=scheme)
@@ -104,8 +107,16 @@ def test_to_layers_compute_the_same_in_sequence(scheme, rank, kinds, rng):
 @pytest.mark.parametrize("scheme", ["spatial", "channel"])
 def test_config_and_keras_file_round_trip(scheme, reload, rng):
     rank = 3 if scheme == "spatial" else (2, 4)
-    layer = FactorizedConv2D(6, (3, 2), rank=rank, scheme=scheme, strides=2, padding="same",
-                             activation="relu6", name="low")  # fmt: skip
+    layer = FactorizedConv2D(
+        6,
+        (3, 2),
+        rank=rank,
+        scheme=scheme,
+        strides=2,
+        padding="same",
+        activation="relu6",
+        name="low",
+    )
     config = layer.get_config()
     assert FactorizedConv2D.from_config(config).get_config() == config
     inputs = keras.Input((9, 9, 3))
@@ -118,13 +129,18 @@ def test_config_and_keras_file_round_trip(scheme, reload, rng):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"rank": 0}, r"'bad': `rank` must be a positive integer. Received: rank=0"),
-     ({"rank": (2, 3)}, r"'bad': the spatial scheme has one rank .* Received: rank=\(2, 3\)"),
-     ({"rank": 2, "scheme": "tucker"}, r"`scheme` must be one of .* Received: scheme='tucker'"),
-     ({"rank": 2, "padding": "causal"}, r"`padding` must be one of .* Received: padding='causal'"),
-     ({"rank": (2, 0), "scheme": "channel"}, r"Received: rank=0"),
-     ({"rank": 2, "kernel_size": 0}, r"`kernel_size` must be a positive integer")],
-)  # fmt: skip
+    [
+        ({"rank": 0}, r"'bad': `rank` must be a positive integer. Received: rank=0"),
+        ({"rank": (2, 3)}, r"'bad': the spatial scheme has one rank .* Received: rank=\(2, 3\)"),
+        ({"rank": 2, "scheme": "tucker"}, r"`scheme` must be one of .* Received: scheme='tucker'"),
+        (
+            {"rank": 2, "padding": "causal"},
+            r"`padding` must be one of .* Received: padding='causal'",
+        ),
+        ({"rank": (2, 0), "scheme": "channel"}, r"Received: rank=0"),
+        ({"rank": 2, "kernel_size": 0}, r"`kernel_size` must be a positive integer"),
+    ],
+)
 def test_bad_arguments_name_layer_and_value(kwargs, message):
     kwargs = {"filters": 4, "kernel_size": 3, **kwargs}
     with pytest.raises(ValueError, match=message):
@@ -133,9 +149,11 @@ def test_bad_arguments_name_layer_and_value(kwargs, message):
 
 @pytest.mark.parametrize(
     ("scheme", "rank", "message"),
-    [("spatial", 10, r"min\(kh \* in, kw \* filters\) = 9 .* Received: rank=10"),
-     ("channel", (4, 2), r"\(in, filters\) = \(3, 4\) .* Received: rank=\(4, 2\)")],
-)  # fmt: skip
+    [
+        ("spatial", 10, r"min\(kh \* in, kw \* filters\) = 9 .* Received: rank=10"),
+        ("channel", (4, 2), r"\(in, filters\) = \(3, 4\) .* Received: rank=\(4, 2\)"),
+    ],
+)
 def test_rank_above_the_largest_fails_at_build(scheme, rank, message):
     with pytest.raises(ValueError, match=message):
         FactorizedConv2D(4, 3, rank=rank, scheme=scheme, name="bad")(np.zeros((1, 6, 6, 3)))

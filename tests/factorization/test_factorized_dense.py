@@ -67,8 +67,9 @@ def test_to_layers_compute_the_same_in_sequence(rng):
 
 
 def test_config_and_keras_file_round_trip(reload, rng):
-    layer = FactorizedDense(7, rank=3, activation="relu", use_bias=False,
-                            kernel_regularizer="l2", name="low")  # fmt: skip
+    layer = FactorizedDense(
+        7, rank=3, activation="relu", use_bias=False, kernel_regularizer="l2", name="low"
+    )
     config = layer.get_config()
     assert FactorizedDense.from_config(config).get_config() == config
     inputs = keras.Input((10,))
@@ -92,11 +93,13 @@ def test_trains(rng):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"units": 8, "rank": 0}, r"`rank` must be a positive integer. Received: rank=0"),
-     ({"units": 8, "rank": 2.5}, r"Received: rank=2.5"),
-     ({"units": 0, "rank": 1}, r"`units` must be a positive integer. Received: units=0"),
-     ({"units": 8, "rank": 9}, r"'bad': `rank` must be at most .* Received: rank=9")],
-)  # fmt: skip
+    [
+        ({"units": 8, "rank": 0}, r"`rank` must be a positive integer. Received: rank=0"),
+        ({"units": 8, "rank": 2.5}, r"Received: rank=2.5"),
+        ({"units": 0, "rank": 1}, r"`units` must be a positive integer. Received: units=0"),
+        ({"units": 8, "rank": 9}, r"'bad': `rank` must be at most .* Received: rank=9"),
+    ],
+)
 def test_bad_arguments_name_layer_and_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         FactorizedDense(**kwargs, name="bad")

@@ -23,23 +23,27 @@ def _model():
 
 
 def _weight_shapes(info: TFLiteFile) -> list[tuple[str, tuple]]:
-    return [(op.name, info.tensors[op.inputs[1]].shape) for op in info.ops
-            if op.name in WEIGHT_OPS]  # fmt: skip
+    return [(op.name, info.tensors[op.inputs[1]].shape) for op in info.ops if op.name in WEIGHT_OPS]
 
 
 @pytest.mark.parametrize(
     ("scheme", "rank", "conv_shapes"),
-    [("spatial", 4, [(4, 3, 1, 3), (12, 1, 3, 4)]),
-     ("channel", (2, 5), [(2, 1, 1, 3), (5, 3, 3, 2), (12, 1, 1, 5)])],
-)  # fmt: skip
+    [
+        ("spatial", 4, [(4, 3, 1, 3), (12, 1, 3, 4)]),
+        ("channel", (2, 5), [(2, 1, 1, 3), (5, 3, 3, 2), (12, 1, 1, 5)]),
+    ],
+)
 def test_float_tflite_runs_the_factors_as_plain_ops_and_agrees(scheme, rank, conv_shapes, rng):
     factorized = factorize(_model(), rank={"conv": rank, "fc": 6}, conv_scheme=scheme)
     content = export_tflite(factorized)
     shapes = _weight_shapes(TFLiteFile(content))
     # TFLite stores CONV_2D filters [out, kh, kw, in] and FULLY_CONNECTED weights [out, in].
     expected = [("CONV_2D", s) for s in conv_shapes]
-    expected += [("FULLY_CONNECTED", (6, 1200)), ("FULLY_CONNECTED", (24, 6)),
-                 ("FULLY_CONNECTED", (5, 24))]  # fmt: skip
+    expected += [
+        ("FULLY_CONNECTED", (6, 1200)),
+        ("FULLY_CONNECTED", (24, 6)),
+        ("FULLY_CONNECTED", (5, 24)),
+    ]
     assert shapes == expected
     x = rng.normal(size=(64, 10, 10, 3)).astype("float32")
     keras_out = factorized.predict(x, verbose=0)

@@ -22,9 +22,15 @@ def _matrix(m, n, decay, seed=0):
 
 @pytest.mark.parametrize(
     ("values", "energy", "rank"),
-    [([3.0, 1.0, 0.0], 0.9, 1), ([3.0, 1.0, 0.0], 0.95, 2), ([3.0, 1.0, 0.0], 1.0, 2),
-     ([1.0, 1.0, 1.0, 1.0], 0.5, 2), ([1.0, 1.0, 1.0, 1.0], 0.51, 3), ([2.0], 1e-9, 1)],
-)  # fmt: skip
+    [
+        ([3.0, 1.0, 0.0], 0.9, 1),
+        ([3.0, 1.0, 0.0], 0.95, 2),
+        ([3.0, 1.0, 0.0], 1.0, 2),
+        ([1.0, 1.0, 1.0, 1.0], 0.5, 2),
+        ([1.0, 1.0, 1.0, 1.0], 0.51, 3),
+        ([2.0], 1e-9, 1),
+    ],
+)
 def test_energy_rank_is_the_smallest_rank_holding_the_energy(values, energy, rank):
     assert energy_rank(np.array(values), energy) == rank
 

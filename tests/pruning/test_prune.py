@@ -25,8 +25,16 @@ FAST = ConstantSparsity(0.75, begin_step=0, frequency=5)
 
 def fit(model, data, epochs=1, n=512, **kwargs):
     compile_classifier(model)
-    model.fit(data.x_train[:n], data.y_train[:n], epochs=epochs, batch_size=64, shuffle=False,
-              verbose=0, callbacks=[UpdatePruningStep()], **kwargs)  # fmt: skip
+    model.fit(
+        data.x_train[:n],
+        data.y_train[:n],
+        epochs=epochs,
+        batch_size=64,
+        shuffle=False,
+        verbose=0,
+        callbacks=[UpdatePruningStep()],
+        **kwargs,
+    )
     return model
 
 
@@ -42,8 +50,15 @@ def test_zero_sparsity_trains_exactly_like_the_plain_model(digits):
     for model in (plain, pruned):
         compile_classifier(model)
         callbacks = [UpdatePruningStep()] if model is pruned else []
-        model.fit(digits.x_train, digits.y_train, epochs=2, batch_size=32, shuffle=False,
-                  verbose=0, callbacks=callbacks)  # fmt: skip
+        model.fit(
+            digits.x_train,
+            digits.y_train,
+            epochs=2,
+            batch_size=32,
+            shuffle=False,
+            verbose=0,
+            callbacks=callbacks,
+        )
     np.testing.assert_array_equal(plain.predict(digits.x_test), pruned.predict(digits.x_test))
 
 
@@ -56,13 +71,17 @@ def test_training_without_the_callback_says_what_to_add(digits):
 def test_functional_model_reaches_target_and_strips(mnist):
     model = prune_low_magnitude(tc.models.lenet_300_100(), FAST, skip=["logits"])
     assert [type(layer).__name__ for layer in model.layers[2:]] == [
-        "PruneLowMagnitude", "PruneLowMagnitude", "Dense"]  # fmt: skip
+        "PruneLowMagnitude",
+        "PruneLowMagnitude",
+        "Dense",
+    ]
     fit(model, mnist)
     assert kernel_sparsity(model) == {"fc1": 0.75, "fc2": 0.75, "logits": 0.0}
     plain = strip_pruning(model)
     assert not any(isinstance(layer, PruneLowMagnitude) for layer in plain.layers)
-    np.testing.assert_allclose(plain.predict(mnist.x_test[:50]), model.predict(mnist.x_test[:50]),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        plain.predict(mnist.x_test[:50]), model.predict(mnist.x_test[:50]), atol=1e-6
+    )
     assert kernel_sparsity(plain) == {"fc1": 0.75, "fc2": 0.75, "logits": 0.0}
 
 
@@ -80,8 +99,9 @@ def test_sequential_and_polynomial_schedule(digits):
 
 
 def test_nested_model(digits):
-    inner = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, name="hidden")],
-                             name="inner")  # fmt: skip
+    inner = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(32, name="hidden")], name="inner"
+    )
     inputs = keras.Input((8, 8, 1))
     x = inner(keras.layers.Flatten()(inputs))
     outer = keras.Model(inputs, keras.layers.Dense(10, name="out")(x))
@@ -106,7 +126,8 @@ def test_subclassed_model_with_wrapped_layers(digits):
     net(digits.x_test[:1])
     fit(net, digits)
     assert kernel_sparsity(net) == {"dense": 0.75, "dense_1": 0.0} or set(
-        kernel_sparsity(net).values()) == {0.75, 0.0}  # fmt: skip
+        kernel_sparsity(net).values()
+    ) == {0.75, 0.0}
     plain = strip_pruning(net.hidden)
     assert isinstance(plain, keras.layers.Dense)
     zeros = 1 - np.count_nonzero(plain.kernel.numpy()) / plain.kernel.numpy().size
@@ -147,13 +168,16 @@ def test_built_subclassed_model_whole(digits):
     plain = strip_pruning(pruned)
     assert type(plain) is SubclassedNet and isinstance(plain.hidden, keras.layers.Dense)
     assert plain.units == 24 and kernel_sparsity(plain) == {"hidden": 0.75, "head": 0.0}
-    np.testing.assert_allclose(plain.predict(digits.x_test, verbose=0),
-                               pruned.predict(digits.x_test, verbose=0), atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        plain.predict(digits.x_test, verbose=0), pruned.predict(digits.x_test, verbose=0), atol=1e-5
+    )
 
 
 def test_block_and_n_m_structures_after_training(mnist):
-    for kwargs, expected in [({"block_size": (16, 4)}, "block 16x4"),
-                             ({"sparsity_m_by_n": (2, 4)}, "2:4")]:  # fmt: skip
+    for kwargs, expected in [
+        ({"block_size": (16, 4)}, "block 16x4"),
+        ({"sparsity_m_by_n": (2, 4)}, "2:4"),
+    ]:
         model = prune_low_magnitude(tc.models.lenet_300_100(), FAST, skip=["logits"], **kwargs)
         plain = strip_pruning(fit(model, mnist))
         rows = {r.name: r for r in keras_layer_stats(plain)}
@@ -165,9 +189,11 @@ def test_block_and_n_m_structures_after_training(mnist):
 
 def test_layer_overrides_and_skips(mnist):
     model = prune_low_magnitude(
-        tc.models.small_cnn(), FAST, layer_sparsity={"fc1": 0.9, "conv1": 0.0},
+        tc.models.small_cnn(),
+        FAST,
+        layer_sparsity={"fc1": 0.9, "conv1": 0.0},
         skip=[keras.layers.Conv2D],
-    )  # fmt: skip
+    )
     wrapped = {layer.layer.name for layer in model.layers if isinstance(layer, PruneLowMagnitude)}
     assert wrapped == {"fc1", "logits"}
     fit(model, mnist, n=256)
@@ -233,8 +259,13 @@ def test_resume_takes_the_latest_step_of_any_wrapper(digits):
     wrappers = [layer for layer in model.layers if isinstance(layer, PruneLowMagnitude)]
     assert [int(w.pruning_step.numpy()) for w in wrappers] == [5, 5, 5]
     wrappers[1].pruning_step.assign(3)  # as a checkpoint written mid-epoch would hold it
-    model.fit(digits.x_train[:64], digits.y_train[:64], batch_size=64, verbose=0,
-              callbacks=[UpdatePruningStep()])  # fmt: skip
+    model.fit(
+        digits.x_train[:64],
+        digits.y_train[:64],
+        batch_size=64,
+        verbose=0,
+        callbacks=[UpdatePruningStep()],
+    )
     assert [int(w.pruning_step.numpy()) for w in wrappers] == [6, 6, 6]
 
 
@@ -252,8 +283,14 @@ def test_save_and_load_mid_pruning_then_resume(digits, tmp_path):
     assert int(wrapper.pruning_step.numpy()) == step
     np.testing.assert_array_equal(wrapper.masks[0].numpy(), model.layers[2].masks[0].numpy())
     assert int(loaded.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
-    loaded.fit(digits.x_train, digits.y_train, epochs=4, batch_size=64, verbose=0,
-               callbacks=[UpdatePruningStep()])  # fmt: skip
+    loaded.fit(
+        digits.x_train,
+        digits.y_train,
+        epochs=4,
+        batch_size=64,
+        verbose=0,
+        callbacks=[UpdatePruningStep()],
+    )
     assert int(wrapper.pruning_step.numpy()) == step + 4 * 23
     assert mid < 0.8 and kernel_sparsity(loaded)["fc1"] == pytest.approx(0.8)
 
@@ -326,5 +363,6 @@ class TestBadInput:
     def test_callback_without_wrappers(self, digits):
         model = compile_classifier(tc.models.lenet_300_100((8, 8, 1)))
         with pytest.raises(ValueError, match="no pruning wrappers"):
-            model.fit(digits.x_train[:32], digits.y_train[:32], verbose=0,
-                      callbacks=[UpdatePruningStep()])  # fmt: skip
+            model.fit(
+                digits.x_train[:32], digits.y_train[:32], verbose=0, callbacks=[UpdatePruningStep()]
+            )

@@ -57,9 +57,14 @@ def test_registered_layer_prunes_in_fit(kind):
 
 @pytest.mark.parametrize(
     "layer",
-    [keras.layers.BatchNormalization(), keras.layers.LayerNormalization(), keras.layers.ReLU(),
-     keras.layers.MaxPooling2D(), keras.layers.Add()],
-)  # fmt: skip
+    [
+        keras.layers.BatchNormalization(),
+        keras.layers.LayerNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Add(),
+    ],
+)
 def test_layers_with_nothing_to_prune_are_known(layer):
     if isinstance(layer, keras.layers.Add):
         assert prunable_weights(layer) is None  # unknown, weightless: passes through

@@ -90,9 +90,12 @@ print(json.dumps(out))
 def test_matches_tfmot_in_a_separate_process():
     # tfmot switches tf.keras to Keras 2 for the whole process: run it in its own.
     result = subprocess.run(
-        [sys.executable, "-c", TFMOT_SCRIPT], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", TFMOT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     theirs = json.loads(result.stdout.strip().splitlines()[-1])
     ours = {

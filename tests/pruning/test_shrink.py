@@ -20,8 +20,13 @@ HALF = ConstantSparsity(0.5, begin_step=0, frequency=5)
 
 def channel_prune(model, data, norm="L1", n=512, **kwargs):
     pruned = prune_low_magnitude(model, HALF, channel_norm=norm, **kwargs)
-    compile_classifier(pruned).fit(data.x_train[:n], data.y_train[:n], batch_size=64, verbose=0,
-                                   callbacks=[UpdatePruningStep()])  # fmt: skip
+    compile_classifier(pruned).fit(
+        data.x_train[:n],
+        data.y_train[:n],
+        batch_size=64,
+        verbose=0,
+        callbacks=[UpdatePruningStep()],
+    )
     return pruned
 
 
@@ -48,14 +53,16 @@ def test_small_cnn_shrinks_exactly(mnist):
 
 
 def test_sequential_model_shrinks_exactly(digits):
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(16, 3, activation="relu", name="c1"),
-        keras.layers.MaxPooling2D(name="pool"),
-        keras.layers.Flatten(name="flat"),
-        keras.layers.Dense(32, activation="relu", name="fc"),
-        keras.layers.Dense(10, name="out"),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(16, 3, activation="relu", name="c1"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(32, activation="relu", name="fc"),
+            keras.layers.Dense(10, name="out"),
+        ]
+    )
     compile_classifier(model).fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
     pruned = channel_prune(model, digits)
     small = shrink(pruned)

@@ -15,8 +15,14 @@ from tfcompress.pruning import ConstantSparsity, UpdatePruningStep
 def _fit(model, data, callbacks=(), steps=8):
     compile_classifier(model, learning_rate=1e-3)
     n = 64 * steps
-    model.fit(data.x_train[:n], data.y_train[:n], batch_size=64, epochs=1, verbose=0,
-              callbacks=list(callbacks))  # fmt: skip
+    model.fit(
+        data.x_train[:n],
+        data.y_train[:n],
+        batch_size=64,
+        epochs=1,
+        verbose=0,
+        callbacks=list(callbacks),
+    )
     return model
 
 

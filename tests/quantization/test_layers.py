@@ -17,30 +17,63 @@ def _model(shape, body, dtype="float32"):
 
 # name: (model factory, ops that must run in int8, ops allowed to stay float)
 CASES = {
-    "conv1d": (lambda: _model((6, 4), lambda x: L.Flatten()(L.Conv1D(5, 3, activation="relu")(x))),
-               {"CONV_2D", "FULLY_CONNECTED"}, set()),
-    "separable_conv2d": (lambda: _model((8, 8, 3), lambda x: L.Flatten()(
-        L.SeparableConv2D(4, 3, activation="relu")(x))),
-        {"DEPTHWISE_CONV_2D", "CONV_2D", "FULLY_CONNECTED"}, set()),
-    "conv2d_transpose": (lambda: _model((8, 8, 3), lambda x: L.Flatten()(
-        L.Conv2DTranspose(4, 3, strides=2)(x))), {"TRANSPOSE_CONV", "FULLY_CONNECTED"}, set()),
-    "concatenate_pooling": (lambda: _model((8, 8, 3), lambda x: L.GlobalAveragePooling2D()(
-        L.Concatenate()([L.Conv2D(4, 1)(x), L.AveragePooling2D(1)(L.Conv2D(2, 1)(x))]))),
-        {"CONV_2D", "AVERAGE_POOL_2D", "CONCATENATION", "MEAN", "FULLY_CONNECTED"}, set()),
-    "rescaling_reshape": (lambda: _model((8, 8, 3), lambda x: L.Reshape((-1,))(
-        L.Conv2D(4, 3)(L.Rescaling(0.5, offset=-1)(x)))),
-        {"CONV_2D", "FULLY_CONNECTED"}, {"MUL", "ADD"}),  # preprocessing before QUANTIZE
-    "batch_norm_after_input": (lambda: _model((6, 4), lambda x: L.Flatten()(
-        L.BatchNormalization()(x))), {"FULLY_CONNECTED"}, {"MUL", "ADD"}),
-    "embedding": (lambda: _model((6,), lambda x: L.Flatten()(L.Embedding(20, 4)(x)), "int32"),
-                  {"GATHER", "FULLY_CONNECTED"}, set()),
-    "layer_normalization": (lambda: _model((6, 4), lambda x: L.Flatten()(
-        L.LayerNormalization()(L.Dense(8)(x)))), {"FULLY_CONNECTED"}, None),
-    "multi_head_attention": (lambda: _model((6, 4), lambda x: L.Flatten()(
-        L.MultiHeadAttention(2, 4)(x, x))), set(), None),
+    "conv1d": (
+        lambda: _model((6, 4), lambda x: L.Flatten()(L.Conv1D(5, 3, activation="relu")(x))),
+        {"CONV_2D", "FULLY_CONNECTED"},
+        set(),
+    ),
+    "separable_conv2d": (
+        lambda: _model(
+            (8, 8, 3), lambda x: L.Flatten()(L.SeparableConv2D(4, 3, activation="relu")(x))
+        ),
+        {"DEPTHWISE_CONV_2D", "CONV_2D", "FULLY_CONNECTED"},
+        set(),
+    ),
+    "conv2d_transpose": (
+        lambda: _model((8, 8, 3), lambda x: L.Flatten()(L.Conv2DTranspose(4, 3, strides=2)(x))),
+        {"TRANSPOSE_CONV", "FULLY_CONNECTED"},
+        set(),
+    ),
+    "concatenate_pooling": (
+        lambda: _model(
+            (8, 8, 3),
+            lambda x: L.GlobalAveragePooling2D()(
+                L.Concatenate()([L.Conv2D(4, 1)(x), L.AveragePooling2D(1)(L.Conv2D(2, 1)(x))])
+            ),
+        ),
+        {"CONV_2D", "AVERAGE_POOL_2D", "CONCATENATION", "MEAN", "FULLY_CONNECTED"},
+        set(),
+    ),
+    "rescaling_reshape": (
+        lambda: _model(
+            (8, 8, 3), lambda x: L.Reshape((-1,))(L.Conv2D(4, 3)(L.Rescaling(0.5, offset=-1)(x)))
+        ),
+        {"CONV_2D", "FULLY_CONNECTED"},
+        {"MUL", "ADD"},
+    ),  # preprocessing before QUANTIZE
+    "batch_norm_after_input": (
+        lambda: _model((6, 4), lambda x: L.Flatten()(L.BatchNormalization()(x))),
+        {"FULLY_CONNECTED"},
+        {"MUL", "ADD"},
+    ),
+    "embedding": (
+        lambda: _model((6,), lambda x: L.Flatten()(L.Embedding(20, 4)(x)), "int32"),
+        {"GATHER", "FULLY_CONNECTED"},
+        set(),
+    ),
+    "layer_normalization": (
+        lambda: _model((6, 4), lambda x: L.Flatten()(L.LayerNormalization()(L.Dense(8)(x)))),
+        {"FULLY_CONNECTED"},
+        None,
+    ),
+    "multi_head_attention": (
+        lambda: _model((6, 4), lambda x: L.Flatten()(L.MultiHeadAttention(2, 4)(x, x))),
+        set(),
+        None,
+    ),
     "gru": (lambda: _model((6, 4), L.GRU(5)), {"FULLY_CONNECTED"}, None),
     "lstm": (lambda: _model((6, 4), L.LSTM(5)), {"FULLY_CONNECTED"}, None),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -89,8 +89,9 @@ def test_sequential_nested_and_subclassed_models_train(digits):
         leaves = [layer for layer in qat._flatten_layers() if isinstance(layer, QuantizeWrapper)]
         assert len(leaves) == 2, model.name
         plain = strip_quantization(qat)
-        assert not any(isinstance(layer, (QuantizeWrapper, QuantizeLayer))
-                       for layer in plain._flatten_layers())  # fmt: skip
+        assert not any(
+            isinstance(layer, (QuantizeWrapper, QuantizeLayer)) for layer in plain._flatten_layers()
+        )
         x = digits.x_test[:64]
         agree = np.mean(
             plain.predict(x, verbose=0).argmax(-1) == qat.predict(x, verbose=0).argmax(-1)
@@ -120,10 +121,15 @@ def test_precision_map_by_name_type_and_function(trained_cnn):
     assert wrappers["quant_conv2"].quantize_config.weight_quantizers["kernel"].bits == 8
     assert wrappers["quant_fc1"].quantize_config.weight_quantizers["kernel"].bits == 8
     assert "quant_logits" not in wrappers
-    qat = quantize_model(trained_cnn, scheme="default_4bit",
-                         precision=lambda layer: 8 if layer.name == "logits" else None)  # fmt: skip
-    bits = {name: w.quantize_config.weight_quantizers["kernel"].bits
-            for name, w in _wrappers(qat).items()}  # fmt: skip
+    qat = quantize_model(
+        trained_cnn,
+        scheme="default_4bit",
+        precision=lambda layer: 8 if layer.name == "logits" else None,
+    )
+    bits = {
+        name: w.quantize_config.weight_quantizers["kernel"].bits
+        for name, w in _wrappers(qat).items()
+    }
     assert bits == {"quant_conv1": 4, "quant_conv2": 4, "quant_fc1": 4, "quant_logits": 8}
 
 

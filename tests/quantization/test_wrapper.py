@@ -68,8 +68,9 @@ def test_batch_norm_folding_matches_conv_then_bn():
     bn = keras.layers.BatchNormalization()
     conv.build((None, 8, 8, 3))
     bn.build((None, 6, 6, 5))
-    bn.set_weights([RNG.uniform(0.5, 2, 5), RNG.normal(size=5), RNG.normal(size=5),
-                    RNG.uniform(0.5, 3, 5)])  # fmt: skip
+    bn.set_weights(
+        [RNG.uniform(0.5, 2, 5), RNG.normal(size=5), RNG.normal(size=5), RNG.uniform(0.5, 3, 5)]
+    )
     reference = bn(conv(x), training=False).numpy()
     wrapper = QuantizeWrapper(conv, batch_norm=bn)
     wrapper(x, training=True)
@@ -87,8 +88,9 @@ def test_depthwise_batch_norm_folding():
     bn = keras.layers.BatchNormalization()
     dw.build((None, 6, 6, 3))
     bn.build((None, 4, 4, 6))
-    bn.set_weights([RNG.uniform(0.5, 2, 6), RNG.normal(size=6), RNG.normal(size=6),
-                    RNG.uniform(0.5, 3, 6)])  # fmt: skip
+    bn.set_weights(
+        [RNG.uniform(0.5, 2, 6), RNG.normal(size=6), RNG.normal(size=6), RNG.uniform(0.5, 3, 6)]
+    )
     reference = bn(dw(x), training=False).numpy()
     plain = QuantizeWrapper(dw, batch_norm=bn).stripped_layer()
     step = np.abs(reference).max() / 127
@@ -175,8 +177,9 @@ def test_folded_batch_norm_trains_like_batch_norm():
     bn = keras.layers.BatchNormalization(momentum=0.8)
     conv.build((None, 8, 8, 3))
     bn.build((None, 6, 6, 5))
-    bn.set_weights([RNG.uniform(0.5, 2, 5), RNG.normal(size=5), RNG.normal(size=5),
-                    RNG.uniform(0.5, 3, 5)])  # fmt: skip
+    bn.set_weights(
+        [RNG.uniform(0.5, 2, 5), RNG.normal(size=5), RNG.normal(size=5), RNG.uniform(0.5, 3, 5)]
+    )
     reference_bn = keras.layers.BatchNormalization.from_config(bn.get_config())
     reference_bn.build((None, 6, 6, 5))
     reference_bn.set_weights(bn.get_weights())

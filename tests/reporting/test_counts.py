@@ -24,30 +24,54 @@ def single_layer_stats(layer, input_shape):
         # 3x3 conv, valid padding: 10x10 -> 8x8 outputs, each 3*3*4 MACs per filter.
         (keras.layers.Conv2D(6, 3), (10, 10, 4), 3 * 3 * 4 * 6 + 6, 8 * 8 * 6 * 3 * 3 * 4),
         # strided "same" conv: 10x10 -> 5x5.
-        (keras.layers.Conv2D(6, 3, strides=2, padding="same", use_bias=False), (10, 10, 4),
-         3 * 3 * 4 * 6, 5 * 5 * 6 * 3 * 3 * 4),
+        (
+            keras.layers.Conv2D(6, 3, strides=2, padding="same", use_bias=False),
+            (10, 10, 4),
+            3 * 3 * 4 * 6,
+            5 * 5 * 6 * 3 * 3 * 4,
+        ),
         # grouped conv: each filter sees 4 / 2 input channels.
-        (keras.layers.Conv2D(6, 3, groups=2), (10, 10, 4), 3 * 3 * 2 * 6 + 6,
-         8 * 8 * 6 * 3 * 3 * 2),
+        (
+            keras.layers.Conv2D(6, 3, groups=2),
+            (10, 10, 4),
+            3 * 3 * 2 * 6 + 6,
+            8 * 8 * 6 * 3 * 3 * 2,
+        ),
         (keras.layers.Conv1D(5, 3), (12, 4), 3 * 4 * 5 + 5, 10 * 5 * 3 * 4),
         # depthwise with multiplier 2: 8 output channels, 9 MACs each per pixel.
-        (keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), (6, 6, 4),
-         3 * 3 * 4 * 2 + 8, 6 * 6 * 8 * 9),
+        (
+            keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same"),
+            (6, 6, 4),
+            3 * 3 * 4 * 2 + 8,
+            6 * 6 * 8 * 9,
+        ),
         # separable: depthwise 6*6*4*9, then pointwise 6*6*4*5.
-        (keras.layers.SeparableConv2D(5, 3, padding="same"), (6, 6, 4),
-         3 * 3 * 4 + 4 * 5 + 5, 6 * 6 * 4 * 9 + 6 * 6 * 4 * 5),
+        (
+            keras.layers.SeparableConv2D(5, 3, padding="same"),
+            (6, 6, 4),
+            3 * 3 * 4 + 4 * 5 + 5,
+            6 * 6 * 4 * 9 + 6 * 6 * 4 * 5,
+        ),
         # transpose conv: every input pixel scatters a 3x3x5 patch per input channel.
-        (keras.layers.Conv2DTranspose(5, 3, strides=2), (4, 4, 2), 3 * 3 * 5 * 2 + 5,
-         4 * 4 * 2 * 3 * 3 * 5),
-        (keras.layers.EinsumDense("abc,cd->abd", output_shape=(3, 6), bias_axes="d"),
-         (3, 4), 4 * 6 + 6, 3 * 6 * 4),
+        (
+            keras.layers.Conv2DTranspose(5, 3, strides=2),
+            (4, 4, 2),
+            3 * 3 * 5 * 2 + 5,
+            4 * 4 * 2 * 3 * 3 * 5,
+        ),
+        (
+            keras.layers.EinsumDense("abc,cd->abd", output_shape=(3, 6), bias_axes="d"),
+            (3, 4),
+            4 * 6 + 6,
+            3 * 6 * 4,
+        ),
         # LSTM: 7 steps, 4 gates: (in 3 + units 5) x (4 * 5) per step.
         (keras.layers.LSTM(5), (7, 3), 4 * 5 * (3 + 5 + 1), 7 * (3 + 5) * 4 * 5),
         (keras.layers.Embedding(50, 4), (7,), 200, 0),
         (keras.layers.BatchNormalization(), (5, 5, 3), 4 * 3, 0),
         (keras.layers.MaxPooling2D(2), (4, 4, 3), 0, 0),
     ],
-)  # fmt: skip
+)
 def test_params_and_macs_by_hand(layer, input_shape, params, macs):
     row = single_layer_stats(layer, input_shape)
     assert row.params == params
@@ -102,8 +126,9 @@ def test_subclassed_model_macs_unknown_but_params_counted():
 
 
 @pytest.mark.parametrize("mode", ["float32", "float16", "dynamic", "int8"])
-@pytest.mark.parametrize("builder", [tc.models.lenet_300_100, tc.models.small_cnn,
-                                     tc.models.tiny_mobilenet])  # fmt: skip
+@pytest.mark.parametrize(
+    "builder", [tc.models.lenet_300_100, tc.models.small_cnn, tc.models.tiny_mobilenet]
+)
 def test_keras_and_tflite_counts_agree(builder, mode, digits):
     model = randomize_biases(builder(input_shape=(8, 8, 1)))
     content = tc.export_tflite(

@@ -51,8 +51,10 @@ class DistillationComparison(Renderable):
         parts = [f"## {title}" if markdown else title, render_table(headers, rows, markdown)]
         if self.gain is not None:
             teacher, student = self.teacher.summary, self.distilled.summary
-            ratios = [fmt_ratio(teacher.get(key), student.get(key))
-                      for key in ("params", "tflite_bytes", "latency_ms")]  # fmt: skip
+            ratios = [
+                fmt_ratio(teacher.get(key), student.get(key))
+                for key in ("params", "tflite_bytes", "latency_ms")
+            ]
             parts.append(
                 f"Distillation vs scratch: {100 * self.gain:+.1f} pt. The student has {ratios[0]} "
                 f"fewer parameters than the teacher, a {ratios[1]} smaller .tflite, and runs "

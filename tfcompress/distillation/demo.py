@@ -98,8 +98,10 @@ def run_distill_demo(
         students[label] = make_student(teacher, width)
         students[label].set_weights(start)
     params = students["scratch"].count_params()
-    print(f"Student: make_student(teacher, width={width}): {params:,} parameters, "
-          f"1/{teacher.count_params() / params:.0f} of the teacher's.")  # fmt: skip
+    print(
+        f"Student: make_student(teacher, width={width}): {params:,} parameters, "
+        f"1/{teacher.count_params() / params:.0f} of the teacher's."
+    )
     order = np.concatenate([rng.permutation(len(x)) for _ in range(epochs)])  # both see it
 
     print(f"Training the student on the labels for {epochs} epochs (one pass, pre-shuffled).")
@@ -109,8 +111,14 @@ def run_distill_demo(
     scratch.save(os.path.join(output_dir, "scratch.keras"))
 
     print(f"Distilling the same student (T={temperature}, labels weighted {alpha}).")
-    distiller = Distiller(teacher, students["distilled"], SoftTargetDistillation(temperature),
-                          [1 - alpha], alpha=alpha, cache_teacher_outputs=True)  # fmt: skip
+    distiller = Distiller(
+        teacher,
+        students["distilled"],
+        SoftTargetDistillation(temperature),
+        [1 - alpha],
+        alpha=alpha,
+        cache_teacher_outputs=True,
+    )
     distiller.compile(keras.optimizers.Adam(3e-3), _labels_loss(), metrics=["accuracy"])
     distiller.fit(x[order], y[order], batch_size=BATCH, shuffle=False, verbose=verbose)
     distiller.save(os.path.join(output_dir, "distiller.keras"))
@@ -118,9 +126,11 @@ def run_distill_demo(
 
     test = (data.x_test, data.y_test)
     reports = []
-    for model, file, label in ((teacher, "teacher", "teacher"),
-                               (scratch, "scratch", "student, scratch"),
-                               (distiller.student, "student", "student, distilled")):  # fmt: skip
+    for model, file, label in (
+        (teacher, "teacher", "teacher"),
+        (scratch, "scratch", "student, scratch"),
+        (distiller.student, "student", "student, distilled"),
+    ):
         content = export_tflite(model, os.path.join(output_dir, f"{file}.tflite"))
         reports.append(report(model, content, data=test, name=label, latency_runs=latency_runs))
     comparison = DistillationComparison(*reports)

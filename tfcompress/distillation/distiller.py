@@ -296,7 +296,7 @@ class Distiller(keras.Model):
             ],
             "distillation_loss_weights": [
                 serialize_scalar(w) for w in self.distillation_loss_weights
-            ],  # fmt: skip
+            ],
             "alpha": serialize_scalar(self.alpha),
             "teacher_weights": list(self.teacher_weights),
             "cache_teacher_outputs": self.cache_teacher_outputs,
@@ -306,8 +306,10 @@ class Distiller(keras.Model):
     def from_config(cls, config: dict):
         config = dict(config)
         teachers = config.pop("teacher")
-        teachers = [keras.saving.deserialize_keras_object(t)
-                    for t in (teachers if isinstance(teachers, list) else [teachers])]  # fmt: skip
+        teachers = [
+            keras.saving.deserialize_keras_object(t)
+            for t in (teachers if isinstance(teachers, list) else [teachers])
+        ]
         for teacher in teachers:
             teacher.trainable = False  # saved frozen: no second warning
         config["student"] = keras.saving.deserialize_keras_object(config["student"])

@@ -9,11 +9,21 @@ from tfcompress.utils.surgery import is_graph_model
 # The constructor argument that sets each kind of layer's width.
 WIDTH_ARGUMENTS = (
     ((keras.layers.Dense, keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU), "units"),
-    ((keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Conv1DTranspose,
-      keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose, keras.layers.SeparableConv1D,
-      keras.layers.SeparableConv2D), "filters"),
+    (
+        (
+            keras.layers.Conv1D,
+            keras.layers.Conv2D,
+            keras.layers.Conv3D,
+            keras.layers.Conv1DTranspose,
+            keras.layers.Conv2DTranspose,
+            keras.layers.Conv3DTranspose,
+            keras.layers.SeparableConv1D,
+            keras.layers.SeparableConv2D,
+        ),
+        "filters",
+    ),
     ((keras.layers.Embedding,), "output_dim"),
-)  # fmt: skip
+)
 
 
 def _width_argument(layer: keras.layers.Layer) -> str | None:
@@ -106,10 +116,13 @@ def make_student(
     producers = _graph(teacher)
     kept = _output_layers(teacher, producers)
     removable = [
-        layer for layer in teacher.layers
-        if _width_argument(layer) is not None and id(layer) not in kept
-        and len(_inputs(layer)) == 1 and tuple(layer.input.shape) == tuple(layer.output.shape)
-    ]  # fmt: skip
+        layer
+        for layer in teacher.layers
+        if _width_argument(layer) is not None
+        and id(layer) not in kept
+        and len(_inputs(layer)) == 1
+        and tuple(layer.input.shape) == tuple(layer.output.shape)
+    ]
     if depth < 1 and not removable:
         raise ValueError(
             f"depth={depth} removes layers, but teacher {teacher.name!r} has none that can go "

@@ -74,15 +74,21 @@ def run_factorize_demo(
     print(f"\n{summary}")
     if finetune_epochs:
         print(f"Fine-tuning the factorized model for {finetune_epochs} epoch(s).")
-        compile_classifier(factorized).fit(data.x_train, data.y_train, epochs=finetune_epochs,
-                                 batch_size=64, verbose=verbose)  # fmt: skip
+        compile_classifier(factorized).fit(
+            data.x_train, data.y_train, epochs=finetune_epochs, batch_size=64, verbose=verbose
+        )
     factorized.save(os.path.join(output_dir, "factorized.keras"))
     factorized_bytes = export_tflite(factorized, os.path.join(output_dir, "factorized.tflite"))
 
     test = (data.x_test, data.y_test)
     before = report(model, float_bytes, data=test, name="float32", latency_runs=latency_runs)
-    after = report(factorized, factorized_bytes, data=test, latency_runs=latency_runs,
-                   name=f"fc1 factorized, rank {rank}")  # fmt: skip
+    after = report(
+        factorized,
+        factorized_bytes,
+        data=test,
+        latency_runs=latency_runs,
+        name=f"fc1 factorized, rank {rank}",
+    )
     comparison = before.compare(after)
     atomic_write_text(os.path.join(output_dir, "report.txt"), f"{summary}\n{comparison.to_text()}")
     atomic_write_text(

@@ -170,8 +170,11 @@ def factorize(
         "Replace its layers with `FactorizedDense.from_dense` / `FactorizedConv2D.from_conv2d` "
         "in its code instead.",
     )
-    given = [name for name, v in (("rank", rank), ("energy", energy),
-                                  ("compression", compression)) if v is not None]  # fmt: skip
+    given = [
+        name
+        for name, v in (("rank", rank), ("energy", energy), ("compression", compression))
+        if v is not None
+    ]
     if len(given) != 1:
         raise ValueError(
             "Pass exactly one of `rank`, `energy` and `compression`. "

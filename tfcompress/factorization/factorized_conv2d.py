@@ -19,10 +19,25 @@ from tfcompress.factorization.validation import check_rank_choice, int_pair, pos
 SCHEMES = ("spatial", "channel")
 PADDINGS = ("valid", "same")
 # Conv2D arguments a FactorizedConv2D takes over unchanged.
-_SHARED_ARGUMENTS = ("name", "trainable", "dtype", "filters", "kernel_size", "strides", "padding",
-                     "dilation_rate", "activation", "use_bias", "kernel_initializer",
-                     "bias_initializer", "kernel_regularizer", "bias_regularizer",
-                     "activity_regularizer", "kernel_constraint", "bias_constraint")  # fmt: skip
+_SHARED_ARGUMENTS = (
+    "name",
+    "trainable",
+    "dtype",
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "dilation_rate",
+    "activation",
+    "use_bias",
+    "kernel_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "bias_constraint",
+)
 
 
 def conv_unsupported(layer: keras.layers.Layer) -> str | None:
@@ -140,8 +155,11 @@ class FactorizedConv2D(keras.layers.Layer):
             raise ValueError(
                 f"{where}the spatial scheme has one rank (an integer). Received: rank={rank!r}"
             )
-        self.ranks = (positive_int(rank, "rank", where),) if scheme == "spatial" else (
-            int_pair(rank, "rank", where))  # fmt: skip
+        self.ranks = (
+            (positive_int(rank, "rank", where),)
+            if scheme == "spatial"
+            else (int_pair(rank, "rank", where))
+        )
         self.rank = self.ranks[0] if len(set(self.ranks)) == 1 else self.ranks
         self.strides = int_pair(strides, "strides", where)
         self.padding = padding
@@ -162,20 +180,40 @@ class FactorizedConv2D(keras.layers.Layer):
         if self.scheme == "spatial":
             (rank,) = self.ranks
             return [
-                {"name": "vertical_kernel", "shape": (kh, 1, cin, rank), "strides": (sh, 1),
-                 "dilation_rate": (dh, 1)},
-                {"name": "horizontal_kernel", "shape": (1, kw, rank, self.filters),
-                 "strides": (1, sw), "dilation_rate": (1, dw)},
-            ]  # fmt: skip
+                {
+                    "name": "vertical_kernel",
+                    "shape": (kh, 1, cin, rank),
+                    "strides": (sh, 1),
+                    "dilation_rate": (dh, 1),
+                },
+                {
+                    "name": "horizontal_kernel",
+                    "shape": (1, kw, rank, self.filters),
+                    "strides": (1, sw),
+                    "dilation_rate": (1, dw),
+                },
+            ]
         r_in, r_out = self.ranks
         return [
-            {"name": "down_kernel", "shape": (1, 1, cin, r_in), "strides": (1, 1),
-             "dilation_rate": (1, 1)},
-            {"name": "core_kernel", "shape": (kh, kw, r_in, r_out), "strides": self.strides,
-             "dilation_rate": self.dilation_rate},
-            {"name": "up_kernel", "shape": (1, 1, r_out, self.filters), "strides": (1, 1),
-             "dilation_rate": (1, 1)},
-        ]  # fmt: skip
+            {
+                "name": "down_kernel",
+                "shape": (1, 1, cin, r_in),
+                "strides": (1, 1),
+                "dilation_rate": (1, 1),
+            },
+            {
+                "name": "core_kernel",
+                "shape": (kh, kw, r_in, r_out),
+                "strides": self.strides,
+                "dilation_rate": self.dilation_rate,
+            },
+            {
+                "name": "up_kernel",
+                "shape": (1, 1, r_out, self.filters),
+                "strides": (1, 1),
+                "dilation_rate": (1, 1),
+            },
+        ]
 
     def build(self, input_shape):
         cin = input_shape[-1]
@@ -197,17 +235,23 @@ class FactorizedConv2D(keras.layers.Layer):
             )
         self.kernels = [
             self.add_weight(
-                name=part["name"], shape=part["shape"], initializer=self.kernel_initializer,
-                regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                name=part["name"],
+                shape=part["shape"],
+                initializer=self.kernel_initializer,
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
             )
             for part in self._parts(cin)
-        ]  # fmt: skip
+        ]
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
-                name="bias", shape=(self.filters,), initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-            )  # fmt: skip
+                name="bias",
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: cin})
 
     def _padding(self, part: dict) -> str:
@@ -217,16 +261,22 @@ class FactorizedConv2D(keras.layers.Layer):
     def call(self, inputs):
         x = inputs
         for part, kernel in zip(self._parts(self.kernels[0].shape[2]), self.kernels):
-            x = keras.ops.conv(x, kernel, strides=part["strides"], padding=self._padding(part),
-                               dilation_rate=part["dilation_rate"])  # fmt: skip
+            x = keras.ops.conv(
+                x,
+                kernel,
+                strides=part["strides"],
+                padding=self._padding(part),
+                dilation_rate=part["dilation_rate"],
+            )
         if self.bias is not None:
             x = keras.ops.add(x, self.bias)
         return self.activation(x)
 
     def compute_output_shape(self, input_shape):
         spatial = []
-        for size, k, s, d in zip(input_shape[1:3], self.kernel_size, self.strides,
-                                 self.dilation_rate):  # fmt: skip
+        for size, k, s, d in zip(
+            input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate
+        ):
             if size is None:
                 spatial.append(None)
             elif self.padding == "same":
@@ -272,11 +322,16 @@ class FactorizedConv2D(keras.layers.Layer):
         for i, (part, kernel) in enumerate(zip(parts, self.kernels)):
             last = i == len(parts) - 1
             conv = keras.layers.Conv2D(
-                part["shape"][-1], part["shape"][:2], strides=part["strides"],
-                padding=self._padding(part), dilation_rate=part["dilation_rate"],
-                activation=self.activation if last else None, use_bias=last and self.use_bias,
-                name=f"{self.name}_{part['name'].removesuffix('_kernel')}", dtype=self.dtype_policy,
-            )  # fmt: skip
+                part["shape"][-1],
+                part["shape"][:2],
+                strides=part["strides"],
+                padding=self._padding(part),
+                dilation_rate=part["dilation_rate"],
+                activation=self.activation if last else None,
+                use_bias=last and self.use_bias,
+                name=f"{self.name}_{part['name'].removesuffix('_kernel')}",
+                dtype=self.dtype_policy,
+            )
             conv.build(shape)
             conv.kernel.assign(kernel)
             if last and self.use_bias:

@@ -15,9 +15,20 @@ from tfcompress.factorization.svd import (
 from tfcompress.factorization.validation import check_rank_choice, positive_int
 
 # Dense arguments a FactorizedDense takes over unchanged.
-_SHARED_ARGUMENTS = ("name", "trainable", "dtype", "units", "activation", "use_bias",
-                     "kernel_initializer", "bias_initializer", "kernel_regularizer",
-                     "bias_regularizer", "kernel_constraint", "bias_constraint")  # fmt: skip
+_SHARED_ARGUMENTS = (
+    "name",
+    "trainable",
+    "dtype",
+    "units",
+    "activation",
+    "use_bias",
+    "kernel_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "bias_constraint",
+)
 
 
 def dense_unsupported(layer: keras.layers.Layer) -> str | None:
@@ -121,16 +132,22 @@ class FactorizedDense(keras.layers.Layer):
                 f"FactorizedDense {self.name!r}: `rank` must be at most min(input features, "
                 f"units) = {min(fan_in, self.units)}. Received: rank={self.rank}"
             )
-        factor = {"initializer": self.kernel_initializer, "regularizer": self.kernel_regularizer,
-                  "constraint": self.kernel_constraint}  # fmt: skip
+        factor = {
+            "initializer": self.kernel_initializer,
+            "regularizer": self.kernel_regularizer,
+            "constraint": self.kernel_constraint,
+        }
         self.u = self.add_weight(name="u", shape=(fan_in, self.rank), **factor)
         self.v = self.add_weight(name="v", shape=(self.rank, self.units), **factor)
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
-                name="bias", shape=(self.units,), initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-            )  # fmt: skip
+                name="bias",
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: fan_in})
 
     def call(self, inputs):
@@ -168,10 +185,16 @@ class FactorizedDense(keras.layers.Layer):
         They compute what this layer computes; QAT quantizes each on its own.
         """
         input_shape = self.get_build_config()["input_shape"]
-        first = keras.layers.Dense(self.rank, use_bias=False, name=f"{self.name}_u",
-                                   dtype=self.dtype_policy)  # fmt: skip
-        second = keras.layers.Dense(self.units, activation=self.activation, use_bias=self.use_bias,
-                                    name=f"{self.name}_v", dtype=self.dtype_policy)  # fmt: skip
+        first = keras.layers.Dense(
+            self.rank, use_bias=False, name=f"{self.name}_u", dtype=self.dtype_policy
+        )
+        second = keras.layers.Dense(
+            self.units,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            name=f"{self.name}_v",
+            dtype=self.dtype_policy,
+        )
         first.build(input_shape)
         first.kernel.assign(self.u)
         second.build(first.compute_output_shape(input_shape))

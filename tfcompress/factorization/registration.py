@@ -36,16 +36,18 @@ def _quantize_config(per_channel: bool):
     def config(layer) -> QuantizeConfig:
         # The weight quantizers carry the bits to the parts of the split (see QAT's `_split`).
         quantizer = WeightQuantizer(per_channel=per_channel)
-        return QuantizeConfig({w.name: quantizer for w in layer.weights
-                               if w.name != "bias"}, ActivationQuantizer())  # fmt: skip
+        return QuantizeConfig(
+            {w.name: quantizer for w in layer.weights if w.name != "bias"}, ActivationQuantizer()
+        )
 
     return config
 
 
 def register() -> None:
     """Registers FactorizedDense and FactorizedConv2D with the report and with QAT."""
-    register_layer(FactorizedDense, lambda layer: _out_major(layer.u) + _out_major(layer.v),
-                   _dense_macs)  # fmt: skip
+    register_layer(
+        FactorizedDense, lambda layer: _out_major(layer.u) + _out_major(layer.v), _dense_macs
+    )
     register_layer(
         FactorizedConv2D,
         lambda layer: [pair for kernel in layer.kernels for pair in _out_major(kernel)],

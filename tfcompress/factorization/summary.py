@@ -13,8 +13,18 @@ from tfcompress.factorization.factorized_dense import FactorizedDense
 from tfcompress.reporting import report
 from tfcompress.reporting.table import Renderable, fmt_float, fmt_int, fmt_ratio, render_table
 
-HEADERS = ["layer", "form", "rank", "full rank", "params", "params'", "MACs", "MACs'",
-           "params ratio", "kernel error"]  # fmt: skip
+HEADERS = [
+    "layer",
+    "form",
+    "rank",
+    "full rank",
+    "params",
+    "params'",
+    "MACs",
+    "MACs'",
+    "params ratio",
+    "kernel error",
+]
 
 
 def _paths(model: keras.Model, prefix: str = "") -> Iterator[tuple[str, keras.layers.Layer]]:
@@ -55,10 +65,18 @@ class FactorizationSummary(Renderable):
     def _render(self, markdown: bool) -> str:
         def line(name, r, form="", rank="", full=""):
             error = r.get("kernel_error")
-            return [name, form, rank, full, fmt_int(r["params"]), fmt_int(r["params_after"]),
-                    fmt_int(r["macs"]), fmt_int(r["macs_after"]),
-                    fmt_ratio(r["params"], r["params_after"]),
-                    "" if error is None else fmt_float(error)]  # fmt: skip
+            return [
+                name,
+                form,
+                rank,
+                full,
+                fmt_int(r["params"]),
+                fmt_int(r["params_after"]),
+                fmt_int(r["macs"]),
+                fmt_int(r["macs_after"]),
+                fmt_ratio(r["params"], r["params_after"]),
+                "" if error is None else fmt_float(error),
+            ]
 
         table = [line(r["layer"], r, r["form"], r["rank"], r["full_rank"]) for r in self.rows]
         table += [line(f"total ({key.replace('_', ' ')})", t) for key, t in self.totals.items()]
@@ -93,15 +111,19 @@ def factorization_summary(original: keras.Model, factorized: keras.Model) -> Fac
             np.linalg.norm(kernel), np.finfo(np.float32).tiny
         )
         ranks = (layer.rank,) if isinstance(layer, FactorizedDense) else layer.ranks
-        rows.append({
-            "layer": name,
-            "form": "dense" if isinstance(layer, FactorizedDense) else layer.scheme,
-            "rank": "x".join(str(r) for r in ranks),
-            "full_rank": _full_rank(layer, kernel),
-            "params": before[name].params, "params_after": after[name].params,
-            "macs": before[name].macs, "macs_after": after[name].macs,
-            "kernel_error": float(error),
-        })  # fmt: skip
+        rows.append(
+            {
+                "layer": name,
+                "form": "dense" if isinstance(layer, FactorizedDense) else layer.scheme,
+                "rank": "x".join(str(r) for r in ranks),
+                "full_rank": _full_rank(layer, kernel),
+                "params": before[name].params,
+                "params_after": after[name].params,
+                "macs": before[name].macs,
+                "macs_after": after[name].macs,
+                "kernel_error": float(error),
+            }
+        )
 
     def total(rows_before, rows_after) -> dict:
         def add(rs, key):

@@ -140,5 +140,7 @@ def channel_masks(scores: list[np.ndarray], sparsity: float, norm: str) -> list[
         rows = [np.sqrt((m**2).mean(axis=1, keepdims=True)) for m in matrices]
     sizes = [np.full_like(r, m.shape[1]) for r, m in zip(rows, matrices)]
     kept = _keep_largest(rows, sizes, sparsity)
-    return [from_matrix(np.repeat(k, m.shape[1], axis=1), s.shape)
-            for k, m, s in zip(kept, matrices, scores)]  # fmt: skip
+    return [
+        from_matrix(np.repeat(k, m.shape[1], axis=1), s.shape)
+        for k, m, s in zip(kept, matrices, scores)
+    ]

@@ -63,9 +63,13 @@ class PolynomialDecay(PruningSchedule):
 
     def with_target(self, sparsity: float) -> PolynomialDecay:
         return PolynomialDecay(
-            min(self.initial_sparsity, sparsity), sparsity, self.begin_step, self.end_step,
-            self.power, self.frequency,
-        )  # fmt: skip
+            min(self.initial_sparsity, sparsity),
+            sparsity,
+            self.begin_step,
+            self.end_step,
+            self.power,
+            self.frequency,
+        )
 
     def get_config(self) -> dict:
         return {

@@ -64,9 +64,18 @@ def _kernels_by_name(layer: keras.layers.Layer) -> list:
 
 def _register_builtins() -> None:
     layers = keras.layers
-    kernel = (layers.Dense, layers.EinsumDense, layers.Conv1D, layers.Conv2D, layers.Conv3D,
-              layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose,
-              layers.DepthwiseConv1D, layers.DepthwiseConv2D)  # fmt: skip
+    kernel = (
+        layers.Dense,
+        layers.EinsumDense,
+        layers.Conv1D,
+        layers.Conv2D,
+        layers.Conv3D,
+        layers.Conv1DTranspose,
+        layers.Conv2DTranspose,
+        layers.Conv3DTranspose,
+        layers.DepthwiseConv1D,
+        layers.DepthwiseConv2D,
+    )
     for cls in kernel:
         register_prunable(cls, lambda layer: [layer.kernel])
     for cls in (layers.SeparableConv1D, layers.SeparableConv2D):
@@ -75,8 +84,13 @@ def _register_builtins() -> None:
     register_prunable(layers.MultiHeadAttention, _kernels_by_name)
     for cls in (layers.LSTM, layers.GRU, layers.SimpleRNN):
         register_prunable(cls, lambda layer: [layer.cell.kernel, layer.cell.recurrent_kernel])
-    nothing = (layers.BatchNormalization, layers.LayerNormalization, layers.GroupNormalization,
-               layers.Normalization, layers.PReLU)  # fmt: skip
+    nothing = (
+        layers.BatchNormalization,
+        layers.LayerNormalization,
+        layers.GroupNormalization,
+        layers.Normalization,
+        layers.PReLU,
+    )
     for cls in nothing:
         register_prunable(cls, lambda layer: [])
 

@@ -249,13 +249,19 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.bias_mask = None
         if self.channel_norm is not None and self.layer.use_bias:
             self.bias_mask = self.add_weight(
-                name="bias_mask", shape=self.layer.bias.shape, initializer="ones",
-                trainable=False, dtype="float32",
-            )  # fmt: skip
+                name="bias_mask",
+                shape=self.layer.bias.shape,
+                initializer="ones",
+                trainable=False,
+                dtype="float32",
+            )
         self.pruning_step = self.add_weight(
-            name="pruning_step", shape=(), dtype="int64", trainable=False,
+            name="pruning_step",
+            shape=(),
+            dtype="int64",
+            trainable=False,
             initializer=keras.initializers.Constant(-1),
-        )  # fmt: skip
+        )
         self.scores = []
         if self.importance_kind == "taylor":
             if self.layer.non_trainable_variables:
@@ -265,10 +271,16 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                     f"{[v.name for v in self.layer.non_trainable_variables]}."
                 )
             self.scores = [
-                self.add_weight(name=f"taylor_score_{i}", shape=w.shape, initializer="zeros",
-                                trainable=False, dtype="float32", aggregation="sum")
+                self.add_weight(
+                    name=f"taylor_score_{i}",
+                    shape=w.shape,
+                    initializer="zeros",
+                    trainable=False,
+                    dtype="float32",
+                    aggregation="sum",
+                )
                 for i, w in enumerate(self._prunable)
-            ]  # fmt: skip
+            ]
         for weight, mask in self._masked_pairs():
             weight.constraint = MaskConstraint(mask, weight.constraint)
         self.built = True
@@ -292,8 +304,10 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             return self.layer(inputs, **kwargs)
         # Taylor: run the layer on its weights passed through gradient probes.
         probes = {id(w): _taylor_probe(s) for w, s in zip(self._prunable, self.scores)}
-        values = [probes[id(v)](v.value) if id(v) in probes else v.value
-                  for v in self.layer.trainable_variables]  # fmt: skip
+        values = [
+            probes[id(v)](v.value) if id(v) in probes else v.value
+            for v in self.layer.trainable_variables
+        ]
         outputs, _ = self.layer.stateless_call(values, [], inputs, **kwargs)
         return outputs
 

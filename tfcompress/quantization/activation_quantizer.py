@@ -41,9 +41,13 @@ class ActivationQuantizer(Quantizer):
     def build(self, shape: tuple, layer: keras.layers.Layer, name: str) -> dict:
         def scalar(suffix, value, trainable=False, aggregation="mean"):
             return layer.add_weight(
-                name=f"{name}_{suffix}", shape=(), dtype="float32", trainable=trainable,
-                initializer=keras.initializers.Constant(value), aggregation=aggregation,
-            )  # fmt: skip
+                name=f"{name}_{suffix}",
+                shape=(),
+                dtype="float32",
+                trainable=trainable,
+                initializer=keras.initializers.Constant(value),
+                aggregation=aggregation,
+            )
 
         return {
             "min": scalar("min", -6.0, self.learned),

@@ -18,8 +18,12 @@ from tfcompress.quantization.quantize_config import QuantizeConfig
 from tfcompress.quantization.registry import activation_name
 from tfcompress.utils.surgery import is_graph_model
 
-FOLDS_INTO = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
-              keras.layers.Dense)  # fmt: skip
+FOLDS_INTO = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.Dense,
+)
 FUSES_ACTIVATION = (*FOLDS_INTO, keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply)
 
 

@@ -147,24 +147,52 @@ def _register_builtins() -> None:
             cls, weights_and_output({"kernel": per_tensor, "recurrent_kernel": per_tensor})
         )
     quantized_output = (
-        layers.BatchNormalization, layers.LayerNormalization, layers.Rescaling,
-        layers.Normalization, layers.Add, layers.Subtract, layers.Multiply, layers.Average,
-        layers.Maximum, layers.Minimum, layers.Concatenate, layers.GlobalAveragePooling1D,
+        layers.BatchNormalization,
+        layers.LayerNormalization,
+        layers.Rescaling,
+        layers.Normalization,
+        layers.Add,
+        layers.Subtract,
+        layers.Multiply,
+        layers.Average,
+        layers.Maximum,
+        layers.Minimum,
+        layers.Concatenate,
+        layers.GlobalAveragePooling1D,
         layers.GlobalAveragePooling2D,
-        layers.ReLU, layers.LeakyReLU, layers.ELU, layers.PReLU,
-    )  # fmt: skip
+        layers.ReLU,
+        layers.LeakyReLU,
+        layers.ELU,
+        layers.PReLU,
+    )
     for cls in quantized_output:
         register_quantize_config(cls, weights_and_output({}))
     for cls in (layers.Activation, layers.Softmax):
         register_quantize_config(cls, output_unless_fixed)
     passthrough = (
-        layers.InputLayer, layers.Reshape, layers.Flatten, layers.Permute, layers.Dropout,
-        layers.SpatialDropout1D, layers.SpatialDropout2D, layers.GaussianNoise,
-        layers.GaussianDropout, layers.MaxPooling1D, layers.MaxPooling2D,
-        layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D, layers.ZeroPadding1D,
-        layers.ZeroPadding2D, layers.Cropping1D, layers.Cropping2D, layers.Identity,
-        layers.UpSampling1D, layers.UpSampling2D, layers.AveragePooling1D, layers.AveragePooling2D,
-    )  # fmt: skip
+        layers.InputLayer,
+        layers.Reshape,
+        layers.Flatten,
+        layers.Permute,
+        layers.Dropout,
+        layers.SpatialDropout1D,
+        layers.SpatialDropout2D,
+        layers.GaussianNoise,
+        layers.GaussianDropout,
+        layers.MaxPooling1D,
+        layers.MaxPooling2D,
+        layers.GlobalMaxPooling1D,
+        layers.GlobalMaxPooling2D,
+        layers.ZeroPadding1D,
+        layers.ZeroPadding2D,
+        layers.Cropping1D,
+        layers.Cropping2D,
+        layers.Identity,
+        layers.UpSampling1D,
+        layers.UpSampling2D,
+        layers.AveragePooling1D,
+        layers.AveragePooling2D,
+    )
     for cls in passthrough:
         register_quantize_config(cls, weights_and_output({}, False))
 

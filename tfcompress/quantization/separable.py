@@ -17,14 +17,23 @@ def split_separable(layer: keras.layers.SeparableConv2D) -> list[keras.layers.La
     """
     c = layer.get_config()
     depthwise = keras.layers.DepthwiseConv2D(
-        c["kernel_size"], strides=c["strides"], padding=c["padding"],
-        depth_multiplier=c["depth_multiplier"], data_format=c["data_format"],
-        dilation_rate=c["dilation_rate"], use_bias=False, name=f"{layer.name}_depthwise",
-    )  # fmt: skip
+        c["kernel_size"],
+        strides=c["strides"],
+        padding=c["padding"],
+        depth_multiplier=c["depth_multiplier"],
+        data_format=c["data_format"],
+        dilation_rate=c["dilation_rate"],
+        use_bias=False,
+        name=f"{layer.name}_depthwise",
+    )
     pointwise = keras.layers.Conv2D(
-        c["filters"], 1, data_format=c["data_format"], activation=c["activation"],
-        use_bias=c["use_bias"], name=f"{layer.name}_pointwise",
-    )  # fmt: skip
+        c["filters"],
+        1,
+        data_format=c["data_format"],
+        activation=c["activation"],
+        use_bias=c["use_bias"],
+        name=f"{layer.name}_pointwise",
+    )
     input_shape = layer.get_build_config()["input_shape"]
     depthwise.build(input_shape)
     depthwise.kernel.assign(layer.depthwise_kernel)

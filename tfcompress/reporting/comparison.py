@@ -77,11 +77,20 @@ class ReportComparison(Renderable):
 
     def _layer_rows(self) -> list[list[str]]:
         return [
-            [b.name, fmt_int(b.params), fmt_int(a.params), fmt_int(b.nonzero), fmt_int(a.nonzero),
-             fmt_pct(a.sparsity), a.structure or "-", fmt_int(b.macs), fmt_int(a.macs),
-             fmt_ratio(b.stored_bytes, a.stored_bytes)]
+            [
+                b.name,
+                fmt_int(b.params),
+                fmt_int(a.params),
+                fmt_int(b.nonzero),
+                fmt_int(a.nonzero),
+                fmt_pct(a.sparsity),
+                a.structure or "-",
+                fmt_int(b.macs),
+                fmt_int(a.macs),
+                fmt_ratio(b.stored_bytes, a.stored_bytes),
+            ]
             for b, a in self._layer_pairs()
-        ]  # fmt: skip
+        ]
 
     def _render(self, markdown: bool) -> str:
         title = f"{self.before.name} -> {self.after.name}"
@@ -91,8 +100,18 @@ class ReportComparison(Renderable):
         )
         layer_rows = self._layer_rows()
         if layer_rows:
-            headers = ["layer", "params", "params'", "nonzero", "nonzero'", "sparsity'",
-                       "structure'", "MACs", "MACs'", "bytes ratio"]  # fmt: skip
+            headers = [
+                "layer",
+                "params",
+                "params'",
+                "nonzero",
+                "nonzero'",
+                "sparsity'",
+                "structure'",
+                "MACs",
+                "MACs'",
+                "bytes ratio",
+            ]
             parts.append(("### " if markdown else "") + "Per layer (' = after)")
             parts.append(render_table(headers, layer_rows, markdown))
         return "\n\n".join(parts) + "\n"

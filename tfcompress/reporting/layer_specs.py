@@ -136,8 +136,9 @@ def _register_builtins() -> None:
             lambda layer: [(layer.kernel, transpose_kernel_to_matrix(_np(layer.kernel)))],
             lambda layer, i, o: _spatial(i) * math.prod(layer.kernel.shape),
         )
-    register_layer(layers.Embedding, lambda layer: [(layer.embeddings, _np(layer.embeddings))],
-                   _no_macs)  # fmt: skip
+    register_layer(
+        layers.Embedding, lambda layer: [(layer.embeddings, _np(layer.embeddings))], _no_macs
+    )
     for recurrent in (layers.LSTM, layers.GRU, layers.SimpleRNN):
         register_layer(
             recurrent,

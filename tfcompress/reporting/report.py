@@ -19,8 +19,17 @@ from tfcompress.reporting.table import Renderable, fmt_int, fmt_pct, render_tabl
 from tfcompress.reporting.tflite_stats import tflite_op_stats
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
-LAYER_HEADERS = ["layer", "type", "params", "nonzero", "sparsity", "structure", "unique", "MACs",
-                 "bytes"]  # fmt: skip
+LAYER_HEADERS = [
+    "layer",
+    "type",
+    "params",
+    "nonzero",
+    "sparsity",
+    "structure",
+    "unique",
+    "MACs",
+    "bytes",
+]
 
 
 def gzip_size(content: bytes) -> int:
@@ -49,9 +58,17 @@ def _totals(rows: list[LayerStats]) -> dict:
 
 
 def _layer_row(r: LayerStats) -> list[str]:
-    return [r.name, r.kind, fmt_int(r.params), fmt_int(r.nonzero), fmt_pct(r.sparsity),
-            r.structure or "-", fmt_int(r.unique) if r.unique is not None else "-",
-            fmt_int(r.macs), fmt_int(r.stored_bytes)]  # fmt: skip
+    return [
+        r.name,
+        r.kind,
+        fmt_int(r.params),
+        fmt_int(r.nonzero),
+        fmt_pct(r.sparsity),
+        r.structure or "-",
+        fmt_int(r.unique) if r.unique is not None else "-",
+        fmt_int(r.macs),
+        fmt_int(r.stored_bytes),
+    ]
 
 
 @dataclass
@@ -95,12 +112,15 @@ class CompressionReport(Renderable):
             shown = [r for r in rows if r.params or r.macs]
             if shown:
                 total = LayerStats(
-                    "total", "", params=sum(r.params for r in shown),
+                    "total",
+                    "",
+                    params=sum(r.params for r in shown),
                     nonzero=sum(r.nonzero for r in shown),
                     kernel_params=sum(r.kernel_params for r in shown),
                     kernel_zeros=sum(r.kernel_zeros for r in shown),
-                    macs=_sum(shown, "macs"), stored_bytes=sum(r.stored_bytes for r in shown),
-                )  # fmt: skip
+                    macs=_sum(shown, "macs"),
+                    stored_bytes=sum(r.stored_bytes for r in shown),
+                )
                 table = [_layer_row(r) for r in shown] + [_layer_row(total)]
                 parts.append(("### " if markdown else "") + title)
                 parts.append(render_table(LAYER_HEADERS, table, markdown))
