@@ -26,6 +26,7 @@ class CentroidInitialization(str, enum.Enum):
     `"density"` name them too.
 
     Example:
+        >>> from tfcompress.clustering import CentroidInitialization
         >>> CentroidInitialization("kmeans++") is CentroidInitialization.KMEANS_PLUS_PLUS
         True
     """
@@ -39,6 +40,7 @@ def linear_centroids(values: np.ndarray, number_of_clusters: int) -> np.ndarray:
     """`number_of_clusters` centroids evenly spaced between `min(values)` and `max(values)`.
 
     Example:
+        >>> from tfcompress.clustering.centroids import linear_centroids
         >>> linear_centroids(np.array([-1.0, 0.5, 3.0]), 5)
         array([-1.,  0.,  1.,  2.,  3.], dtype=float32)
     """
@@ -53,6 +55,7 @@ def density_based_centroids(values: np.ndarray, number_of_clusters: int) -> np.n
     so the centroids follow the weights' density.
 
     Example:
+        >>> from tfcompress.clustering.centroids import density_based_centroids
         >>> density_based_centroids(np.arange(100.0), 4)
         array([12.375, 37.125, 61.875, 86.625], dtype=float32)
     """
@@ -76,6 +79,7 @@ def kmeans_plus_plus_centroids(
             centroid to the mean of its members); stops early once stable.
 
     Example:
+        >>> from tfcompress.clustering.centroids import kmeans_plus_plus_centroids
         >>> kmeans_plus_plus_centroids(np.array([0.0, 0.1, 5.0, 5.1]), 2)
         array([0.05, 5.05], dtype=float32)
     """
@@ -156,6 +160,7 @@ def cluster_array(
         indices int32 of the shape of `values`, in `[0, k)`.
 
     Example:
+        >>> from tfcompress.clustering.centroids import cluster_array
         >>> centroids, indices = cluster_array(np.array([[0.0, 1.0], [0.1, 0.9]]), 2, "linear")
         >>> centroids[indices]
         array([[0., 1.],

@@ -81,6 +81,7 @@ class ClusterWeights(keras.layers.Wrapper):
         That of the wrapped layer.
 
     Example:
+        >>> from tfcompress.clustering import ClusterWeights
         >>> dense = ClusterWeights(keras.layers.Dense(64), number_of_clusters=16)
         >>> y = dense(np.ones((2, 32), "float32"))
         >>> len(np.unique(dense.clustered_weights()[0])) <= 16

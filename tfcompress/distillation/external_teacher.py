@@ -37,8 +37,24 @@ class ExternalTeacher(keras.layers.Layer):
         **kwargs: Base layer arguments.
 
     Example:
+        >>> from tfcompress.distillation import ExternalTeacher
+        >>> data = tfcompress.datasets.load_digits()
+        >>> x, y = data.x_train[:64], data.y_train[:64]
+        >>> keras_teacher = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
+        >>> content = tfcompress.export_tflite(
+        ...     keras_teacher, "teacher_int8.tflite", mode="int8", representative_data=x)
         >>> teacher = ExternalTeacher("teacher_int8.tflite")
+        >>> teacher.sample_output_shape
+        (10,)
+        >>> student = tfcompress.make_student(keras_teacher, width=0.25)
         >>> distiller = tfcompress.Distiller(teacher, student)  # or pass the path directly
+        >>> distiller.compile(
+        ...     "adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = distiller.fit(x, y, epochs=1, verbose=0)
+        >>> history.history["loss"][0] > 0
+        True
     """
 
     def __init__(

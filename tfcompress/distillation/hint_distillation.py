@@ -30,10 +30,25 @@ class HintDistillation(keras.distillation.FeatureDistillation):
         teacher_index: Which teacher gives the hint when there are several.
 
     Example:
-        >>> hint = HintDistillation("fc1", "fc1")  # teacher 128 units, student 16
+        >>> from tfcompress.distillation import HintDistillation, SoftTargetDistillation
+        >>> data = tfcompress.datasets.load_digits()
+        >>> x, y = data.x_train[:64], data.y_train[:64]
+        >>> teacher = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu", name="fc1"),
+        ...     keras.layers.Dense(10, name="logits")])
+        >>> student = tfcompress.make_student(teacher, width=0.25)
+        >>> student.get_layer("fc1").units  # the teacher's has 64: an adapter bridges them
+        16
+        >>> hint = HintDistillation("fc1", "fc1")
         >>> distiller = tfcompress.Distiller(
         ...     teacher, student, distillation_losses=[SoftTargetDistillation(), hint],
         ...     distillation_loss_weights=[1.0, 0.1])
+        >>> distiller.compile(
+        ...     "adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = distiller.fit(x, y, epochs=1, verbose=0)
+        >>> history.history["loss"][0] > 0
+        True
     """
 
     def __init__(

@@ -101,7 +101,7 @@ def make_student(
             teacher without removable layers, nested or shared layers.
 
     Example:
-        >>> student = make_student(tfcompress.models.small_cnn(), width=0.25)
+        >>> student = tfcompress.make_student(tfcompress.models.small_cnn(), width=0.25)
         >>> student.get_layer("fc1").units
         32
     """

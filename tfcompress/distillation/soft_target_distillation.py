@@ -24,8 +24,21 @@ class SoftTargetDistillation(keras.distillation.DistillationLoss):
             checked at step 0.
 
     Example:
+        >>> from tfcompress.distillation import SoftTargetDistillation
+        >>> data = tfcompress.datasets.load_digits()
+        >>> x, y = data.x_train[:64], data.y_train[:64]
+        >>> teacher = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu", name="fc1"),
+        ...     keras.layers.Dense(10, name="logits")])
+        >>> student = tfcompress.make_student(teacher, width=0.25)
         >>> loss = SoftTargetDistillation(temperature=4.0)
         >>> distiller = tfcompress.Distiller(teacher, student, distillation_losses=loss)
+        >>> distiller.compile(
+        ...     "adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = distiller.fit(x, y, epochs=1, verbose=0)
+        >>> history.history["loss"][0] > 0
+        True
     """
 
     def __init__(self, temperature: Scalar = 4.0):

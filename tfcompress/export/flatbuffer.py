@@ -196,9 +196,13 @@ class TFLiteFile:
         content: The flatbuffer bytes of the model.
 
     Example:
-        >>> info = TFLiteFile(open("model.tflite", "rb").read())  # doctest: +SKIP
-        >>> [op.name for op in info.ops]  # doctest: +SKIP
-        ['FULLY_CONNECTED', 'FULLY_CONNECTED', 'FULLY_CONNECTED']
+        >>> model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32),
+        ...                           keras.layers.Dense(10)])
+        >>> import pathlib
+        >>> content = tfcompress.export_tflite(model, "model.tflite")
+        >>> info = tfcompress.TFLiteFile(pathlib.Path("model.tflite").read_bytes())
+        >>> [op.name for op in info.ops]
+        ['FULLY_CONNECTED', 'FULLY_CONNECTED']
     """
 
     def __init__(self, content: bytes):

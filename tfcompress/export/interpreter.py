@@ -47,11 +47,19 @@ class TFLiteModel:
             when it is not quantized.
 
     Example:
-        >>> runner = TFLiteModel(export_tflite(model, mode="int8",
-        ...                                    representative_data=x[:100]))
-        >>> accuracy = runner.evaluate(x_test, y_test)
-        >>> runner.latency(x_test[:1])["median_ms"]  # doctest: +SKIP
-        0.08
+        >>> data = tfcompress.datasets.load_digits()
+        >>> x, y = data.x_test[:100], data.y_test[:100]
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)], name="mlp")
+        >>> runner = tfcompress.TFLiteModel(
+        ...     tfcompress.export_tflite(model, mode="int8", representative_data=x))
+        >>> runner.predict(x).shape
+        (100, 10)
+        >>> 0 <= runner.evaluate(x, y) <= 1
+        True
+        >>> runner.latency(x[:1])["median_ms"] > 0
+        True
     """
 
     def __init__(

@@ -39,9 +39,18 @@ def compare_kernels(
         KernelsNotBuiltError: The kernel library was not built.
 
     Example:
-        >>> summary = compare_kernels(int8_bytes, x_test[:200])  # doctest: +SKIP
-        >>> summary["speedup"] > 1  # doctest: +SKIP
-        True
+        >>> data = tfcompress.datasets.load_digits()
+        >>> x, y = data.x_test[:100], data.y_test[:100]
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)], name="mlp")
+        >>> int8_bytes = tfcompress.export_tflite(model, mode="int8", representative_data=x)
+        >>> summary = tfcompress.compare_kernels(int8_bytes, x, rounds=1, runs=10)
+        >>> summary["identical_to_reference"], summary["counters"]["nodes_claimed"]
+        (True, 2)
+        >>> sorted(summary)
+        ['counters', 'default_ms', 'identical_to_reference', 'isa', 'kernels_ms',
+         'max_abs_diff_vs_default', 'samples', 'speedup', 'top1_agreement']
     """
     if rounds < 1 or runs < 1:
         raise ValueError(

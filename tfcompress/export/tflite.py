@@ -134,7 +134,7 @@ def export_tflite(
 
     Example:
         >>> model = tfcompress.models.lenet_300_100()
-        >>> content = export_tflite(model, mode="dynamic")
+        >>> content = tfcompress.export_tflite(model, mode="dynamic")
         >>> content[4:8]
         b'TFL3'
     """

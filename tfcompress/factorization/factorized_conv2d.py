@@ -111,11 +111,15 @@ class FactorizedConv2D(keras.layers.Layer):
         `(batch, new_height, new_width, filters)`, as Conv2D's.
 
     Example:
+        >>> from tfcompress.factorization import FactorizedConv2D
         >>> layer = FactorizedConv2D(16, 3, rank=4, scheme="spatial", padding="same")
         >>> tuple(layer(np.ones((1, 8, 8, 3))).shape)
         (1, 8, 8, 16)
-        >>> small = FactorizedConv2D.from_conv2d(model.get_layer("conv2"), energy=0.9,
-        ...                                      scheme="channel")  # doctest: +SKIP
+        >>> model = tfcompress.models.small_cnn()
+        >>> small = FactorizedConv2D.from_conv2d(model.get_layer("conv2"), rank=(8, 16),
+        ...                                      scheme="channel")
+        >>> small.filters, small.count_params() < model.get_layer("conv2").count_params()
+        (64, True)
     """
 
     def __init__(

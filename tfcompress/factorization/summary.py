@@ -96,8 +96,17 @@ def factorization_summary(original: keras.Model, factorized: keras.Model) -> Fac
         A `FactorizationSummary`; print it, or `to_markdown()`/`to_json()`.
 
     Example:
-        >>> print(factorization_summary(model, factorize(model, energy=0.8, layers=["fc1"])))
-        ... # doctest: +SKIP
+        >>> from tfcompress.factorization import factorization_summary
+        >>> model = tfcompress.models.lenet_300_100()
+        >>> small = tfcompress.factorize(model, rank=16, layers=["fc1"])
+        >>> summary = factorization_summary(model, small)
+        >>> row = summary.rows[0]
+        >>> row["layer"], row["rank"], row["params"], row["params_after"]
+        ('fc1', '16', 235500, 17644)
+        >>> print(summary)
+        Factorized layers (' = after)
+        ...
+        fc1  dense  16  300  235,500  17,644  235,200  17,344  13.35x ...
     """
     before = {r.name: r for r in report(original).layers}
     after = {r.name: r for r in report(factorized).layers}

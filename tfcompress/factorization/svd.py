@@ -53,6 +53,7 @@ def energy_rank(values: np.ndarray, energy: float) -> int:
     """The smallest rank whose singular values hold `energy` of the squared total.
 
     Example:
+        >>> from tfcompress.factorization import energy_rank
         >>> energy_rank(np.array([3.0, 1.0, 0.0]), 0.9)
         1
     """
@@ -90,6 +91,7 @@ def randomized_svd(
         `(u [m, rank], s [rank], vt [rank, n])`, `s` descending.
 
     Example:
+        >>> from tfcompress.factorization import randomized_svd
         >>> a = np.random.default_rng(0).normal(size=(500, 40)) @ np.diag(0.5 ** np.arange(40))
         >>> u, s, vt = randomized_svd(a, 5)
         >>> np.allclose(s, np.linalg.svd(a, compute_uv=False)[:5])

@@ -36,11 +36,19 @@ class KernelDelegate:
             `tf.lite`), `"litert"` or `"tf"`; use the one whose interpreter runs it.
 
     Example:
-        >>> delegate = KernelDelegate()  # doctest: +SKIP
-        >>> interpreter = Interpreter(model_path="int8.tflite",
-        ...                           experimental_delegates=[delegate.delegate])  # doctest: +SKIP
-        >>> delegate.counters()["nodes_claimed"]  # doctest: +SKIP
-        3
+        >>> x = tfcompress.datasets.load_digits().x_test[:50]
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
+        >>> content = tfcompress.export_tflite(model, mode="int8", representative_data=x)
+        >>> delegate = tfcompress.KernelDelegate()
+        >>> runner = tfcompress.TFLiteModel(content, delegates=[delegate])
+        >>> runner.predict(x).shape
+        (50, 10)
+        >>> delegate.counters()["nodes_claimed"]
+        2
+        >>> [node.op for node in delegate.nodes()]
+        ['FULLY_CONNECTED', 'FULLY_CONNECTED']
     """
 
     def __init__(

@@ -16,7 +16,7 @@ def lenet_300_100(input_shape: tuple[int, ...] = (28, 28, 1), num_classes: int =
         An uncompiled functional `keras.Model` that outputs logits.
 
     Example:
-        >>> lenet_300_100().count_params()
+        >>> tfcompress.models.lenet_300_100().count_params()
         266610
     """
     inputs = keras.Input(shape=input_shape, name="image")

@@ -41,7 +41,7 @@ def tiny_mobilenet(
         An uncompiled functional `keras.Model` that outputs logits.
 
     Example:
-        >>> model = tiny_mobilenet()
+        >>> model = tfcompress.models.tiny_mobilenet()
         >>> model.output_shape
         (None, 10)
     """

@@ -22,7 +22,7 @@ def small_cnn(
         An uncompiled functional `keras.Model` that outputs logits.
 
     Example:
-        >>> small_cnn().count_params()
+        >>> tfcompress.models.small_cnn().count_params()
         1199882
     """
     inputs = keras.Input(shape=input_shape, name="image")

@@ -20,7 +20,7 @@ class ConstantSparsity(PruningSchedule):
         frequency: Masks are updated every `frequency` steps.
 
     Example:
-        >>> schedule = ConstantSparsity(0.8, begin_step=0, frequency=100)
+        >>> schedule = tfcompress.ConstantSparsity(0.8, begin_step=0, frequency=100)
         >>> schedule(200)
         (True, 0.8)
     """

@@ -25,7 +25,7 @@ class PolynomialDecay(PruningSchedule):
         frequency: Masks are updated every `frequency` steps.
 
     Example:
-        >>> schedule = PolynomialDecay(0.0, 0.9, begin_step=0, end_step=1000)
+        >>> schedule = tfcompress.PolynomialDecay(0.0, 0.9, begin_step=0, end_step=1000)
         >>> round(schedule.sparsity_at(500), 4)
         0.7875
     """

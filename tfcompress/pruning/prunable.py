@@ -13,6 +13,7 @@ class PrunableLayer:
     """Mixin for custom layers: say which weights pruning may zero.
 
     Example:
+        >>> from tfcompress.pruning import PrunableLayer
         >>> class MyLayer(keras.layers.Layer, PrunableLayer):
         ...     def build(self, input_shape):
         ...         self.w = self.add_weight(shape=(input_shape[-1], 8))
@@ -20,6 +21,10 @@ class PrunableLayer:
         ...         return x @ self.w
         ...     def get_prunable_weights(self):
         ...         return [self.w]
+        >>> model = keras.Sequential([keras.Input((16,)), MyLayer()])
+        >>> pruned = tfcompress.prune_low_magnitude(model, tfcompress.ConstantSparsity(0.5, 0))
+        >>> type(pruned.layers[0]).__name__
+        'PruneLowMagnitude'
     """
 
     def get_prunable_weights(self) -> list:

@@ -123,8 +123,15 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         **kwargs: Base layer arguments.
 
     Example:
-        >>> dense = PruneLowMagnitude(keras.layers.Dense(64), ConstantSparsity(0.8, 0),
+        >>> from tfcompress.pruning import ConstantSparsity, PruneLowMagnitude
+        >>> dense = PruneLowMagnitude(keras.layers.Dense(64, name="fc"), ConstantSparsity(0.75, 0),
         ...                           block_size=(16, 4))
+        >>> model = keras.Sequential([keras.Input((32,)), dense], name="mlp")
+        >>> model.compile("sgd", "mse")
+        >>> history = model.fit(np.ones((8, 32)), np.zeros((8, 64)), epochs=1, verbose=0,
+        ...                     callbacks=[tfcompress.UpdatePruningStep()])
+        >>> tfcompress.get_sparsity(model)
+        {'mlp/prune_low_magnitude_fc/fc/kernel': 0.75}
     """
 
     def __init__(

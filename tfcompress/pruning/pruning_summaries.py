@@ -34,7 +34,18 @@ class PruningSummaries(keras.callbacks.Callback):
         update_freq: Batches between writes (>= 1).
 
     Example:
-        >>> model.fit(x, y, callbacks=[UpdatePruningStep(), PruningSummaries("logs")])
+        >>> import os
+        >>> from tfcompress.pruning import PruningSummaries
+        >>> data = tfcompress.datasets.load_digits()
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])
+        >>> pruned = tfcompress.prune_low_magnitude(model, tfcompress.ConstantSparsity(0.5, 0))
+        >>> pruned.compile("adam", "sparse_categorical_crossentropy")
+        >>> history = pruned.fit(
+        ...     data.x_train[:64], data.y_train[:64], epochs=1, verbose=0,
+        ...     callbacks=[tfcompress.UpdatePruningStep(), PruningSummaries("logs")])
+        >>> len(os.listdir("logs")) > 0
+        True
     """
 
     def __init__(self, log_dir: str | os.PathLike, update_freq: int = 100):

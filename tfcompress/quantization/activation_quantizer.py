@@ -25,10 +25,13 @@ class ActivationQuantizer(Quantizer):
         learned: Train the range instead of averaging it.
 
     Example:
+        >>> from tfcompress.quantization import ActivationQuantizer
         >>> q = ActivationQuantizer()
         >>> layer = keras.layers.Layer()
         >>> ranges = q.build((None, 4), layer, "output")
         >>> y = q(keras.ops.ones((2, 4)), ranges, training=True)
+        >>> tuple(y.shape)
+        (2, 4)
     """
 
     def __init__(self, bits: int = 8, ema_decay: float = 0.99, learned: bool = False):

@@ -25,7 +25,13 @@ class QuantizeConfig:
     layers are not wrapped at all.
 
     Example:
+        >>> from tfcompress.quantization import (
+        ...     ActivationQuantizer, QuantizeConfig, WeightQuantizer)
         >>> config = QuantizeConfig({"kernel": WeightQuantizer(bits=4)}, ActivationQuantizer())
+        >>> dense = tfcompress.quantize_annotate_layer(keras.layers.Dense(8), config)
+        >>> qat = tfcompress.quantize_apply(keras.Sequential([keras.Input((16,)), dense]))
+        >>> [type(layer).__name__ for layer in qat.layers]
+        ['InputLayer', 'QuantizeLayer', 'QuantizeWrapper']
     """
 
     def __init__(

@@ -20,8 +20,11 @@ class QuantizeLayer(keras.layers.Layer):
         **kwargs: Base layer arguments.
 
     Example:
+        >>> from tfcompress.quantization import QuantizeLayer
         >>> x = keras.Input((28, 28, 1))
         >>> y = QuantizeLayer()(x)
+        >>> y.shape
+        (None, 28, 28, 1)
     """
 
     def __init__(self, quantizer: ActivationQuantizer | None = None, **kwargs):

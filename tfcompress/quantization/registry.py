@@ -24,6 +24,8 @@ class QuantizableLayer:
     """Mixin for custom layers: say how quantization-aware training treats the layer.
 
     Example:
+        >>> from tfcompress.quantization import (
+        ...     ActivationQuantizer, QuantizableLayer, QuantizeConfig, WeightQuantizer)
         >>> class Scale(keras.layers.Layer, QuantizableLayer):
         ...     def build(self, input_shape):
         ...         self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1],))
@@ -32,6 +34,9 @@ class QuantizableLayer:
         ...     def get_quantize_config(self):
         ...         return QuantizeConfig({"kernel": WeightQuantizer(per_channel=False)},
         ...                               ActivationQuantizer())
+        >>> qat = tfcompress.quantize_model(keras.Sequential([keras.Input((4,)), Scale()]))
+        >>> [type(layer).__name__ for layer in qat.layers]
+        ['InputLayer', 'QuantizeLayer', 'QuantizeWrapper']
     """
 
     def get_quantize_config(self) -> QuantizeConfig:

@@ -28,6 +28,7 @@ class WeightQuantizer(Quantizer):
             `[kh, kw, in, multiplier]` (TFLite's channel is `in * multiplier`).
 
     Example:
+        >>> from tfcompress.quantization import WeightQuantizer
         >>> q = WeightQuantizer(bits=4, per_channel=True)
         >>> q(keras.ops.ones((3, 3, 8, 16)), {}).shape
         TensorShape([3, 3, 8, 16])

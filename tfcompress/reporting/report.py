@@ -166,10 +166,22 @@ def report(
         A `CompressionReport`.
 
     Example:
-        >>> before = tfcompress.report(model, export_tflite(model), data=(x, y))
-        >>> after = tfcompress.report(tflite=export_tflite(model, mode="int8",
-        ...                           representative_data=x[:100]), data=(x, y))
-        >>> print(before.compare(after))  # doctest: +SKIP
+        >>> data = tfcompress.datasets.load_digits()
+        >>> x, y = data.x_test[:100], data.y_test[:100]
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)], name="mlp")
+        >>> before = tfcompress.report(model, tfcompress.export_tflite(model), data=(x, y))
+        >>> after = tfcompress.report(
+        ...     tflite=tfcompress.export_tflite(model, mode="int8", representative_data=x),
+        ...     data=(x, y))
+        >>> after.summary["tflite_params"]
+        4736
+        >>> print(before.compare(after))
+        Comparison: mlp -> tflite
+        ...
+        .tflite weight bytes  18,944  4,736  4.00x
+        ...
     """
     if model is None and tflite is None:
         raise ValueError("Pass `model` (a Keras model), `tflite` (bytes or a path), or both.")
