@@ -5,7 +5,7 @@ import pytest
 from layer_checks import run_layer_test
 
 
-@keras.saving.register_keras_serializable(package="tfcompress_tests")
+@keras.saving.register_keras_serializable(package="tfcompress_layer_checks")
 class Scale(keras.layers.Layer):
     """`x * w`, one weight per feature; `forget_config` and `float32_output` break it."""
 
