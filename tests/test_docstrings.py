@@ -18,21 +18,6 @@ import tfcompress
 
 ROOT = pathlib.Path(tfcompress.__file__).parent
 
-# Modules being restructured by other branches; their examples are fixed after the merge.
-PENDING = {
-    "tfcompress.clustering.cluster",
-    "tfcompress.distillation.distiller",
-    "tfcompress.factorization.factorize",
-    "tfcompress.pruning.prune",
-    "tfcompress.pruning.update_pruning_step",
-    "tfcompress.quantization.quantize",
-    "tfcompress.quantization.quantize_wrapper",
-}
-
-_PENDING_MARK = pytest.mark.xfail(
-    reason="module in PENDING: its examples are fixed after the merge"
-)
-
 GLOBALS = {"keras": keras, "np": np, "tf": tf, "tfcompress": tfcompress, "tc": tfcompress}
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -51,8 +36,7 @@ def _examples():
     for module in _modules():
         for test in finder.find(module, globs={}):
             if test.examples:
-                marks = _PENDING_MARK if module.__name__ in PENDING else ()
-                yield pytest.param(test, id=test.name, marks=marks)
+                yield pytest.param(test, id=test.name)
 
 
 EXAMPLES = list(_examples())

@@ -80,10 +80,17 @@ def cluster_weights(
             an unsupported layer given explicitly.
 
     Example:
-        >>> clustered = cluster_weights(model, number_of_clusters=16, skip=["logits"])
-        >>> clustered.compile(...)
-        >>> clustered.fit(x, y, epochs=1)
-        >>> final = strip_clustering(clustered)
+        >>> data = tfcompress.datasets.load_digits()
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu", name="fc1"),
+        ...     keras.layers.Dense(10, name="logits")])
+        >>> clustered = tfcompress.cluster_weights(model, number_of_clusters=16, skip=["logits"])
+        >>> clustered.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = clustered.fit(data.x_train[:64], data.y_train[:64], epochs=1, verbose=0)
+        >>> final = tfcompress.strip_clustering(clustered)
+        >>> len(np.unique(final.get_layer("fc1").kernel.numpy())) <= 16
+        True
     """
     check_number_of_clusters(number_of_clusters)
     options = {
@@ -123,8 +130,14 @@ def strip_clustering(model: keras.Model | ClusterWeights):
     config with plain layers. The clustered model is left untouched.
 
     Example:
-        >>> plain = strip_clustering(clustered)
-        >>> tfcompress.export_tflite(plain, "clustered.tflite")
+        >>> model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, name="fc1")])
+        >>> clustered = tfcompress.cluster_weights(model, number_of_clusters=8)
+        >>> plain = tfcompress.strip_clustering(clustered)
+        >>> [type(layer).__name__ for layer in plain.layers]
+        ['Dense']
+        >>> content = tfcompress.export_tflite(plain, "clustered.tflite")
+        >>> len(np.unique(plain.get_layer("fc1").kernel.numpy())) <= 8
+        True
     """
     if isinstance(model, ClusterWeights):
         if not model.built:

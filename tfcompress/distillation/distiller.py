@@ -98,12 +98,22 @@ class Distiller(keras.Model):
             message lists the layers), a temperature <= 0, all weights zero.
 
     Example:
+        >>> data = tfcompress.datasets.load_digits()
+        >>> x, y = data.x_train[:64], data.y_train[:64]
+        >>> teacher = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
         >>> student = tfcompress.distillation.make_student(teacher, width=0.25)
-        >>> distiller = Distiller(teacher, student, alpha=0.1, cache_teacher_outputs=True)
+        >>> distiller = tfcompress.Distiller(
+        ...     teacher, student, alpha=0.1, cache_teacher_outputs=True)
         >>> distiller.compile("adam", loss=keras.losses.SparseCategoricalCrossentropy(
         ...     from_logits=True))
-        >>> distiller.fit(x_train, y_train, epochs=10)
-        >>> tfcompress.export_tflite(distiller.student, "student.tflite")
+        >>> history = distiller.fit(x, y, epochs=2, verbose=0)
+        >>> len(history.history["loss"])
+        2
+        >>> content = tfcompress.export_tflite(distiller.student, "student.tflite")
+        >>> distiller.student.count_params() < teacher.count_params()
+        True
     """
 
     def __init__(

@@ -37,6 +37,7 @@ class TeacherOutputs:
         hint_layers: Per teacher index, the names of the layers hints read.
 
     Example:
+        >>> from tfcompress.distillation.teacher_outputs import TeacherOutputs
         >>> teacher = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
         >>> outputs = TeacherOutputs([teacher], {})
         >>> outputs.predict(np.ones((4, 3), "float32"))["0"].shape

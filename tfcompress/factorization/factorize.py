@@ -159,9 +159,12 @@ def factorize(
             factorized.
 
     Example:
-        >>> small = factorize(model, rank=16, layers=["fc1"])
+        >>> model = tfcompress.models.lenet_300_100()
+        >>> small = tfcompress.factorize(model, rank=16, layers=["fc1"])
         >>> small.get_layer("fc1").rank
         16
+        >>> small.count_params() < model.count_params()
+        True
     """
     check_model(model, "factorize", "model")
     require_graph(

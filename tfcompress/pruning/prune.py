@@ -79,12 +79,21 @@ def prune_low_magnitude(
         The wrapped layer, list of wrapped layers, or pruned model.
 
     Example:
-        >>> pruned = prune_low_magnitude(
-        ...     model, PolynomialDecay(0.0, 0.8, begin_step=0, end_step=1000),
+        >>> data = tfcompress.datasets.load_digits()
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu", name="fc1"),
+        ...     keras.layers.Dense(10, name="logits")], name="mlp")
+        >>> pruned = tfcompress.prune_low_magnitude(
+        ...     model, tfcompress.PolynomialDecay(0.0, 0.75, begin_step=0, end_step=4,
+        ...                                       frequency=1),
         ...     block_size=(16, 4), skip=["logits"])
-        >>> pruned.compile(...)
-        >>> pruned.fit(x, y, callbacks=[UpdatePruningStep()])
-        >>> final = strip_pruning(pruned)
+        >>> pruned.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = pruned.fit(data.x_train[:128], data.y_train[:128], batch_size=16,
+        ...                      epochs=1, verbose=0, callbacks=[tfcompress.UpdatePruningStep()])
+        >>> final = tfcompress.strip_pruning(pruned)
+        >>> tfcompress.get_sparsity(final)
+        {'mlp/fc1/kernel': 0.75, 'mlp/logits/kernel': 0.0}
     """
     if scope not in SCOPES:
         raise ValueError(f"`scope` must be one of {SCOPES}. Received: scope={scope!r}")

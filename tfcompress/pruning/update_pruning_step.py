@@ -28,7 +28,14 @@ class UpdatePruningStep(keras.callbacks.Callback):
     message that says to add it.
 
     Example:
-        >>> model.fit(x, y, callbacks=[tfcompress.pruning.UpdatePruningStep()])
+        >>> model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(16, name="fc")],
+        ...                          name="mlp")
+        >>> pruned = tfcompress.prune_low_magnitude(model, tfcompress.ConstantSparsity(0.5, 0))
+        >>> pruned.compile("sgd", "mse")
+        >>> history = pruned.fit(np.ones((8, 32)), np.zeros((8, 16)), epochs=1, verbose=0,
+        ...                      callbacks=[tfcompress.pruning.UpdatePruningStep()])
+        >>> tfcompress.get_sparsity(pruned)
+        {'mlp/prune_low_magnitude_fc/fc/kernel': 0.5}
     """
 
     def on_train_begin(self, logs=None):

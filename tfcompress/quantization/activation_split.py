@@ -17,6 +17,7 @@ def split_activation(layer: keras.layers.Layer) -> tuple[keras.layers.Layer, str
     activation's name.
 
     Example:
+        >>> from tfcompress.quantization.activation_split import split_activation
         >>> inner, activation = split_activation(keras.layers.Dense(4, activation="softmax"))
         >>> activation, inner.get_config()["activation"]
         ('softmax', 'linear')

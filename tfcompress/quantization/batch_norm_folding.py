@@ -44,6 +44,7 @@ class BatchNormFolding:
         ValueError: `layer` is not one of those classes, or not linear.
 
     Example:
+        >>> from tfcompress.quantization.batch_norm_folding import BatchNormFolding
         >>> conv, bn = keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization()
         >>> conv.build((None, 8, 8, 1))
         >>> folding = BatchNormFolding(conv, bn)

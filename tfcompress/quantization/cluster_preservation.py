@@ -24,6 +24,7 @@ class ClusterPreservation:
             variables start at zero.
 
     Example:
+        >>> from tfcompress.quantization.cluster_preservation import ClusterPreservation
         >>> dense = keras.layers.Dense(2)
         >>> dense.build((None, 2))
         >>> _ = dense.kernel.assign([[0.5, -1.0], [0.5, 0.5]])

@@ -23,6 +23,8 @@ class OutputQuantization:
         activation: The split-off activation's name, or None.
 
     Example:
+        >>> from tfcompress.quantization import ActivationQuantizer
+        >>> from tfcompress.quantization.output_quantization import OutputQuantization
         >>> output = OutputQuantization(ActivationQuantizer(), "softmax")
         >>> output.build(keras.layers.Layer())
         >>> y = output(keras.ops.ones((2, 4)), training=True)

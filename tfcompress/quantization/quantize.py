@@ -100,9 +100,17 @@ def quantize_model(
         precision: See `quantize_apply`.
 
     Example:
-        >>> qat = quantize_model(model)
-        >>> qat.compile(...); qat.fit(x, y, epochs=1)
-        >>> content = export_tflite(qat, mode="int8")
+        >>> data = tfcompress.datasets.load_digits()
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
+        >>> qat = tfcompress.quantize_model(model)
+        >>> qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = qat.fit(data.x_train[:64], data.y_train[:64], epochs=1, verbose=0)
+        >>> content = tfcompress.export_tflite(qat, mode="int8")
+        >>> ops = [op.name for op in tfcompress.TFLiteFile(content).ops]
+        >>> ops.count("FULLY_CONNECTED")
+        2
     """
     check_model(to_quantize, "quantize_model", "to_quantize")
     check_unquantized(to_quantize)
@@ -176,8 +184,12 @@ def quantize_scope(*args: dict):
     files load without it; it exists for code written against tfmot.
 
     Example:
-        >>> with quantize_scope():
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> tfcompress.quantize_model(model).save("qat.keras")
+        >>> with tfcompress.quantize_scope():
         ...     model = keras.models.load_model("qat.keras")
+        >>> tfcompress.quantization.is_quantized(model)
+        True
     """
     objects = {
         cls.__name__: cls

@@ -62,8 +62,11 @@ class QuantizeWrapper(keras.layers.Wrapper):
         **kwargs: Base layer arguments.
 
     Example:
+        >>> from tfcompress.quantization import QuantizeWrapper
         >>> wrapper = QuantizeWrapper(keras.layers.Conv2D(8, 3, activation="relu"))
         >>> y = wrapper(np.zeros((1, 8, 8, 1), "float32"), training=True)
+        >>> tuple(y.shape)
+        (1, 6, 6, 8)
     """
 
     def __init__(

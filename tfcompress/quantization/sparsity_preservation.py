@@ -18,6 +18,7 @@ class SparsityPreservation:
         weights: The weights to preserve, in order; mask `i` belongs to `weights[i]`.
 
     Example:
+        >>> from tfcompress.quantization.sparsity_preservation import SparsityPreservation
         >>> dense = keras.layers.Dense(2)
         >>> dense.build((None, 3))
         >>> _ = dense.kernel.assign([[0.0, 1.0], [2.0, 0.0], [0.0, 0.0]])

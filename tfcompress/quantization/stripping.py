@@ -23,6 +23,7 @@ def stripped_layer(
             has a bias (a new one comes after the kernel) holding it.
 
     Example:
+        >>> from tfcompress.quantization.stripping import stripped_layer
         >>> dense = keras.layers.Dense(2, use_bias=False)
         >>> dense.build((None, 3))
         >>> plain = stripped_layer(dense, {id(dense.kernel): keras.ops.zeros((3, 2))}, "softmax")
