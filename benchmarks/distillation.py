@@ -28,6 +28,7 @@ import numpy as np
 
 import tfcompress as tc
 from benchmarks.harness import write_results
+from tfcompress.core.blocks import BLOCK_SHAPE
 from tfcompress.distillation import Distiller, SoftTargetDistillation, make_student
 from tfcompress.reporting import gzip_size
 
@@ -185,7 +186,7 @@ def run_seed(seed: int, data, args) -> tuple[list[dict], dict[str, bytes]]:
         pruned = tc.prune_low_magnitude(
             fresh_copy(tc.models.small_cnn, teacher_weights),
             schedule,
-            block_size=(16, 4),
+            block_size=BLOCK_SHAPE,
             skip=KEPT_DENSE,
         )
         callbacks = [tc.UpdatePruningStep()]

@@ -7,7 +7,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-BLOCK = (16, 4)  # (outputs, inputs) of the TFLite [out][in] weight matrix
+from tfcompress.core.blocks import BLOCK_SHAPE
+
+BLOCK = BLOCK_SHAPE  # (outputs, inputs) of the TFLite [out][in] weight matrix
 FC_SIZE = 1024
 FC_SPARSITIES = (0.0, 0.5, 0.8, 0.9)
 FC_BATCHES = (1, 32)

@@ -27,6 +27,7 @@ import numpy as np
 
 import tfcompress as tc
 from benchmarks.harness import write_results
+from tfcompress.core.blocks import BLOCK_SHAPE
 from tfcompress.reporting.table import render_table
 
 OUTPUT_LAYER = "logits"
@@ -88,7 +89,7 @@ def variants(model: keras.Model, sparsity: float) -> list[tuple[str, dict]]:
         ),
         (
             "16x4 blocks, per layer",
-            {"sparsity": target(blocked_out), "skip": blocked_out, "block_size": (16, 4)},
+            {"sparsity": target(blocked_out), "skip": blocked_out, "block_size": BLOCK_SHAPE},
         ),
     ]
 
