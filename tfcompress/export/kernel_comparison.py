@@ -87,11 +87,13 @@ def format_comparison(summary: dict) -> str:
     kinds = f"{c['sparse_nodes']} block-sparse, {c['dense_nodes']} dense"
     same = "identical" if summary["top1_agreement"] == 1.0 else "NOT identical"
     n = summary["samples"]
+    speedup = summary["speedup"]
+    change = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
     return "\n".join(
         [
             f"Our int8 kernels ({summary['isa']}): {c['nodes_claimed']} layers claimed ({kinds}).",
             f"latency at batch 1: default interpreter {summary['default_ms']:.3f} ms, "
-            f"with our kernels {summary['kernels_ms']:.3f} ms ({summary['speedup']:.2f}x faster)",
+            f"with our kernels {summary['kernels_ms']:.3f} ms ({change})",
             f"top-1 predictions on {n:,} test images: {same} "
             f"({summary['top1_agreement']:.1%} agree with the default interpreter)",
             "outputs bit-identical to TFLite's reference kernels: "

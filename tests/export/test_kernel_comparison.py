@@ -1,0 +1,33 @@
+"""`format_comparison` says slower when our kernels are slower."""
+
+import pytest
+
+from tfcompress.export.kernel_comparison import format_comparison
+
+
+def _summary(default_ms: float, kernels_ms: float) -> dict:
+    counters = {"nodes_claimed": 4, "sparse_nodes": 2, "dense_nodes": 2}
+    return {
+        "isa": "avx2",
+        "counters": counters,
+        "samples": 1000,
+        "top1_agreement": 1.0,
+        "identical_to_reference": True,
+        "default_ms": default_ms,
+        "kernels_ms": kernels_ms,
+        "speedup": default_ms / kernels_ms,
+    }
+
+
+@pytest.mark.parametrize(
+    ("default_ms", "kernels_ms", "said"),
+    [
+        (0.363, 0.135, "(2.69x faster)"),
+        (0.069, 0.113, "(1.64x slower)"),
+        (0.1, 0.1, "(1.00x faster)"),
+    ],
+)
+def test_speed_is_said_the_right_way_round(default_ms, kernels_ms, said):
+    text = format_comparison(_summary(default_ms, kernels_ms))
+    assert said in text
+    assert ("slower" in text) == (kernels_ms > default_ms)
