@@ -62,7 +62,8 @@ setup(
         "absl-py",
     ],
     extras_require={
-        "test": ["pytest", "mlxtend", "scikit-learn", "ruff"],
+        "test": ["pytest", "mlxtend", "scikit-learn", "ruff", "cryptography"],
+        "encryption": ["cryptography"],
         "litert": ["ai-edge-litert"],
         "tfmot": ["tensorflow-model-optimization", "tf-keras"],
     },

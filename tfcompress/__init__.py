@@ -4,6 +4,7 @@ from tfcompress import (
     clustering,
     datasets,
     distillation,
+    encryption,
     factorization,
     kernels,
     models,
@@ -13,6 +14,7 @@ from tfcompress import (
 )
 from tfcompress.clustering import CentroidInitialization, cluster_weights, strip_clustering
 from tfcompress.distillation import Distiller, make_student
+from tfcompress.encryption import decrypt_model, encrypt_model
 from tfcompress.export import TFLiteFile, TFLiteModel, compare_kernels, export_tflite
 from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
 from tfcompress.kernels import KernelDelegate
@@ -42,6 +44,9 @@ __all__ = [
     "clustering",
     "distillation",
     "Distiller",
+    "decrypt_model",
+    "encrypt_model",
+    "encryption",
     "make_student",
     "factorization",
     "factorize",

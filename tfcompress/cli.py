@@ -1,7 +1,7 @@
 """The `tfcompress` command line (also `python -m tfcompress`), with absl flags.
 
-Subcommands: `demo`, `export`, `report`. `tfcompress SUBCOMMAND --help` lists
-each one's flags.
+Subcommands: `demo`, `export`, `report`, `encrypt`, `decrypt`, `keygen`.
+`tfcompress SUBCOMMAND --help` lists each one's flags.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from absl import flags
 from tfcompress import datasets
 from tfcompress.demo import run_demo
 from tfcompress.distillation.demo import run_distill_demo
+from tfcompress.encryption import DecryptionError, decrypt_model, encrypt_model, generate_key
 from tfcompress.export.tflite import MODES, export_tflite
 from tfcompress.factorization.demo import run_factorize_demo
 from tfcompress.reporting import report
+from tfcompress.utils.io import atomic_write_bytes
 
 Subcommand = tuple[str, Callable[[flags.FlagValues], None], Callable[[flags.FlagValues], int]]
 
@@ -176,6 +178,70 @@ def _report(fv: flags.FlagValues) -> int:
     return 0
 
 
+def _crypt_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("input", None, "Path of the model file to read.", flag_values=fv)
+    flags.DEFINE_string("output", None, "Path of the file to write.", flag_values=fv)
+    flags.DEFINE_string(
+        "key",
+        None,
+        "The key: a key file (32 raw bytes, or hex/base64 text) or env:NAME for an environment "
+        "variable holding it (hex or base64).",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing output file.", flag_values=fv)
+    flags.mark_flags_as_required(["input", "output", "key"], flag_values=fv)
+
+
+def _crypt(name: str, transform: Callable) -> Callable[[flags.FlagValues], int]:
+    """`encrypt` / `decrypt`: one line naming the flag on any bad input, exit status 2."""
+
+    def run_subcommand(fv: flags.FlagValues) -> int:
+        if os.path.exists(fv.output) and not fv.overwrite:
+            print(
+                f"tfcompress {name}: --output={fv.output!r} exists; pass --overwrite.",
+                file=sys.stderr,
+            )
+            return 2
+        if not os.path.isfile(fv.input):
+            print(f"tfcompress {name}: --input={fv.input!r} is not a file.", file=sys.stderr)
+            return 2
+        try:
+            content = transform(fv.input, fv.key, fv.output)
+        except (ValueError, TypeError, FileNotFoundError) as err:
+            flag = "--input" if isinstance(err, DecryptionError) else "--key"
+            print(f"tfcompress {name}: {flag}: {err}", file=sys.stderr)
+            return 2
+        print(f"Wrote {fv.output} ({len(content):,} bytes).")
+        return 0
+
+    return run_subcommand
+
+
+def _decrypt_to(data: str, key: str, path: str) -> bytes:
+    plain = decrypt_model(data, key)
+    atomic_write_bytes(path, plain)
+    return plain
+
+
+def _keygen_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("output", None, "Path of the new key file (hex text).", flag_values=fv)
+    flags.mark_flags_as_required(["output"], flag_values=fv)
+
+
+def _keygen(fv: flags.FlagValues) -> int:
+    if os.path.exists(fv.output):
+        print(
+            f"tfcompress keygen: --output={fv.output!r} exists; keys are never overwritten.",
+            file=sys.stderr,
+        )
+        return 2
+    fd = os.open(fv.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(generate_key().hex() + "\n")
+    print(f"Wrote a new AES-256 key to {fv.output} (mode 0600). Keep it apart from the model.")
+    return 0
+
+
 SUBCOMMANDS: dict[str, Subcommand] = {
     "demo": (
         "Train the small CNN on MNIST-5k, block-prune and quantize it, print the report.",
@@ -184,6 +250,17 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "export": ("Convert a .keras model to .tflite.", _export_flags, _export),
     "report": ("Measure a .keras and/or .tflite model.", _report_flags, _report),
+    "encrypt": (
+        "Encrypt a model file (AES-256-GCM) with a key.",
+        _crypt_flags,
+        _crypt("encrypt", encrypt_model),
+    ),
+    "decrypt": (
+        "Decrypt a model file written by `encrypt`.",
+        _crypt_flags,
+        _crypt("decrypt", _decrypt_to),
+    ),
+    "keygen": ("Write a new random AES-256 key file.", _keygen_flags, _keygen),
 }
 
 

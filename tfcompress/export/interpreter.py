@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from tfcompress.encryption import Key, decrypt_model, is_encrypted
 from tfcompress.kernels import KernelDelegate
 from tfcompress.runtime import runtime
 from tfcompress.utils.validation import check_samples
@@ -39,6 +40,9 @@ class TFLiteModel:
             XNNPACK one, which takes the nodes they leave): delegate objects of
             this runtime's `load_delegate`, or `tfcompress.kernels.KernelDelegate`s
             (loaded by the same runtime).
+        key: For a model from `tfcompress.encrypt_model`: its key (bytes,
+            `"env:NAME"` or a key file, see `tfcompress.encryption.load_key`). The
+            model is decrypted in memory; nothing is written to disk.
 
     Attributes:
         kernels: The first `KernelDelegate` among the delegates (its `counters()`
@@ -72,6 +76,7 @@ class TFLiteModel:
         use_tfcompress_kernels: bool = False,
         kernel_options: dict | None = None,
         delegates: list | tuple = (),
+        key: Key | None = None,
     ):
         chosen = runtime(backend)
         if not isinstance(num_threads, int) or num_threads < 1:
@@ -85,6 +90,14 @@ class TFLiteModel:
                 raise FileNotFoundError(f"No `.tflite` file at `model`={os.fspath(model)!r}")
             with open(model, "rb") as f:
                 self.content = f.read()
+        if is_encrypted(self.content):
+            if key is None:
+                raise ValueError(
+                    "`model` is encrypted by tfcompress (`encrypt_model`): pass its `key`."
+                )
+            self.content = decrypt_model(self.content, key)  # in memory only
+        elif key is not None:
+            raise ValueError("`key` was given but `model` is not an encrypted model.")
         if reference_kernels:
             resolver_type = chosen.resolver.BUILTIN_REF
         elif use_xnnpack:
