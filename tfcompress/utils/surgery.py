@@ -205,6 +205,8 @@ def clone_graph(
     copies = []
 
     def clone_layer(layer):
+        if not isinstance(layer, keras.layers.Layer):
+            return layer  # an operation from operator syntax or `keras.ops` (`x + y`): no state
         new, copy_weights = _graph_replacement(layer, replace(layer))
         if copy_weights is not None:
             copies.append(copy_weights)
