@@ -166,15 +166,15 @@ def test_rebuild_subclassed_refuses_unbuilt_and_unconfigurable_models():
     with pytest.raises(ValueError, match="must be built"):
         rebuild_subclassed(Net(), lambda layer: None)
 
-    class Bare(keras.Model):
-        def __init__(self):
+    class Bare(keras.Model):  # a required argument, and no get_config to recreate it from
+        def __init__(self, units):
             super().__init__()
-            self.dense = L.Dense(2)
+            self.dense = L.Dense(units)
 
         def call(self, x):
             return self.dense(x)
 
-    bare = Bare()
+    bare = Bare(2)
     bare(X)
     with pytest.raises(ValueError, match=r"cannot be re-created from its `get_config\(\)`"):
         rebuild_subclassed(bare, lambda layer: None)

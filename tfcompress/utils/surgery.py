@@ -23,6 +23,7 @@ weights to the class's own layer. The original is left untouched either way.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -290,7 +291,7 @@ def rebuild_subclassed(model: keras.Model, replace: Replace) -> keras.Model:
     if not model.built or not build_config:
         raise ValueError(f"Subclassed model {model.name!r} must be built (called on data) first.")
     try:
-        fresh = model.__class__.from_config(model.get_config())
+        fresh = _recreate(model)
     except Exception as err:  # any constructor failure means the config is incomplete
         raise ValueError(
             f"Subclassed model {model.name!r} cannot be re-created from its `get_config()` "
@@ -313,6 +314,29 @@ def rebuild_subclassed(model: keras.Model, replace: Replace) -> keras.Model:
     for copy_weights in copies:
         copy_weights()
     return fresh
+
+
+def _recreate(model: keras.Model) -> keras.Model:
+    """A new instance of `model`'s class: from its config, or from no arguments.
+
+    A subclassed model written the usual way has no `get_config()` of its own and an
+    `__init__` with no required arguments; Keras' default config then holds base arguments
+    (`trainable`, `dtype`) that such an `__init__` refuses, so it is called without them.
+    """
+    cls = model.__class__
+    try:
+        return cls.from_config(model.get_config())
+    except Exception:
+        if _required_arguments(cls):
+            raise
+        return cls()
+
+
+def _required_arguments(cls: type) -> list[str]:
+    """The arguments `cls(...)` cannot do without."""
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # not self
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [p.name for p in parameters if p.default is p.empty and p.kind not in variadic]
 
 
 def _subclassed_replacement(made, old, decision) -> tuple[keras.layers.Layer, Copy]:
