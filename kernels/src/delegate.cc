@@ -113,10 +113,10 @@ void* PartitionInit(abi::Context* context, const char* buffer, size_t) {
     abi::Registration* registration = nullptr;
     NodeSpec spec;
     std::string why;
-    if (context->GetNodeAndRegistration(context, params->nodes_to_replace->data[i], &node,
-                                        &registration) != abi::kOk ||
+    spec.node = params->nodes_to_replace->data[i];
+    if (context->GetNodeAndRegistration(context, spec.node, &node, &registration) != abi::kOk ||
         AnalyzeNode(context, node, registration, &spec, &why) != Verdict::kClaim) {
-      partition->error = "node changed after Prepare: " + why;
+      partition->error = "node " + std::to_string(spec.node) + " changed after Prepare: " + why;
       return partition;
     }
     auto layer = std::make_unique<Layer>(spec.is_conv, spec.weights, spec.n, spec.k,
@@ -127,8 +127,8 @@ void* PartitionInit(abi::Context* context, const char* buffer, size_t) {
     Counter kind = layer->reference() ? kReferenceNodes
                                       : (layer->sparse() ? kSparseNodes : kDenseNodes);
     partition->state->counters[kind]++;
-    partition->state->AddNode(params->nodes_to_replace->data[i], *layer);
-    Log(options, "node %d: %s", params->nodes_to_replace->data[i], layer->Describe().c_str());
+    partition->state->AddNode(spec.node, *layer);
+    Log(options, "node %d: %s", spec.node, layer->Describe().c_str());
     bool internal = true;
     for (int t : outputs) internal = internal && t != spec.output;
     if (internal) partition->owned[spec.output];
@@ -163,7 +163,11 @@ abi::Status PartitionPrepare(abi::Context* context, abi::Node* node) {
                                           : Shape(context->tensors[spec.input]);
     const std::vector<int> out_shape = partition->layers[i]->Resize(in_shape, spec.keep_num_dims);
     if (out_shape.empty()) {
-      context->ReportError(context, "tfcompress kernels: bad input shape for node");
+      const std::string weights = std::to_string(spec.n) + "x" + std::to_string(spec.k);
+      context->ReportError(context,
+                           "tfcompress kernels: %s: input shape %s does not fit its %s weights",
+                           NodeLabel(context, spec).c_str(), ShapeText(in_shape).c_str(),
+                           weights.c_str());
       return abi::kError;
     }
     auto owned_out = partition->owned.find(spec.output);
@@ -190,11 +194,13 @@ abi::Status PartitionInvoke(abi::Context* context, abi::Node* node) {
     return static_cast<int8_t*>(context->tensors[tensor].data);
   };
   for (size_t i = 0; i < partition->layers.size(); ++i) {
+    if (partition->layers[i]->rows() == 0) continue;  // an empty output
     const NodeSpec& spec = partition->specs[i];
     const int8_t* input = data(spec.input);
     int8_t* output = data(spec.output);
     if (input == nullptr || output == nullptr) {
-      context->ReportError(context, "tfcompress kernels: tensor without data");
+      context->ReportError(context, "tfcompress kernels: %s: %s tensor without data",
+                           NodeLabel(context, spec).c_str(), input == nullptr ? "input" : "output");
       return abi::kError;
     }
     partition->layers[i]->Run(input, output, *partition->state->pool);

@@ -68,10 +68,10 @@ std::vector<int> Layer::Resize(const std::vector<int>& input_shape, bool keep_nu
   if (!is_conv_) {
     int64_t elements = 1;
     for (int d : input_shape) elements *= d;
-    if (input_shape.empty() || weights_.k == 0 || elements % weights_.k != 0) return {};
+    // As TFLite: whole rows of k values, any values left over unused.
     rows_ = static_cast<int>(elements / weights_.k);
     if (keep_num_dims) {
-      if (input_shape.back() != weights_.k) return {};
+      if (input_shape.empty() || input_shape.back() != weights_.k) return {};
       std::vector<int> shape = input_shape;
       shape.back() = weights_.n;
       return shape;
@@ -85,7 +85,7 @@ std::vector<int> Layer::Resize(const std::vector<int>& input_shape, bool keep_nu
   g.in_w = input_shape[2];
   g.out_h = OutSize(g.same_padding, g.in_h, g.kernel_h, g.stride_h, g.dilation_h);
   g.out_w = OutSize(g.same_padding, g.in_w, g.kernel_w, g.stride_w, g.dilation_w);
-  if (g.out_h <= 0 || g.out_w <= 0) return {};
+  if (g.out_h < 0 || g.out_w < 0) return {};  // an empty output (0) is valid, as in TFLite
   g.pad_top = PadBefore(g.same_padding, g.in_h, g.out_h, g.kernel_h, g.stride_h, g.dilation_h);
   g.pad_left = PadBefore(g.same_padding, g.in_w, g.out_w, g.kernel_w, g.stride_w, g.dilation_w);
   rows_ = g.batch * g.out_h * g.out_w;

@@ -36,8 +36,10 @@ class Layer {
   void SelectKernel(KernelChoice choice, Isa isa);
 
   // Sets the number of rows from the input shape (FC: all rows of k values; conv:
-  // NHWC batch/height/width). Returns the output shape, or empty when the shape is invalid.
+  // NHWC batch/height/width), possibly 0. Returns the output shape, or empty when the
+  // shape is invalid.
   std::vector<int> Resize(const std::vector<int>& input_shape, bool keep_num_dims);
+  int rows() const { return rows_; }
 
   void Run(const int8_t* input, int8_t* output, ThreadPool& pool) const;
 

@@ -1,7 +1,10 @@
 #include "node_spec.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 namespace tfc {
 namespace {
@@ -47,8 +50,32 @@ const abi::AffineQuantization* Affine(const Tensor& t) {
 }
 
 bool PerTensorInt8(const Tensor& t) {
-  return t.type == abi::kInt8 && t.params.scale > 0.0f && std::isfinite(t.params.scale) &&
-         t.params.zero_point >= -128 && t.params.zero_point <= 127;
+  return t.type == abi::kInt8 && t.params.zero_point >= -128 && t.params.zero_point <= 127;
+}
+
+// A scale our arithmetic shares with TFLite's: finite, positive and not denormal.
+bool ScaleInRange(float scale) { return std::isfinite(scale) && scale >= FLT_MIN; }
+
+// A decline reason: `format` with one %g (the value) and optionally one %d (the channel).
+std::string Printf(const char* format, double value, int channel) {
+  char text[96];
+  std::snprintf(text, sizeof(text), format, value, channel);
+  return text;
+}
+
+// Largest |requantized value| we claim: below it neither rounding scheme (nor the
+// zero point added after it) leaves int32, where TFLite's reference saturates or
+// relies on undefined behaviour and we would wrap.
+constexpr double kMaxRequantized = 1 << 30;
+
+// Bound on |accumulator| of output channel `c`: |x - zero_point| <= 255 for int8
+// inputs, plus |bias|.
+double AccumulatorBound(const NodeSpec& spec, int c) {
+  const int8_t* w = spec.weights + static_cast<int64_t>(c) * spec.k;
+  int64_t sum = 0;
+  for (int i = 0; i < spec.k; ++i) sum += std::abs(static_cast<int>(w[i]));
+  const int64_t bias = spec.bias_data == nullptr ? 0 : spec.bias_data[c];
+  return 255.0 * static_cast<double>(sum) + std::fabs(static_cast<double>(bias));
 }
 
 void ActivationRange(abi::Activation activation, const Tensor& output, int32_t* lo,
@@ -110,6 +137,20 @@ std::vector<int> Shape(const Tensor& tensor) {
   return std::vector<int>(tensor.dims->data, tensor.dims->data + tensor.dims->size);
 }
 
+std::string NodeLabel(const abi::Context* context, const NodeSpec& spec) {
+  std::string label = "node " + std::to_string(spec.node) + " (" +
+                      (spec.is_conv ? "CONV_2D" : "FULLY_CONNECTED");
+  const char* name = context->tensors[spec.output].name;
+  if (name != nullptr && name[0] != '\0') label += std::string(", output '") + name + "'";
+  return label + ")";
+}
+
+std::string ShapeText(const std::vector<int>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
 bool TensorsPlausible(const abi::Context* context, std::string* why) {
   if (context->tensors == nullptr || context->tensors_size > (1u << 24)) {
     *why = "implausible tensor count";
@@ -156,6 +197,10 @@ Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
 
   if (!PerTensorInt8(*input) || !PerTensorInt8(*output) || filter->type != abi::kInt8)
     return a.Skip("not int8");
+  if (!ScaleInRange(input->params.scale))
+    return a.Skip(Printf("input scale %g out of range", input->params.scale, 0));
+  if (!ScaleInRange(output->params.scale))
+    return a.Skip(Printf("output scale %g out of range", output->params.scale, 0));
   if (!IsConstant(*filter)) return a.Skip("weights are not constant");
   if (!ConstantPlausible(*filter, 1)) return a.Fail("constant weight bytes");
   if (filter->sparsity != nullptr) return a.Skip("TFLite-sparse weights");
@@ -215,14 +260,19 @@ Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
     for (int i = 0; i < q->zero_point->size; ++i)
       if (q->zero_point->data[i] != 0) return a.Skip("weight zero point");
   }
+  spec->weights = static_cast<const int8_t*>(filter->data);
   spec->real_multipliers.clear();
   for (int i = 0; i < scales; ++i) {
     const float s = q->scale->data[i];
-    if (!(s >= 0.0f) || !std::isfinite(s)) return a.Skip("weight scale");
+    if (!ScaleInRange(s)) return a.Skip(Printf("weight scale %g of channel %d out of range", s, i));
     spec->real_multipliers.push_back(static_cast<double>(input->params.scale) * s /
                                      static_cast<double>(output->params.scale));
   }
-  spec->weights = static_cast<const int8_t*>(filter->data);
+  for (int c = 0; c < spec->n; ++c) {
+    const double real = spec->real_multipliers[scales == 1 ? 0 : c];
+    if ((AccumulatorBound(*spec, c) + 1.0) * real >= kMaxRequantized)
+      return a.Skip(Printf("multiplier %g of channel %d may overflow int32", real, c));
+  }
   spec->input_zero_point = input->params.zero_point;
   spec->output_zero_point = output->params.zero_point;
   ActivationRange(activation, *output, &spec->act_min, &spec->act_max);

@@ -19,6 +19,7 @@ enum class Verdict {
 
 struct NodeSpec {
   bool is_conv = false;
+  int node = -1;                                        // execution-plan node index
   int input = -1, filter = -1, bias = -1, output = -1;  // tensor indices
   int n = 0, k = 0;
   const int8_t* weights = nullptr;
@@ -38,6 +39,13 @@ Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
 
 // The tensor's current shape.
 std::vector<int> Shape(const abi::Tensor& tensor);
+
+// "node 3 (FULLY_CONNECTED, output 'dense_1')" for errors: the node index, its op and
+// the name of its output tensor (the Keras layer's in converted models) when it has one.
+std::string NodeLabel(const abi::Context* context, const NodeSpec& spec);
+
+// "[1, 28, 28, 3]".
+std::string ShapeText(const std::vector<int>& shape);
 
 }  // namespace tfc
 

@@ -6,11 +6,13 @@ import collections
 import os
 import subprocess
 
+import flatbuffers
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
+from ai_edge_litert import schema_py_generated as schema
 from build_flags import TEST_LIBRARY_FLAGS
 
 from tfcompress.core.blocks import BLOCK_SHAPE as BLOCK
@@ -340,3 +342,51 @@ def single_layer_outputs(content: bytes) -> list[str]:
             if op.inputs[0] in info.inputs:
                 names.append(name)
     return sorted(names)
+
+
+def _only_op(model: schema.ModelT) -> tuple[schema.OperatorT, list[schema.TensorT]]:
+    graph = model.subgraphs[0]
+    assert len(graph.operators) == 1, len(graph.operators)
+    return graph.operators[0], graph.tensors
+
+
+def with_scales(
+    content: bytes,
+    input: float | None = None,
+    weights: float | None = None,
+    output: float | None = None,
+) -> bytes:
+    """A copy of a one-layer int8 model with its input, weight (every channel) or output
+    scale replaced; the bias scale follows input * weight scale, as the converter sets it."""
+    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    op, tensors = _only_op(model)
+    x, w, y = tensors[op.inputs[0]], tensors[op.inputs[1]], tensors[op.outputs[0]]
+    if input is not None:
+        x.quantization.scale = [input]
+    if weights is not None:
+        w.quantization.scale = [weights] * len(w.quantization.scale)
+    if output is not None:
+        y.quantization.scale = [output]
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        x_scale = np.float32(x.quantization.scale[0])
+        scales = np.float32(w.quantization.scale) * x_scale
+        tensors[op.inputs[2]].quantization.scale = [float(v) for v in scales]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def accumulator_bounds(content: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(bound on |accumulator|, input scale * weight scale) per output channel of a one-layer
+    int8 model: the bound is 255 * sum |w| + |bias|, as the delegate computes it."""
+    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    op, tensors = _only_op(model)
+    x, w = tensors[op.inputs[0]], tensors[op.inputs[1]]
+    n = w.shape[0]
+    weights = np.frombuffer(bytes(model.buffers[w.buffer].data), np.int8).reshape(n, -1)
+    bound = 255.0 * np.abs(weights.astype(np.int64)).sum(axis=1)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        bias = np.frombuffer(bytes(model.buffers[tensors[op.inputs[2]].buffer].data), np.int32)
+        bound += np.abs(bias.astype(np.float64))
+    w_scales = np.broadcast_to(np.float64(np.float32(w.quantization.scale)), (n,))
+    return bound, np.float64(np.float32(x.quantization.scale[0])) * w_scales

@@ -18,13 +18,16 @@ from kernel_cases import (
     BUILTIN,
     REF,
     XNNPACK,
+    accumulator_bounds,
     compile_library,
+    host_isas,
     int8_model,
     int8_multi_model,
     io_indices,
     missing_isa_params,
     random_inputs,
     run_all,
+    with_scales,
 )
 
 from tfcompress.export import TFLiteFile, export_tflite
@@ -238,6 +241,151 @@ def test_tflite_sparse_weights_are_declined() -> None:
     inputs = random_inputs(content, 3, seed=12)
     counters = assert_runs_as_without(content, inputs, resolvers=(REF, BUILTIN))
     assert counters == {**NO_CLAIMS, "nodes_declined": 1, "declined_all": 0}
+
+
+@pytest.fixture(scope="module")
+def one_layer() -> dict[tuple[str, bool], bytes]:
+    """A Dense and a Conv2D int8 model, per channel and per tensor, by (op, per_channel)."""
+    models = {}
+    for op in ("FULLY_CONNECTED", "CONV_2D"):
+        keras.utils.set_random_seed(13)
+        shape = (32,) if op == "FULLY_CONNECTED" else (6, 6, 3)
+        x = keras.Input(shape)
+        layer = keras.layers.Dense(16) if op == "FULLY_CONNECTED" else keras.layers.Conv2D(8, 3)
+        samples = np.random.default_rng(13).normal(size=(32, *shape)).astype("float32")
+        for per_channel in (True, False):
+            models[op, per_channel] = int8_model(keras.Model(x, layer(x)), samples, per_channel)
+    return models
+
+
+def run_or_error(content: bytes, inputs: dict[str, np.ndarray], resolver, delegate=None):
+    """The outputs, or the message of the error the interpreter raises instead."""
+    try:
+        return run_all(content, inputs, resolver, delegate)
+    except (RuntimeError, ValueError) as error:
+        return str(error)
+
+
+def assert_declined(content: bytes, inputs: dict[str, np.ndarray]) -> None:
+    """The one layer is declined, and the interpreter runs it (or rejects the model) with
+    our delegate as it does without it, with the reference kernels and with XNNPACK."""
+    for resolver in (REF, XNNPACK):
+        delegate = KernelDelegate()
+        want = run_or_error(content, inputs, resolver)
+        got = run_or_error(content, inputs, resolver, delegate)
+        if isinstance(want, str):
+            # Rejected either way (with XNNPACK, the node that reports it may differ).
+            assert isinstance(got, str) and (got == want or resolver == XNNPACK), (got, want)
+        else:
+            assert not isinstance(got, str), got
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name], err_msg=f"{resolver} {name}")
+        assert delegate.nodes() == []
+        counters = delegate.counters()
+        assert counters["nodes_claimed"] == 0 and counters["nodes_declined"] >= 1, counters
+
+
+OUT_OF_RANGE = [
+    ("weights", 0.0),
+    ("weights", -0.01),
+    ("weights", float("nan")),
+    ("weights", float("inf")),
+    ("weights", 1e-40),  # denormal
+    ("weights", 1e6),
+    ("input", 0.0),
+    ("input", 1e-40),
+    ("input", float("inf")),
+    ("output", 0.0),
+    ("output", 1e-45),
+    ("output", -0.02),
+    ("output", float("nan")),
+]
+
+
+@pytest.mark.parametrize(("tensor", "scale"), OUT_OF_RANGE)
+@pytest.mark.parametrize("op", ["FULLY_CONNECTED", "CONV_2D"])
+def test_out_of_range_scales_are_declined(
+    one_layer: dict, op: str, tensor: str, scale: float
+) -> None:
+    for per_channel in (True, False):
+        content = with_scales(one_layer[op, per_channel], **{tensor: scale})
+        assert_declined(content, random_inputs(content, 3, seed=13))
+
+
+def extreme_inputs(content: bytes, seed: int) -> dict[str, np.ndarray]:
+    """Inputs of only -128 and 127: the accumulators' widest swings."""
+    inputs = random_inputs(content, 4, seed=seed)
+    rng = np.random.default_rng(seed)
+    return {
+        k: np.where(rng.random(v.shape) < 0.5, -128, 127).astype(np.int8) for k, v in inputs.items()
+    }
+
+
+def with_multiplier(content: bytes, largest: float, bounded: bool) -> tuple[bytes, float]:
+    """`content` with the output scale set so that the largest multiplier (times the
+    accumulator bound + 1 if `bounded`) is about `largest`; also that value exactly."""
+    bound, product = accumulator_bounds(content)
+    factor = (bound + 1) * product if bounded else product
+    output = np.float32(np.max(factor) / largest)
+    return with_scales(content, output=float(output)), float(np.max(factor) / np.float64(output))
+
+
+LIMIT = 2.0**30  # the delegate claims (bound + 1) * multiplier < 2^30
+
+
+@pytest.mark.parametrize("op", ["FULLY_CONNECTED", "CONV_2D"])
+def test_multipliers_at_the_limits_claimed_bit_exact_or_declined(one_layer: dict, op: str) -> None:
+    """Just below the largest multiplier we claim, every kernel and ISA equals BUILTIN_REF
+    bit for bit (on inputs that swing the accumulators widest); just above, the node is
+    declined. Multipliers TFLite flushes to zero (below 2^-31) and the smallest it keeps
+    (shift -31) are claimed and exact too."""
+    for per_channel in (True, False):
+        base = one_layer[op, per_channel]
+        below, value = with_multiplier(base, LIMIT * (1 - 1e-4), bounded=True)
+        assert value < LIMIT
+        above, value = with_multiplier(base, LIMIT * (1 + 1e-4), bounded=True)
+        assert value >= LIMIT
+        assert_declined(above, extreme_inputs(above, seed=14))
+        tiny = [with_multiplier(base, 0.75 * 2.0**e, bounded=False)[0] for e in (-31, -33)]
+        for content in (below, *tiny):
+            inputs = extreme_inputs(content, seed=14)
+            want = run_all(content, inputs, REF)
+            for isa in host_isas():
+                for kernel in ("reference", "dense", "sparse"):
+                    delegate = KernelDelegate(kernel=kernel, isa=isa)
+                    got = run_all(content, inputs, REF, delegate)
+                    assert [n.op for n in delegate.nodes()] == [op]
+                    for name in want:
+                        np.testing.assert_array_equal(got[name], want[name], err_msg=kernel + isa)
+
+
+@pytest.mark.parametrize(
+    ("op", "shape"),
+    [
+        ("FULLY_CONNECTED", (2, 33)),  # two rows of 32, one value unused
+        ("FULLY_CONNECTED", (1, 16)),  # no whole row: an empty output
+        ("CONV_2D", (1, 2, 2, 3)),  # smaller than the 3x3 filter: an empty output
+    ],
+)
+def test_input_shapes_the_interpreter_accepts_run_as_without(
+    one_layer: dict, op: str, shape: tuple[int, ...]
+) -> None:
+    """TFLite's FULLY_CONNECTED takes whole rows of k values from any input, and a
+    convolution may have an empty output; with our delegate the same (they used to fail
+    in the delegate's Prepare)."""
+    content = one_layer[op, True]
+    rng = np.random.default_rng(15)
+    inputs = {
+        name: rng.integers(-128, 128, size=shape, dtype=np.int8)
+        for name in random_inputs(content, 1, seed=15)
+    }
+    want = run_all(content, inputs, REF)
+    delegate = KernelDelegate()
+    got = run_all(content, inputs, REF, delegate)
+    assert [n.op for n in delegate.nodes()] == [op]
+    for name in want:
+        assert got[name].shape == want[name].shape
+        np.testing.assert_array_equal(got[name], want[name])
 
 
 @pytest.fixture(scope="module")
