@@ -1,4 +1,5 @@
-"""`format_comparison` says slower when our kernels are slower."""
+"""`format_comparison` says slower when our kernels are slower, and gives both views of the
+outputs (like with like, and as deployed with XNNPACK for the other ops)."""
 
 import pytest
 
@@ -13,6 +14,9 @@ def _summary(default_ms: float, kernels_ms: float) -> dict:
         "samples": 1000,
         "top1_agreement": 1.0,
         "identical_to_reference": True,
+        "deployed_identical_to_reference": False,
+        "default_identical_to_reference": False,
+        "default_top1_agreement_with_reference": 0.99,
         "default_ms": default_ms,
         "kernels_ms": kernels_ms,
         "speedup": default_ms / kernels_ms,
@@ -31,3 +35,10 @@ def test_speed_is_said_the_right_way_round(default_ms, kernels_ms, said):
     text = format_comparison(_summary(default_ms, kernels_ms))
     assert said in text
     assert ("slower" in text) == (kernels_ms > default_ms)
+
+
+def test_both_views_of_the_outputs_are_said() -> None:
+    text = format_comparison(_summary(0.2, 0.1))
+    assert "our kernels with reference kernels for the other ops: yes" in text
+    assert "as deployed, with XNNPACK for the other ops: NO" in text
+    assert "default interpreter alone: NO, its top-1 99.0% the reference's" in text

@@ -92,6 +92,9 @@ BUILTIN_OPS: dict[int, str] = {
 }
 
 
+CUSTOM = 32  # the BuiltinOperator of custom ops, named by their `custom_code`
+
+
 class _Table:
     """One flatbuffer table: fields are looked up through its vtable."""
 
@@ -154,6 +157,29 @@ class _Table:
         return out
 
 
+def _model(content: bytes) -> _Table:
+    """The root `Model` table of `content`, after checking the file identifier."""
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise ValueError(
+            "Not a TFLite flatbuffer: the file identifier at bytes 4..8 is "
+            f"{content[4:8]!r}, expected b'TFL3'."
+        )
+    return _Table(content, struct.unpack_from("<I", content, 0)[0])
+
+
+def _builtin_code(code: _Table) -> int:
+    """The BuiltinOperator of an `OperatorCode` (its deprecated int8 field or the new one)."""
+    return max(code.scalar(0, "b"), code.scalar(3, "i"))
+
+
+def custom_op_codes(content: bytes) -> list[str]:
+    """The `custom_code`s of the custom ops a `.tflite` declares, sorted; read without
+    touching its tensors, so cheap on large models."""
+    content = bytes(content)
+    codes = _model(content).tables(1)
+    return sorted({code.string(1) for code in codes if _builtin_code(code) == CUSTOM})
+
+
 def unpack_int4(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """TFLite's packed INT4 (two values per byte, the first in the low nibble) as int8."""
     nibbles = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(-1)[: int(np.prod(shape))]
@@ -207,15 +233,10 @@ class TFLiteFile:
 
     def __init__(self, content: bytes):
         content = bytes(content)
-        if len(content) < 8 or content[4:8] != b"TFL3":
-            raise ValueError(
-                "Not a TFLite flatbuffer: the file identifier at bytes 4..8 is "
-                f"{content[4:8]!r}, expected b'TFL3'."
-            )
-        model = _Table(content, struct.unpack_from("<I", content, 0)[0])
+        model = _model(content)
         opcodes = []
         for code in model.tables(1):
-            builtin = max(code.scalar(0, "b"), code.scalar(3, "i"))
+            builtin = _builtin_code(code)
             custom = code.string(1)
             opcodes.append(custom or BUILTIN_OPS.get(builtin, f"BUILTIN_{builtin}"))
         buffers = model.tables(4)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
+from typing import Any
 
 import numpy as np
 
 from tfcompress.encryption import Key, decrypt_model, is_encrypted
+from tfcompress.export.flatbuffer import custom_op_codes
 from tfcompress.kernels import KernelDelegate
-from tfcompress.runtime import runtime
+from tfcompress.runtime import Runtime, runtime
 from tfcompress.utils.validation import check_samples
 
 
@@ -47,6 +50,9 @@ class TFLiteModel:
     Attributes:
         kernels: The first `KernelDelegate` among the delegates (its `counters()`
             and `nodes()` say what it ran), or None.
+        delegates: The delegates applied. Our `KernelDelegate`s step aside (with a
+            warning, claiming nothing) for a model they would break that runs without
+            them: one whose custom ops only a delegate such as XNNPACK provides.
         input_quantization: `(scale, zero_point)` of the input tensor, `(0.0, 0)`
             when it is not quantized.
 
@@ -124,16 +130,19 @@ class TFLiteModel:
                 )
         ours = [d for d in self.delegates if isinstance(d, KernelDelegate)]
         self.kernels = ours[0] if ours else None
-        self._interpreter = chosen.interpreter(
-            model_content=self.content,
-            num_threads=num_threads,
-            experimental_op_resolver_type=resolver_type,
-            experimental_delegates=[
-                d.delegate if isinstance(d, KernelDelegate) else d for d in self.delegates
-            ]
-            or None,
+        unresolved = _delegate_only_custom_ops(chosen, self.content) if ours else []
+        if unresolved:
+            warnings.warn(
+                f"The tfcompress kernels step aside for this model: its custom ops {unresolved} "
+                "are provided by a delegate (XNNPACK), not by the interpreter's kernels, and the "
+                "kernel delegate has every node's own kernel propagate shapes, which such an op "
+                "cannot. The model runs as without our kernels, which claim no node.",
+                stacklevel=2,
+            )
+            self.delegates = [d for d in self.delegates if not isinstance(d, KernelDelegate)]
+        self._interpreter = _allocated_interpreter(
+            chosen, self.content, num_threads, resolver_type, self.delegates
         )
-        self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._batch = int(self._input["shape"][0])
@@ -222,3 +231,33 @@ class TFLiteModel:
             "batch": len(x),
             "num_threads": self.num_threads,
         }
+
+
+def _allocated_interpreter(
+    chosen: Runtime, content: bytes, num_threads: int, resolver_type: Any, delegates: list
+) -> Any:
+    """An interpreter of `chosen` on `content` with `delegates` applied, tensors allocated."""
+    interpreter = chosen.interpreter(
+        model_content=content,
+        num_threads=num_threads,
+        experimental_op_resolver_type=resolver_type,
+        experimental_delegates=delegates or None,
+    )
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _delegate_only_custom_ops(chosen: Runtime, content: bytes) -> list[str]:
+    """The custom ops of `content` when the interpreter's own kernels leave some of them
+    unresolved (only a delegate, such as XNNPACK for `Convolution2DTransposeBias`, runs
+    them), else `[]`. Models without custom ops cost only a read of their operator codes."""
+    custom = custom_op_codes(content)
+    if not custom:
+        return []
+    try:
+        _allocated_interpreter(
+            chosen, content, 1, chosen.resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES, []
+        )
+    except RuntimeError:
+        return custom
+    return []

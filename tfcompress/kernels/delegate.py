@@ -19,8 +19,10 @@ class KernelDelegate:
     (other ops, float layers, non-constant weights, dynamic shapes) run on the
     interpreter's own kernels, and without the delegate the model runs anywhere.
     Pass it in `TFLiteModel(..., delegates=[...])` (or use
-    `TFLiteModel(..., use_tfcompress_kernels=True)`), or pass `.delegate` in
-    `experimental_delegates=[...]` of an interpreter of the same runtime.
+    `TFLiteModel(..., use_tfcompress_kernels=True)`), or in
+    `experimental_delegates=[...]` of an interpreter of the same runtime
+    (`ai_edge_litert.interpreter.Interpreter` or `tf.lite.Interpreter`): it is
+    accepted there like the runtime's own delegate objects.
 
     Args:
         kernel: `"auto"` picks, per layer, the block-sparse kernel when at most
@@ -80,20 +82,21 @@ class KernelDelegate:
         self.backend = chosen.name
         self.delegate = chosen.load_delegate(self.library, self.options)
 
-    @property
-    def _pointer(self) -> int:
+    def _get_native_delegate_pointer(self) -> int:
+        """The `TfLiteDelegate*`: the name the interpreters of both runtimes call on each of
+        their `experimental_delegates`."""
         return self.delegate._get_native_delegate_pointer()
 
     @property
     def isa(self) -> str:
         """The kernel path in use: `avx512vnni`, `avx2`, `neondot` or `portable`."""
-        return self._native.tfc_delegate_isa(self._pointer).decode()
+        return self._native.tfc_delegate_isa(self._get_native_delegate_pointer()).decode()
 
     def counters(self) -> dict[str, int]:
         """Nodes claimed/declined, partitions, invocations, and kernels chosen so far."""
-        lib = self._native
+        lib, pointer = self._native, self._get_native_delegate_pointer()
         return {
-            lib.tfc_counter_name(i).decode(): int(lib.tfc_delegate_counter(self._pointer, i))
+            lib.tfc_counter_name(i).decode(): int(lib.tfc_delegate_counter(pointer, i))
             for i in range(lib.tfc_counter_count())
         }
 
@@ -102,8 +105,9 @@ class KernelDelegate:
         shape, block density, and the kernel and ISA chosen. A node appears again each time
         the interpreter re-applies the delegate (as `counters()` counts it again)."""
         lib, info, out = self._native, NodeInfo(), []
-        for i in range(lib.tfc_delegate_node_count(self._pointer)):
-            if lib.tfc_delegate_node(self._pointer, i, ctypes.byref(info)) != 0:
+        pointer = self._get_native_delegate_pointer()
+        for i in range(lib.tfc_delegate_node_count(pointer)):
+            if lib.tfc_delegate_node(pointer, i, ctypes.byref(info)) != 0:
                 raise RuntimeError(f"The kernel library has no node {i}")
             out.append(
                 KernelNode(
@@ -120,5 +124,19 @@ class KernelDelegate:
 
 
 def load_delegate(**options) -> KernelDelegate:
-    """`KernelDelegate(**options)`: the external delegate with our int8 kernels."""
+    """`KernelDelegate(**options)`: the external delegate with our int8 kernels, ready for an
+    interpreter's `experimental_delegates=[...]` like `tf.lite.experimental.load_delegate`'s.
+
+    Example:
+        >>> x = tfcompress.datasets.load_digits().x_test[:50]
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+        >>> content = tfcompress.export_tflite(model, mode="int8", representative_data=x)
+        >>> delegate = tfcompress.kernels.load_delegate(backend="tf")
+        >>> interpreter = tf.lite.Interpreter(
+        ...     model_content=content, experimental_delegates=[delegate])
+        >>> interpreter.allocate_tensors()
+        >>> delegate.counters()["nodes_claimed"]
+        1
+    """
     return KernelDelegate(**options)
