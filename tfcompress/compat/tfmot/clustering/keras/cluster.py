@@ -10,7 +10,9 @@ from tfcompress import clustering
 from tfcompress.compat.tfmot.input_shape import keep_input_shape
 
 
-def cluster_weights(to_cluster, number_of_clusters: int, **kwargs):
+def cluster_weights(
+    to_cluster: keras.layers.Layer | list | keras.Model, number_of_clusters: int, **kwargs
+):
     """`tfcompress.cluster_weights`; a wrapped layer keeps its `input_shape=`.
 
     Takes tfmot's `number_of_clusters`, `cluster_centroids_init`,

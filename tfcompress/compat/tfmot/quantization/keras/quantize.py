@@ -40,14 +40,15 @@ def quantize_annotate_model(to_annotate: keras.Model) -> keras.Model:
 
 
 def quantize_apply(
-    model: keras.Model, scheme: quantization.QuantizeScheme | None = None
+    model: keras.Model, scheme: str | quantization.QuantizeScheme | None = None
 ) -> keras.Model:
     """`tfcompress.quantize_apply` with tfmot's schemes and tfmot-style configs.
 
     Args:
         model: The annotated model.
         scheme: `default_8bit.Default8BitQuantizeScheme()` (the default), a
-            scheme from `experimental.combine`, or any tfcompress scheme.
+            scheme from `experimental.combine`, or any tfcompress scheme or scheme
+            name.
     """
     annotations = _tfmot_annotations(model)
     objects = _annotated_classes(model)

@@ -45,6 +45,12 @@ class QuantizeConfig(quantization.QuantizeConfig):
     def get_config(self) -> dict:
         return {}
 
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get_config()!r})"
+
     def for_layer(self, layer: keras.layers.Layer) -> quantization.QuantizeConfig:
         """tfcompress's `QuantizeConfig` for the built `layer`."""
         weights = {

@@ -10,7 +10,11 @@ from tfcompress import pruning
 from tfcompress.compat.tfmot.input_shape import keep_input_shape
 
 
-def prune_low_magnitude(to_prune, pruning_schedule=None, **kwargs):
+def prune_low_magnitude(
+    to_prune: keras.layers.Layer | list | keras.Model,
+    pruning_schedule: pruning.PruningSchedule | None = None,
+    **kwargs,
+):
     """`tfcompress.prune_low_magnitude`; a wrapped layer keeps its `input_shape=`.
 
     Takes tfmot's `pruning_schedule`, `block_size`, `block_pooling_type` and
