@@ -1,0 +1,5 @@
+"""`tfmot.sparsity`: pruning."""
+
+from tfcompress.compat.tfmot.sparsity import keras
+
+__all__ = ["keras"]
