@@ -88,8 +88,13 @@ def _fixed_ranks(c: Candidate, rank) -> Ranks | None:
 
 
 def _check_some_take(candidates: list[Candidate], chosen: list, rank) -> None:
-    """Raises when one `rank` for all leaves every selected layer as it was."""
-    if not candidates or any(r is not None and c.smaller(r) for c, r in zip(candidates, chosen)):
+    """Raises when one `rank` for all leaves every selected layer as it was (layers named
+    in `layers` get their own error or warning)."""
+    if (
+        not candidates
+        or any(c.explicit for c in candidates)
+        or any(r is not None and c.smaller(r) for c, r in zip(candidates, chosen))
+    ):
         return
     limits = ", ".join(
         f"{c.layer.name!r} (at most {c.max_ranks[0] if len(c.max_ranks) == 1 else c.max_ranks})"
