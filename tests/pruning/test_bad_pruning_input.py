@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfcompress as tc
 
@@ -48,7 +49,8 @@ def test_training_without_the_step_callback_says_so_on_top():
     pruned = tc.prune_low_magnitude(_mlp())
     pruned.compile("sgd", "mse")
     with pytest.raises(
-        ValueError, match=r"trained without the step callback: add .*UpdatePruningStep"
+        tf.errors.InvalidArgumentError,
+        match=r"trained without the step callback: add .*UpdatePruningStep",
     ) as caught:
         pruned.fit(np.zeros((8, 4)), np.zeros((8, 3)), verbose=0)
     assert "Graph execution error" not in str(caught.value)

@@ -324,9 +324,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         set the step (the graph assert after it catches a step reset later)."""
         with tf.init_scope():  # the variable's value now, even while tracing
             step = int(keras.ops.convert_to_numpy(self.pruning_step))
-        if step < 0:
-            raise ValueError(
-                f"Layer {self.name!r}: {MISSING_CALLBACK} (Its pruning step is {step}.)"
+        if step < 0:  # the type a failed graph assert has, with the message on top
+            raise tf.errors.InvalidArgumentError(
+                None, None, f"Layer {self.name!r}: {MISSING_CALLBACK} (Its pruning step is {step}.)"
             )
 
     @property
