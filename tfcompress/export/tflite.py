@@ -209,8 +209,9 @@ def export_tflite(
         The `.tflite` bytes.
 
     Raises:
-        ValueError: Unknown `mode` or `io_type`, missing representative data,
-            a model that was never built, data of the wrong shape.
+        ValueError: Unknown `mode` or `io_type`, missing, empty or non-finite
+            representative data, an `int8`/`int16x8` result with float weights, a
+            model that was never built, data or an `input_shape` of the wrong shape.
         FileNotFoundError: The folder of `path` does not exist.
 
     Example:
