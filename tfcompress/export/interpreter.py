@@ -85,11 +85,16 @@ class TFLiteModel:
         key: Key | None = None,
     ):
         chosen = runtime(backend)
-        if not isinstance(num_threads, int) or num_threads < 1:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
             raise ValueError(
                 f"`num_threads` must be a positive integer. Received: num_threads={num_threads!r}"
             )
         if isinstance(model, (bytes, bytearray)):
+            if not model:
+                raise ValueError(
+                    "`model` is empty: expected the bytes of a `.tflite` model or a path to "
+                    "one. Received: model=b''"
+                )
             self.content = bytes(model)
         else:
             if not os.path.isfile(model):
@@ -118,6 +123,12 @@ class TFLiteModel:
                 f"Received: kernel_options={kernel_options!r}"
             )
         self.delegates = list(delegates)
+        fixed = sorted({"num_threads", "backend"} & set(kernel_options or {}))
+        if fixed:
+            raise ValueError(
+                f"`kernel_options` must not hold {fixed}: the delegate takes this model's "
+                f"`num_threads` and runtime. Received: kernel_options={kernel_options!r}"
+            )
         if use_tfcompress_kernels:
             options = {"num_threads": num_threads, "backend": chosen.name, **(kernel_options or {})}
             self.delegates.append(KernelDelegate(**options))
@@ -150,6 +161,7 @@ class TFLiteModel:
         self.input_dtype = np.dtype(self._input["dtype"])
         self.input_quantization = tuple(self._input["quantization"])
         self.output_dtype = np.dtype(self._output["dtype"])
+        self._warned: set[str] = set()  # input warnings given once per model
 
     def _resize(self, batch: int) -> None:
         if batch != self._batch:
@@ -159,6 +171,31 @@ class TFLiteModel:
             self._input = self._interpreter.get_input_details()[0]
             self._output = self._interpreter.get_output_details()[0]
             self._batch = batch
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, stacklevel=4)
+
+    def _check_input(self, x: np.ndarray) -> None:
+        """Warns (once each) about NaN/inf inputs and about integer arrays that look like
+        unscaled images fed to a model with real-valued input."""
+        x = np.asarray(x)
+        if x.dtype.kind in "fc" and not np.isfinite(x).all():
+            self._warn_once(
+                "nan",
+                "`x` holds NaN or inf values; the interpreter still returns numbers for "
+                f"them, which mean nothing. Received: x with "
+                f"{int(np.count_nonzero(~np.isfinite(x)))} non-finite value(s)",
+            )
+        real_input = self.input_dtype.kind == "f" or bool(self.input_quantization[0])
+        if x.dtype.kind in "iu" and real_input and x.size and x.max() > 1:
+            self._warn_once(
+                "unscaled",
+                f"`x` is an integer array (dtype {x.dtype}, values up to {x.max()}) and the "
+                "model's input is real-valued: it is used as is. If these are image pixels, "
+                "scale them as in training (e.g. x / 255).",
+            )
 
     def _quantize_input(self, x: np.ndarray) -> np.ndarray:
         scale, zero_point = self._input["quantization"]
@@ -176,6 +213,7 @@ class TFLiteModel:
 
     def run_batch(self, x: np.ndarray, raw: bool = False) -> np.ndarray:
         """Runs one batch; `raw=True` returns the output tensor as stored (e.g. int8)."""
+        self._check_input(x)
         self._resize(len(x))
         self._interpreter.set_tensor(self._input["index"], self._quantize_input(x))
         self._interpreter.invoke()

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.utils.io import atomic_write_bytes, check_output_path
 from tfcompress.utils.surgery import is_graph_model
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
 MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
+_WEIGHTED_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 _IO_TYPES = {"int8": ("float32", "int8"), "int16x8": ("float32", "int16")}
 
 RepresentativeData = np.ndarray | Callable[[], Iterable] | tf.data.Dataset
@@ -37,12 +40,67 @@ def _concrete_function(model: keras.Model, shapes: list[tuple], dtypes: list, ba
     return serve.get_concrete_function()
 
 
+def _core_message(err: Exception) -> str:
+    """The message Keras highlights inside a traced call's error (else its last error line)."""
+    text = str(err)
+    highlighted = re.search(r"\x1b\[1m(.*?)\x1b\[0m", text, re.DOTALL)
+    if highlighted:
+        return highlighted.group(1).strip()[:300]
+    lines = [line.strip() for line in text.splitlines() if "Error" in line]
+    return (lines[-1] if lines else type(err).__name__)[:300]
+
+
+def _traced(model: keras.Model, shapes: list[tuple], dtypes: list, batch_size, input_shape):
+    """`_concrete_function`, with a call that fails on the given `input_shape` reported as a
+    wrong `input_shape` (instead of the traceback from deep inside the model)."""
+    try:
+        return _concrete_function(model, shapes, dtypes, batch_size)
+    except (ValueError, TypeError) as err:
+        if input_shape is None:
+            raise
+        built = model.get_build_config() or {}
+        known = f" (it was built on inputs of shape {built['input_shape']})" if built else ""
+        raise ValueError(
+            f"`input_shape` does not fit model {model.name!r}{known}: calling it on samples "
+            f"of that shape failed ({_core_message(err)}). "
+            f"Received: input_shape={tuple(input_shape)!r}"
+        ) from err
+
+
 def _input_dtypes(model: keras.Model, count: int) -> list:
     """Each input's dtype (integer token ids stay integer); float32 when unknown."""
     inputs = model.inputs if is_graph_model(model) else None  # none known for a subclassed one
     if not inputs or len(inputs) != count:
         return [tf.float32] * count
     return [tf.as_dtype(t.dtype) for t in inputs]
+
+
+def _check_finite(sample: np.ndarray, where: str) -> None:
+    if sample.dtype.kind in "fc" and not np.isfinite(sample).all():
+        raise ValueError(
+            f"`representative_data` must hold finite values: calibration on NaN or inf gives "
+            f"no activation ranges (and a float model). Received: {where} with "
+            f"{int(np.count_nonzero(~np.isfinite(sample)))} non-finite value(s) "
+            f"of {sample.size}"
+        )
+
+
+def _checked(gen: Callable[[], Iterable]) -> Callable[[], Iterable]:
+    """`gen` with each sample checked for NaN/inf as it is drawn, and at least one drawn."""
+
+    def checked():
+        count = 0
+        for count, item in enumerate(gen(), start=1):
+            for tensor in item:
+                _check_finite(np.asarray(tensor), f"sample {count - 1}")
+            yield item
+        if not count:
+            raise ValueError(
+                "`representative_data` gave no samples; calibration needs some (e.g. a "
+                "few hundred training inputs). Received: an empty dataset or generator"
+            )
+
+    return checked
 
 
 def _representative_gen(data: RepresentativeData, shapes: list[tuple], limit: int):
@@ -54,7 +112,13 @@ def _representative_gen(data: RepresentativeData, shapes: list[tuple], limit: in
                 f"this model has {len(shapes)} inputs. Pass a generator function instead."
             )
         check_samples(data, shapes[0], "representative_data", "the model's input")
+        if not len(data):
+            raise ValueError(
+                "`representative_data` is empty; calibration needs samples (e.g. a few "
+                f"hundred training inputs). Received: representative_data.shape={data.shape}"
+            )
         samples = data[:limit].astype("float32")
+        _check_finite(samples, f"an array of shape {data.shape}")
 
         def gen():
             for sample in samples:
@@ -68,7 +132,7 @@ def _representative_gen(data: RepresentativeData, shapes: list[tuple], limit: in
                 item = item[0] if isinstance(item, tuple) else item
                 yield [tf.cast(item, tf.float32)]
 
-        return gen
+        return _checked(gen)
     if callable(data):
 
         def gen():
@@ -77,11 +141,28 @@ def _representative_gen(data: RepresentativeData, shapes: list[tuple], limit: in
                     break
                 yield item if isinstance(item, list) else [item]
 
-        return gen
+        return _checked(gen)
     raise TypeError(
         "`representative_data` must be a numpy array of samples, a tf.data.Dataset of "
         f"batches or a generator function. Received: type {type(data).__name__}"
     )
+
+
+def _check_quantized(content: bytes, mode: str) -> None:
+    """Raises when a calibrated conversion left a weighted op with float weights."""
+    info = TFLiteFile(content)
+    left = [
+        f"{op.name} {info.tensors[op.outputs[0]].name!r}"
+        for op in info.ops
+        if op.name in _WEIGHTED_OPS and info.tensors[op.inputs[1]].dtype != "int8"
+    ]
+    if left:
+        raise ValueError(
+            f"mode={mode!r} was asked for, but the converter left {len(left)} op(s) with float "
+            f"weights: {', '.join(left[:5])}{', ...' if len(left) > 5 else ''}. The "
+            "calibration data probably gave no usable ranges; pass real training inputs as "
+            "`representative_data`."
+        )
 
 
 def export_tflite(
@@ -128,8 +209,9 @@ def export_tflite(
         The `.tflite` bytes.
 
     Raises:
-        ValueError: Unknown `mode` or `io_type`, missing representative data,
-            a model that was never built, data of the wrong shape.
+        ValueError: Unknown `mode` or `io_type`, missing, empty or non-finite
+            representative data, an `int8`/`int16x8` result with float weights, a
+            model that was never built, data or an `input_shape` of the wrong shape.
         FileNotFoundError: The folder of `path` does not exist.
 
     Example:
@@ -161,7 +243,7 @@ def export_tflite(
     shapes = model_input_shapes(model, input_shape)
     dtypes = _input_dtypes(model, len(shapes))
 
-    function = _concrete_function(model, shapes, dtypes, batch_size)
+    function = _traced(model, shapes, dtypes, batch_size, input_shape)
     qat = _has_fake_quant(function)
     if qat and mode != "int8":
         raise ValueError(
@@ -197,6 +279,8 @@ def export_tflite(
             converter.inference_input_type = tf.as_dtype(io_type)
             converter.inference_output_type = tf.as_dtype(io_type)
     content = converter.convert()
+    if mode in _IO_TYPES and not qat:
+        _check_quantized(content, mode)
     if path is not None:
         atomic_write_bytes(path, content)
     return content

@@ -14,6 +14,7 @@ from tfcompress.factorization.ranks import MEASURES, Candidate, Ranks, budget_ra
 from tfcompress.factorization.svd import check_energy, check_method
 from tfcompress.factorization.validation import int_pair, positive_int
 from tfcompress.utils.surgery import check_model, clone_graph, leaf_layers, require_graph
+from tfcompress.utils.validation import check_layer_names
 
 RankArg = int | tuple[int, int] | dict[str, int | tuple[int, int]] | None
 EnergyArg = float | dict[str, float] | None
@@ -31,10 +32,10 @@ def _unsupported(layer: keras.layers.Layer) -> str | None:
 
 
 def _select(
-    model: keras.Model, layers: Selection, named: dict | None, conv_scheme: str
+    model: keras.Model, layers: Selection, named: dict | None, argument: str, conv_scheme: str
 ) -> list[Candidate]:
     """The candidates: named layers (explicit, errors when unsupported) and layers picked by
-    class or by default (implicit, skipped when unsupported)."""
+    class or by default (implicit, skipped when unsupported). `argument` gave the names."""
     if named is not None:
         if layers is not None:
             raise ValueError(
@@ -49,12 +50,7 @@ def _select(
     if layers is not None and len(names) + len(classes) != len(layers):
         raise TypeError(f"`layers` must hold layer names and layer classes. Received: {layers!r}")
     leaves = leaf_layers(model, (keras.layers.Wrapper,))  # a wrapper is one layer here
-    known = {layer.name for layer in leaves}
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise ValueError(
-            f"No layer named {missing[0]!r} in model {model.name!r}. Its layers: {sorted(known)}"
-        )
+    check_layer_names(model, names, argument, known={layer.name for layer in leaves})
     candidates = []
     for layer in leaves:
         explicit = layer.name in names
@@ -89,6 +85,26 @@ def _fixed_ranks(c: Candidate, rank) -> Ranks | None:
             f"factorization). Received: rank={rank!r}"
         )
     return None  # never smaller than the original; the layer is left alone
+
+
+def _check_some_take(candidates: list[Candidate], chosen: list, rank) -> None:
+    """Raises when one `rank` for all leaves every selected layer as it was (layers named
+    in `layers` get their own error or warning)."""
+    if (
+        not candidates
+        or any(c.explicit for c in candidates)
+        or any(r is not None and c.smaller(r) for c, r in zip(candidates, chosen))
+    ):
+        return
+    limits = ", ".join(
+        f"{c.layer.name!r} (at most {c.max_ranks[0] if len(c.max_ranks) == 1 else c.max_ranks})"
+        for c in candidates
+    )
+    raise ValueError(
+        "`rank` leaves every selected layer as it was: it is above their largest rank, or "
+        "their factorized form would not be smaller. The selected layers and their largest "
+        f"ranks: {limits}. Received: rank={rank!r}"
+    )
 
 
 def _check_fraction(compression) -> float:
@@ -130,7 +146,7 @@ def factorize(
         rank: The rank of every selected layer (a pair `(r_in, r_out)` for
             the channel scheme), or a dict `{layer name: rank}`. Selected
             layers whose largest rank is below it are left alone; a named one
-            raises.
+            raises, and so does a rank that leaves every selected layer alone.
         energy: The fraction of each layer's squared singular values to keep,
             in (0, 1], or a dict `{layer name: energy}`.
         compression: A global budget: the fraction of the selected layers'
@@ -191,7 +207,8 @@ def factorize(
         raise ValueError(f"`budget` must be one of {MEASURES}. Received: budget={budget!r}")
     check_method(svd)
     per_layer = rank if isinstance(rank, dict) else energy if isinstance(energy, dict) else None
-    candidates = _select(model, layers, per_layer, conv_scheme)
+    argument = "layers" if per_layer is None else "rank" if per_layer is rank else "energy"
+    candidates = _select(model, layers, per_layer, argument, conv_scheme)
 
     if compression is not None:
         chosen = budget_ranks(candidates, _check_fraction(compression), budget)
@@ -203,6 +220,8 @@ def factorize(
             value = energy[c.layer.name] if per_layer else energy
             chosen.append(c.energy_ranks(check_energy(value, f"Layer {c.layer.name!r}: ")))
 
+    if rank is not None and not per_layer:
+        _check_some_take(candidates, chosen, rank)
     replacements = {}
     for c, ranks in zip(candidates, chosen):
         if ranks is None:

@@ -19,6 +19,7 @@ from tfcompress.utils.surgery import (
     transform,
     transform_model,
 )
+from tfcompress.utils.validation import check_layer_names
 
 LayerSparsity = dict[str, float] | Callable[[keras.layers.Layer], float | None] | None
 SCOPES = ("layer", "global")
@@ -137,6 +138,9 @@ class _Pruning:
                 f"Model {model.name!r} already contains pruning wrappers; call "
                 "`strip_pruning` first to prune it again."
             )
+        check_layer_names(model, self.skip, "skip")
+        if isinstance(self.layer_sparsity, dict):
+            check_layer_names(model, self.layer_sparsity, "layer_sparsity")
         if self.options["channel_norm"] is None:
             return self.replace
         require_graph(model, "Channel pruning")

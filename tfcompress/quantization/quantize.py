@@ -19,7 +19,7 @@ from tfcompress.quantization.quantize_config import QuantizeConfig
 from tfcompress.quantization.quantize_layer import QuantizeLayer
 from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
 from tfcompress.quantization.registry import default_quantize_config, unregistered_error
-from tfcompress.quantization.resolve import Precision, resolve_config
+from tfcompress.quantization.resolve import Precision, check_precision_names, resolve_config
 from tfcompress.quantization.scheme import QuantizeScheme, get_scheme
 from tfcompress.utils.surgery import (
     Replacement,
@@ -126,6 +126,7 @@ def _quantize_subclassed(
     """The rebuilt `model` (layer attributes wrapped) behind an input quantizer."""
     if scheme.preserve_clusters:
         require_graph(model, "Clustering-preserving QAT")
+    check_precision_names(model, precision)
 
     def replace(layer: keras.layers.Layer) -> Replacement | None:
         config = resolve_config(layer, None, scheme, precision)

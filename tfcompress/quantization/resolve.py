@@ -13,6 +13,7 @@ from tfcompress.quantization.quantizer import WEIGHT_BITS, check_bits
 from tfcompress.quantization.registry import default_quantize_config, unregistered_error
 from tfcompress.quantization.scheme import QuantizeScheme
 from tfcompress.utils.surgery import graph_layers, leaf_layers
+from tfcompress.utils.validation import check_layer_names
 
 Precision = dict | Callable[[keras.layers.Layer], int | str | None] | None
 FLOAT = "float"
@@ -41,6 +42,12 @@ def bits_for(
     if value == FLOAT:
         return FLOAT
     return check_bits(value, WEIGHT_BITS, "precision", f"Layer {layer.name!r}")
+
+
+def check_precision_names(model: keras.Model, precision: Precision) -> None:
+    """Raises when a name key of a `precision` dict is the name of no layer of `model`."""
+    if isinstance(precision, dict):
+        check_layer_names(model, precision, "precision")
 
 
 def resolve_config(
@@ -80,6 +87,7 @@ def resolve_configs(
     Raises:
         ValueError: Nothing is annotated, or a config cannot be resolved.
     """
+    check_precision_names(model, precision)
     if annotate_all:
         annotated = graph_layers(model)
     else:

@@ -187,6 +187,14 @@ def report(
         raise ValueError("Pass `model` (a Keras model), `tflite` (bytes or a path), or both.")
     if model is not None:
         check_built(model)
+    if isinstance(latency_runs, bool) or not isinstance(latency_runs, int) or latency_runs < 1:
+        raise ValueError(
+            f"`latency_runs` must be a positive integer. Received: latency_runs={latency_runs!r}"
+        )
+    if isinstance(tflite, (bytes, bytearray)) and not tflite:
+        raise ValueError("`tflite` is empty: expected `.tflite` bytes or a path. Received: b''")
+    if isinstance(tflite, (str, os.PathLike)) and not os.path.isfile(tflite):
+        raise FileNotFoundError(f"No `.tflite` file at `tflite`={os.fspath(tflite)!r}")
     summary: dict = {}
     result = CompressionReport(name or (model.name if model is not None else "tflite"))
     x = y = None

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
+import time
 
 
 def check_output_path(path: str | os.PathLike, argument: str = "path") -> str:
@@ -22,22 +25,64 @@ def check_output_path(path: str | os.PathLike, argument: str = "path") -> str:
     return path
 
 
+TEMP_PREFIX, TEMP_SUFFIX = ".tfcompress-", ".tmp"
+STALE_SECONDS = 3600  # a temporary file of ours this old was left by a killed process
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
+
+
+def _file_mode(path: str) -> int:
+    """The permission bits `path` should get: the existing file's, else the umask's."""
+    if os.path.exists(path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def remove_stale_temp_files(folder: str, max_age: float = STALE_SECONDS) -> list[str]:
+    """Deletes our temporary files in `folder` older than `max_age` seconds (left by a
+    process killed while writing); only names `mkstemp` makes with our exact prefix.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    now = time.time()
+    for name in os.listdir(folder):
+        if not _TEMP_NAME.fullmatch(name):
+            continue
+        tmp = os.path.join(folder, name)
+        try:
+            if now - os.lstat(tmp).st_mtime > max_age and os.path.isfile(tmp):
+                os.unlink(tmp)
+                removed.append(tmp)
+        except OSError:  # removed meanwhile, or not ours to delete
+            continue
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, argument: str = "path") -> str:
     """Writes `data` to a temporary file beside `path`, then renames it over `path`.
 
     A reader never sees a partial file, and an error while writing leaves any
-    existing file at `path` untouched.
+    existing file at `path` untouched and no temporary file behind. The file
+    keeps the permissions of the one it replaces (a new one gets the umask's).
+    Temporary files of ours older than an hour in the folder (from a process
+    killed while writing) are removed first.
 
     Returns:
         The path written, as a string.
     """
     path = check_output_path(path, argument)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tfcompress-", suffix=".tmp", dir=folder)
+    remove_stale_temp_files(folder)
+    mode = _file_mode(path)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import keras
 import numpy as np
 
@@ -51,3 +53,43 @@ def check_samples(x: np.ndarray, shape: tuple, argument: str, where: str) -> np.
             f"received {argument}.shape={x.shape}."
         )
     return x
+
+
+def layer_names(model: keras.layers.Layer) -> set[str]:
+    """The name of every layer inside `model`: nested models, wrappers and what they wrap."""
+    found = set()
+    stack = list(model.layers) if isinstance(model, keras.Model) else [model]
+    while stack:
+        layer = stack.pop()
+        found.add(layer.name)
+        if isinstance(layer, keras.Model):
+            stack.extend(layer.layers)
+        elif isinstance(layer, keras.layers.Wrapper):
+            stack.append(layer.layer)
+    return found
+
+
+def check_layer_names(
+    model: keras.Model,
+    names: Iterable,
+    argument: str,
+    known: set[str] | None = None,
+    limit: int = 40,
+) -> None:
+    """Raises when a string in `names` is the name of no layer of `model` (other entries,
+    e.g. layer classes, are not checked); the error lists the names that exist.
+
+    `known`: the names that count (default: every layer inside `model`, see `layer_names`).
+    """
+    known = layer_names(model) if known is None else known
+    missing = [n for n in names if isinstance(n, str) and n not in known]
+    if not missing:
+        return
+    existing = sorted(known)
+    shown = ", ".join(repr(n) for n in existing[:limit])
+    if len(existing) > limit:
+        shown += f", ... ({len(existing) - limit} more)"
+    raise ValueError(
+        f"No layer named {', '.join(repr(n) for n in missing)} in model {model.name!r}: "
+        f"every name in `{argument}` must be one of its layers. Its layers: {shown}"
+    )
