@@ -170,7 +170,8 @@ def train(builder, data, sparsities, args) -> tuple[keras.Model, dict[float, dic
     for sparsity in sparsities:
         keras.utils.set_random_seed(args.seed)
         schedule = PolynomialDecay(0.0, sparsity, begin_step=0, end_step=steps // 2, frequency=10)
-        wrapped = prune_low_magnitude(base, schedule, block_size=BLOCK, skip=KEPT_DENSE)
+        skip = [name for name in KEPT_DENSE if name in {layer.name for layer in base.layers}]
+        wrapped = prune_low_magnitude(base, schedule, block_size=BLOCK, skip=skip)
         pruned = compile_classifier(wrapped)
         pruned.fit(
             data.x_train,

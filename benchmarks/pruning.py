@@ -186,7 +186,7 @@ def main() -> None:
                 two_four = {
                     "sparsity": 0.5,
                     "sparsity_m_by_n": (2, 4),
-                    "skip": ["conv1", OUTPUT_LAYER],
+                    "skip": [n for n in ("conv1", OUTPUT_LAYER) if n in kernel_sizes(base)],
                 }
                 configs.append(("2:4, output spared (50%)", two_four))
             for label, config in configs:

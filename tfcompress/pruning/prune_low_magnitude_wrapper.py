@@ -306,7 +306,6 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     def call(self, inputs, training=None, **kwargs):
         if training and self._prunable:
-            self._check_step_callback()
             tf.debugging.assert_non_negative(self.pruning_step.value, message=MISSING_CALLBACK)
         if not (training and self.scores):
             return self.layer(inputs, **kwargs)
@@ -318,16 +317,6 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         ]
         outputs, _ = self.layer.stateless_call(values, [], inputs, **kwargs)
         return outputs
-
-    def _check_step_callback(self) -> None:
-        """Raises in Python, when the training step is traced, if `UpdatePruningStep` never
-        set the step (the graph assert after it catches a step reset later)."""
-        with tf.init_scope():  # the variable's value now, even while tracing
-            step = int(keras.ops.convert_to_numpy(self.pruning_step))
-        if step < 0:  # the type a failed graph assert has, with the message on top
-            raise tf.errors.InvalidArgumentError(
-                None, None, f"Layer {self.name!r}: {MISSING_CALLBACK} (Its pruning step is {step}.)"
-            )
 
     @property
     def prunable_weights(self) -> list:
