@@ -19,8 +19,6 @@ def cluster_weights(
     `preserve_sparsity` and `cluster_per_channel`.
     """
     clustered = clustering.cluster_weights(to_cluster, number_of_clusters, **kwargs)
-    if isinstance(to_cluster, list):
-        return [keep_input_shape(a, b) for a, b in zip(to_cluster, clustered)]
     return keep_input_shape(to_cluster, clustered)
 
 

@@ -22,8 +22,6 @@ def prune_low_magnitude(
     supported.
     """
     pruned = pruning.prune_low_magnitude(to_prune, pruning_schedule, **kwargs)
-    if isinstance(to_prune, list):
-        return [keep_input_shape(a, b) for a, b in zip(to_prune, pruned)]
     return keep_input_shape(to_prune, pruned)
 
 
