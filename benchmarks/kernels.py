@@ -64,7 +64,7 @@ from benchmarks.kernel_runner import (
     summarize,
 )
 from tfcompress.datasets import load_mnist5k
-from tfcompress.demo import KEPT_DENSE, compile_classifier
+from tfcompress.demo import compile_classifier, kept_dense
 from tfcompress.export import TFLiteFile, export_tflite
 from tfcompress.kernels import best_isa
 from tfcompress.models import lenet_300_100, small_cnn
@@ -170,8 +170,7 @@ def train(builder, data, sparsities, args) -> tuple[keras.Model, dict[float, dic
     for sparsity in sparsities:
         keras.utils.set_random_seed(args.seed)
         schedule = PolynomialDecay(0.0, sparsity, begin_step=0, end_step=steps // 2, frequency=10)
-        skip = [name for name in KEPT_DENSE if name in {layer.name for layer in base.layers}]
-        wrapped = prune_low_magnitude(base, schedule, block_size=BLOCK, skip=skip)
+        wrapped = prune_low_magnitude(base, schedule, block_size=BLOCK, skip=kept_dense(base))
         pruned = compile_classifier(wrapped)
         pruned.fit(
             data.x_train,

@@ -47,6 +47,12 @@ def new_output_dir(output_dir: str | None) -> str:
 KEPT_DENSE = ("conv1", "logits")
 
 
+def kept_dense(model: keras.Model) -> list[str]:
+    """The layers of `KEPT_DENSE` that `model` has (LeNet-300-100 has no conv1)."""
+    names = {layer.name for layer in model.layers}
+    return [name for name in KEPT_DENSE if name in names]
+
+
 def compile_classifier(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
     """Adam and sparse cross-entropy on logits, with accuracy: how the demos train."""
     model.compile(

@@ -30,7 +30,7 @@ from kernel_cases import (
 
 import tfcompress as tc
 from tfcompress.core.blocks import BLOCK_SHAPE
-from tfcompress.demo import KEPT_DENSE  # conv1 and logits: the 16x4 block does not fit them
+from tfcompress.demo import kept_dense  # conv1 and logits: the 16x4 block does not fit them
 from tfcompress.export import export_tflite
 from tfcompress.kernels import KernelDelegate
 from tfcompress.pruning import (
@@ -65,8 +65,7 @@ def pruned_qat_int8(build, data, seed: int) -> bytes:
     model = compile_classifier(build())
     model.fit(x, y, batch_size=64, epochs=1, verbose=0)
     schedule = ConstantSparsity(SPARSITY, begin_step=0, frequency=1)
-    skip = [name for name in KEPT_DENSE if name in {layer.name for layer in model.layers}]
-    wrapped = prune_low_magnitude(model, schedule, block_size=BLOCK_SHAPE, skip=skip)
+    wrapped = prune_low_magnitude(model, schedule, block_size=BLOCK_SHAPE, skip=kept_dense(model))
     compile_classifier(wrapped).fit(
         x, y, batch_size=64, epochs=1, verbose=0, callbacks=[UpdatePruningStep()]
     )
