@@ -30,15 +30,22 @@ KERNELS = ("reference", "dense", "sparse", "auto")
 COUNTER_OF = {"reference": "reference_nodes", "dense": "dense_nodes", "sparse": "sparse_nodes"}
 
 
+def _best_isa() -> str | None:
+    """The best path this CPU runs; None without a built library."""
+    try:
+        return best_isa()
+    except KernelsNotBuiltError:
+        return None
+
+
 def host_isas() -> list[str]:
     """Every kernel path this machine runs (portable always).
 
     Called while collecting tests: without a built library it answers `["portable"]`
     and lets the tests themselves fail with `KernelsNotBuiltError` (how to build).
     """
-    try:
-        best = best_isa()
-    except KernelsNotBuiltError:
+    best = _best_isa()
+    if best is None:
         return ["portable"]
     return {"avx512vnni": ["portable", "avx2", "avx512vnni"], "avx2": ["portable", "avx2"]}.get(
         best, ["portable", best] if best != "portable" else ["portable"]
@@ -57,15 +64,14 @@ _ELSEWHERE = {
 
 def isa_params() -> list:
     """Every kernel path as a test parameter; those this CPU lacks are skipped, saying why."""
-    host = host_isas()
+    host, best = host_isas(), _best_isa()
+    here = f"best here: {best}" if best else "library not built"
     return [
         pytest.param(
             isa,
             marks=()
             if isa in host
-            else pytest.mark.skip(
-                reason=f"this CPU has no {isa} path ({best_or_none()}): {_ELSEWHERE[isa]}"
-            ),
+            else pytest.mark.skip(reason=f"this CPU has no {isa} path ({here}): {_ELSEWHERE[isa]}"),
         )
         for isa in ("portable", *_ELSEWHERE)
     ]
@@ -83,14 +89,6 @@ def missing_isa_params() -> list:
         )
         for isa in _ELSEWHERE
     ]
-
-
-def best_or_none() -> str:
-    """The best path this CPU runs, for skip reasons."""
-    try:
-        return f"best here: {best_isa()}"
-    except KernelsNotBuiltError:
-        return "library not built"
 
 
 def _converter(model: keras.Model, dataset, per_channel: bool) -> bytes:

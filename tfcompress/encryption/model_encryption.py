@@ -59,13 +59,11 @@ def _parse_key_text(text: str, where: str) -> bytes:
     try:
         key = bytes.fromhex(text)
     except ValueError:
+        standard = text.replace("-", "+").replace("_", "/")  # URL-safe base64 too
         try:
-            key = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+            key = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
         except (binascii.Error, ValueError):
-            try:
-                key = base64.b64decode(text, validate=True)
-            except (binascii.Error, ValueError):
-                key = b""
+            key = b""
     if len(key) != KEY_BYTES:
         raise ValueError(
             f"The key in {where} must be {KEY_BYTES} bytes written as 64 hex digits or base64; "
