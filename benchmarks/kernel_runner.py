@@ -1,8 +1,10 @@
 """Interleaved timing of one model in several interpreters, for `benchmarks/kernels.py`.
 
-Variants, each a `TFLiteModel`: ours (`KernelDelegate`, auto or dense kernels, applied
-before the default XNNPACK delegate), the default interpreter (XNNPACK) and the builtin
-kernels; plus TFLite's reference kernels, not timed, as the ground truth.
+Variants, each a `TFLiteModel`: ours (`KernelDelegate` applied before the default XNNPACK
+delegate: as deployed, with its cost model choosing the layers; on every layer it can run;
+with the dense kernel forced; on the layers `autotune` chose), the default interpreter
+(XNNPACK) and the builtin kernels; plus TFLite's reference kernels, not timed, as the
+ground truth.
 """
 
 from __future__ import annotations
@@ -17,20 +19,36 @@ from tfcompress.export import TFLiteModel
 # first and XNNPACK (applied lazily) takes whatever we leave.
 VARIANTS = {
     "ours": {"use_tfcompress_kernels": True, "kernel_options": {"kernel": "auto"}},
+    "ours_all": {
+        "use_tfcompress_kernels": True,
+        "kernel_options": {"kernel": "auto", "nodes": "all"},
+    },
     "ours_dense": {"use_tfcompress_kernels": True, "kernel_options": {"kernel": "dense"}},
     "xnnpack": {},
     "builtin": {"use_xnnpack": False},
 }
 # Not timed: TFLite's reference kernels, the ground truth of the bit-exactness checks.
 CHECKS = {"reference": {"reference_kernels": True}}
+OURS = ("ours", "ours_all", "ours_dense", "ours_tuned")
 LABELS = {
     "ours": "ours auto",
+    "ours_all": "ours all layers",
+    "ours_tuned": "ours autotuned",
     "ours_dense": "ours dense",
     "xnnpack": "XNNPACK",
     "builtin": "builtin",
     "reference": "reference",
 }
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "asimddp")
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+    "asimddp",
+)
 
 
 def cpu_flags() -> dict[str, bool]:
@@ -49,6 +67,18 @@ def interpreter(content: bytes, variant: str) -> TFLiteModel:
     return TFLiteModel(content, num_threads=1, backend="litert", **{**VARIANTS, **CHECKS}[variant])
 
 
+def tuned_interpreter(content: bytes, nodes: list[int]) -> TFLiteModel:
+    """`content` with our kernels on exactly `nodes` (`autotune`'s choice)."""
+    options = {"kernel": "auto", "nodes": nodes}
+    return TFLiteModel(
+        content,
+        num_threads=1,
+        backend="litert",
+        use_tfcompress_kernels=True,
+        kernel_options=options,
+    )
+
+
 def as_float(model: TFLiteModel, q: np.ndarray) -> np.ndarray:
     """The float input that `model` quantizes to the int8 values `q` exactly."""
     scale, zero_point = model.input_quantization
@@ -61,8 +91,9 @@ def raw_outputs(model: TFLiteModel, x: np.ndarray) -> np.ndarray:
 
 
 def nodes(model: TFLiteModel) -> list[dict]:
-    """What our delegate claimed: node, op, weights, block density, kernel and ISA."""
-    return [node.to_dict() for node in model.kernels.nodes()]
+    """Every node our delegate could run: node, op, weights, block density, kernel, ISA,
+    whether it claimed it and the cost model's expected speed-up."""
+    return [node.to_dict() for node in model.kernels.nodes(claimed_only=False)]
 
 
 def interleaved(
@@ -91,7 +122,7 @@ def summarize(medians: dict[str, list[float]]) -> dict:
             "min": float(np.min(values)),
             "rounds": values,
         }
-    for ours in ("ours", "ours_dense"):
+    for ours in OURS:
         if ours not in medians:
             continue
         for ref in ("xnnpack", "builtin"):

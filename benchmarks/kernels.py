@@ -9,17 +9,25 @@ What is measured, on one thread:
   3x3 28x28x64->64, 1x1 14x14x256->256; filter `[out][kh][kw][in]`, blocks of
   16 output channels x 4 consecutive entries of `kh*kw*in`), dense and 80%
   block-sparse. Each layer is a one-node full-int8 `.tflite` (int8 input and
-  output, ReLU fused), run by four interpreters: ours (`KernelDelegate(
-  kernel="auto")`), ours with the dense kernel forced (`kernel="dense"`),
-  the default interpreter (XNNPACK) and the builtin kernels without XNNPACK.
-* End to end: the small CNN and LeNet-300-100, trained on MNIST-5k, pruned to
-  80% and 90% in 16x4 blocks (`conv1` and `logits` kept dense, as in
-  `tfcompress/demo.py`), pruning-preserving QAT, exported to int8 with int8
+  output, ReLU fused), run by five interpreters: ours as deployed (`KernelDelegate(
+  kernel="auto")`: its cost model claims the layer only where it expects to win
+  on this CPU), ours on every layer (`nodes="all"`), ours with the dense kernel
+  forced (`kernel="dense"`), the default interpreter (XNNPACK) and the builtin
+  kernels without XNNPACK.
+* End to end: the small CNN and LeNet-300-100, trained on MNIST-5k, dense or
+  pruned to 80% and 90% in 16x4 blocks (`conv1` and `logits` kept dense, as in
+  `tfcompress/demo.py`), (pruning-preserving) QAT, exported to int8 with int8
   I/O. Latency at batch 1 with our delegate (its nodes claimed first, XNNPACK
-  taking the rest, as `TFLiteModel(use_tfcompress_kernels=True)` does), with
-  the default interpreter and with the builtin kernels; the accuracy of each on
-  the 1,000 test images, whether the predictions and raw int8 outputs are
-  identical, and which nodes our delegate claimed with which kernel.
+  taking the rest, as `TFLiteModel(use_tfcompress_kernels=True)` does) as
+  deployed, on every layer, with the dense kernel, and on the nodes
+  `tfcompress.kernels.autotune` chose; with the default interpreter and with
+  the builtin kernels; the accuracy of each on the 1,000 test images, whether
+  the predictions and raw int8 outputs are identical, and per node whether our
+  delegate claimed it, with which kernel, and the cost model's estimate.
+
+Results go to `benchmarks/results/kernels-<CPU kind>.{json,md}`, one pair per
+kind of CPU measured (`tfcompress.kernels.host_kind()`: `avx2`,
+`avx512vnni-amx`, ...), so figures from other CPUs stay next to this one's.
 
 How: the machine is shared and noisy, so the interpreters of one case are
 timed interleaved: for R rounds, each interpreter in turn (the order rotated
@@ -54,6 +62,7 @@ from benchmarks.kernel_models import (
 from benchmarks.kernel_report import describe, layer_rows, targets
 from benchmarks.kernel_runner import (
     LABELS,
+    OURS,
     VARIANTS,
     as_float,
     cpu_flags,
@@ -62,11 +71,12 @@ from benchmarks.kernel_runner import (
     nodes,
     raw_outputs,
     summarize,
+    tuned_interpreter,
 )
 from tfcompress.datasets import load_mnist5k
 from tfcompress.demo import compile_classifier, kept_dense
 from tfcompress.export import TFLiteFile, export_tflite
-from tfcompress.kernels import best_isa
+from tfcompress.kernels import autotune, best_isa, host_kind
 from tfcompress.models import lenet_300_100, small_cnn
 from tfcompress.pruning import (
     PolynomialDecay,
@@ -76,7 +86,7 @@ from tfcompress.pruning import (
 )
 from tfcompress.quantization import quantize_model
 
-E2E_SPARSITIES = (0.8, 0.9)
+E2E_SPARSITIES = (0.0, 0.8, 0.9)
 
 # --------------------------------------------------------------------------- per layer
 
@@ -169,18 +179,23 @@ def train(builder, data, sparsities, args) -> tuple[keras.Model, dict[float, dic
     steps = args.prune_epochs * -(-len(data.x_train) // 64)
     for sparsity in sparsities:
         keras.utils.set_random_seed(args.seed)
-        schedule = PolynomialDecay(0.0, sparsity, begin_step=0, end_step=steps // 2, frequency=10)
-        wrapped = prune_low_magnitude(base, schedule, block_size=BLOCK, skip=kept_dense(base))
-        pruned = compile_classifier(wrapped)
-        pruned.fit(
-            data.x_train,
-            data.y_train,
-            epochs=args.prune_epochs,
-            batch_size=64,
-            verbose=2,
-            callbacks=[UpdatePruningStep()],
-        )
-        qat = quantize_model(strip_pruning(pruned), scheme="prune_preserve_8bit")
+        if sparsity == 0.0:  # dense: QAT straight from the pretrained model
+            qat = quantize_model(base)
+        else:
+            schedule = PolynomialDecay(
+                0.0, sparsity, begin_step=0, end_step=steps // 2, frequency=10
+            )
+            wrapped = prune_low_magnitude(base, schedule, block_size=BLOCK, skip=kept_dense(base))
+            pruned = compile_classifier(wrapped)
+            pruned.fit(
+                data.x_train,
+                data.y_train,
+                epochs=args.prune_epochs,
+                batch_size=64,
+                verbose=2,
+                callbacks=[UpdatePruningStep()],
+            )
+            qat = quantize_model(strip_pruning(pruned), scheme="prune_preserve_8bit")
         qat = compile_classifier(qat, 1e-4)
         qat.fit(data.x_train, data.y_train, epochs=args.qat_epochs, batch_size=64, verbose=2)
         logits = qat.predict(data.x_test, batch_size=256, verbose=0)
@@ -203,7 +218,11 @@ def run_end_to_end(args) -> list[dict]:
         names = layer_shapes(base)
         for sparsity, variant in trained["variants"].items():
             content = variant["content"]
+            start = time.perf_counter()
+            tuned = autotune(content, data.x_test[:1], rounds=args.rounds, invokes=args.invokes)
+            autotune_s = time.perf_counter() - start
             models = {name: interpreter(content, name) for name in VARIANTS}
+            models["ours_tuned"] = tuned_interpreter(content, tuned)
             checked = {**models, "reference": interpreter(content, "reference")}
             raw = {name: raw_outputs(model, data.x_test) for name, model in checked.items()}
             # The timed input: the first test image.
@@ -215,7 +234,7 @@ def run_end_to_end(args) -> list[dict]:
                 name: float(np.mean(out.argmax(-1) == data.y_test)) for name, out in raw.items()
             }
             same = {}
-            for ours in ("ours", "ours_dense"):
+            for ours in OURS:
                 for ref in ("xnnpack", "builtin", "reference"):
                     same[f"{ours}_vs_{ref}"] = {
                         "argmax_differs": int(np.sum(raw[ours].argmax(-1) != raw[ref].argmax(-1))),
@@ -234,6 +253,8 @@ def run_end_to_end(args) -> list[dict]:
                 "ours_nodes": claimed,
                 "ours_dense_nodes": nodes(models["ours_dense"]),
                 "ours_counters": models["ours"].kernels.counters(),
+                "tuned_nodes": tuned,
+                "autotune_s": autotune_s,
                 "train_s": train_s,
                 **summarize(medians),
             }
@@ -291,7 +312,7 @@ def main() -> None:
     parser.add_argument(
         "--output_dir",
         default=harness.RESULTS_DIR,
-        help="where kernels.json and kernels.md go (default benchmarks/results)",
+        help="where kernels-<CPU kind>.json and .md go (default benchmarks/results)",
     )
     args = resolve(parser.parse_args())
     if (
@@ -301,7 +322,12 @@ def main() -> None:
         parser.error("rounds, invokes and epochs must be >= 1, warmup >= 0")
 
     start = time.perf_counter()
-    machine = {"cpu": harness.cpu_model(), "cpu_flags": cpu_flags(), "isa": best_isa()}
+    machine = {
+        "cpu": harness.cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "isa": best_isa(),
+        "host": host_kind(),
+    }
     print(f"CPU {machine['cpu']}, our kernel path {machine['isa']}", flush=True)
     floor = invoke_floor(args)
     layers = run_layers(args)
@@ -315,13 +341,15 @@ def main() -> None:
         "block density",
         "kernel (auto)",
         "ours auto (us)",
+        "ours all layers (us)",
         "ours dense (us)",
         "XNNPACK (us)",
         "builtin (us)",
-        "ours vs XNNPACK",
+        "ours auto vs XNNPACK",
+        "all layers vs XNNPACK",
         "dense vs XNNPACK",
         "ours vs builtin",
-        "elements != reference (ours auto, ours dense, XNNPACK, builtin)",
+        "elements != reference (ours auto, all layers, dense, XNNPACK, builtin)",
     ]
     notes = describe(args, layers, e2e, floor, machine, minutes)
     records = [
@@ -338,7 +366,7 @@ def main() -> None:
         }
     ]
     paths = harness.write_results(
-        "kernels",
+        "kernels-" + machine["host"].replace("+", "-"),
         "int8 kernels: ours vs XNNPACK vs builtin (1 thread)",
         headers,
         layer_rows(layers),

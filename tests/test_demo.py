@@ -35,10 +35,18 @@ def test_demo_end_to_end(tmp_path, capsys):
         "report.txt",
     ]
     assert json.loads((out / "report.json").read_text())["ratios"]["tflite_bytes"] > 3.5
-    # The int8 model again with our kernels: both pruned layers block-sparse, same predictions.
+    # The int8 model again with our kernels: the four layers are candidates, both pruned
+    # ones block-sparse; the cost model claims those it expects to win on this CPU.
     kernels = json.loads((out / "kernels.json").read_text())
     assert "with our kernels" in printed and "outputs bit-identical" in printed
-    assert kernels["counters"]["sparse_nodes"] == 2 and kernels["counters"]["nodes_claimed"] == 4
+    nodes = kernels["nodes"]
+    assert [n["kernel"] for n in nodes] == ["dense", "sparse", "sparse", "dense"]
+    claimed = [n for n in nodes if n["claimed"]]
+    assert all(n["claimed"] == (n["expected_speedup"] >= 1.15) for n in nodes)
+    assert kernels["counters"]["nodes_claimed"] == len(claimed)
+    assert kernels["counters"]["nodes_left"] == 4 - len(claimed)
+    if kernels["host"] in ("avx2", "avx512vnni+amx"):  # CPU kinds the cost model was measured on
+        assert nodes[2]["claimed"] and nodes[2]["op"] == "FULLY_CONNECTED"  # fc1
     # XNNPACK (the default) may differ from the reference kernels by 1 LSB, rarely flipping a tie.
     assert kernels["identical_to_reference"] and kernels["top1_agreement"] >= 0.995
     assert kernels["default_ms"] > 0 and kernels["kernels_ms"] > 0

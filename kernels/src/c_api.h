@@ -10,14 +10,18 @@
 
 #define TFC_EXPORT extern "C" __attribute__((visibility("default")))
 
-// One claimed node, as the delegate set it up. The strings are static.
+// One node the delegate could run, claimed or left to the interpreter's own kernels.
+// The strings are static.
 struct TfcNodeInfo {
-  int32_t node;          // index of the node in the interpreter's execution plan
-  int32_t n, k;          // weights as a GEMM: n outputs x k inputs (a conv: k = kh * kw * cin)
-  double block_density;  // fraction of the 16x4 weight blocks holding a non-zero
-  const char* op;        // "FULLY_CONNECTED" or "CONV_2D"
-  const char* kernel;    // "reference", "dense" or "sparse"
-  const char* isa;       // the packed kernel's ISA; NULL for the reference kernel
+  int32_t node;             // index of the node in the interpreter's execution plan
+  int32_t n, k;             // weights as a GEMM: n outputs x k inputs (conv: k = kh * kw * cin)
+  int32_t rows;             // GEMM rows when prepared (FC: batch; conv: batch x out_h x out_w)
+  int32_t claimed;          // 1: claimed; 0: left to the interpreter's kernels
+  double block_density;     // fraction of the 16x4 weight blocks holding a non-zero
+  double expected_speedup;  // the cost model's default-kernel time over ours (cost_model.h)
+  const char* op;           // "FULLY_CONNECTED" or "CONV_2D"
+  const char* kernel;       // the kernel it runs (or would): "reference", "dense", "sparse"
+  const char* isa;          // the packed kernel's ISA; NULL for the reference kernel
 };
 
 // Counters: claimed/declined nodes, partitions, invocations, kernels chosen.
@@ -25,8 +29,9 @@ TFC_EXPORT int tfc_counter_count();
 TFC_EXPORT const char* tfc_counter_name(int index);
 TFC_EXPORT int64_t tfc_delegate_counter(const void* delegate, int index);
 
-// The nodes claimed so far, in the order they were set up (a node appears again each
-// time the interpreter re-applies the delegate, as the counters count it again).
+// The nodes the delegate could run, claimed or not, in the order it saw them (a node
+// appears again each time the interpreter re-applies the delegate, as the counters
+// count it again).
 TFC_EXPORT int tfc_node_info_size();  // sizeof(TfcNodeInfo): callers check their layout
 TFC_EXPORT int tfc_delegate_node_count(const void* delegate);
 // Copies node `index` to `info`; returns 0, or -1 for a bad delegate or index.
@@ -35,5 +40,8 @@ TFC_EXPORT int tfc_delegate_node(const void* delegate, int index, TfcNodeInfo* i
 // ISA names: "avx512vnni", "avx2", "neondot" or "portable".
 TFC_EXPORT const char* tfc_delegate_isa(const void* delegate);
 TFC_EXPORT const char* tfc_best_isa();
+// What the default int8 kernels can use on this CPU, as the cost model sees it:
+// "avx512vnni+amx", "avx512vnni", "avx2" or "other".
+TFC_EXPORT const char* tfc_host();
 
 #endif  // TFCOMPRESS_KERNELS_C_API_H_

@@ -1,9 +1,12 @@
 // The external TFLite delegate: thin glue between the interpreter and Layer.
 //
-// Prepare claims int8 FULLY_CONNECTED and CONV_2D nodes that AnalyzeNode accepts;
-// each connected group of claimed nodes becomes one partition, run by the
-// callbacks below. Tensors that live only inside a partition get our own buffers.
+// Prepare claims int8 FULLY_CONNECTED and CONV_2D nodes that AnalyzeNode accepts and
+// the node selection picks (with kernel "auto", those the cost model expects to run
+// faster than the default kernels); each connected group of claimed nodes becomes
+// one partition, run by the callbacks below. Tensors that live only inside a partition get our own buffers.
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +19,7 @@
 
 #include "abi.h"
 #include "c_api.h"
+#include "cost_model.h"
 #include "layer.h"
 #include "node_spec.h"
 #include "thread_pool.h"
@@ -36,17 +40,27 @@ enum Counter {
   kSparseNodes,
   kReferenceNodes,
   kDeclinedAll,
+  kNodesLeft,
   kNumCounters
 };
 const char* const kCounterNames[kNumCounters] = {
-    "nodes_claimed", "nodes_declined",  "partitions",      "invocations",
-    "dense_nodes",   "sparse_nodes",    "reference_nodes", "declined_all"};
+    "nodes_claimed", "nodes_declined",  "partitions",      "invocations", "dense_nodes",
+    "sparse_nodes",  "reference_nodes", "declined_all",    "nodes_left"};
+
+// Which of the nodes we can run are claimed.
+enum class Selection {
+  kAuto,  // kernel "auto": those the cost model expects to win; a forced kernel: all
+  kAll,   // all of them
+  kList,  // those in Options::node_list
+};
 
 struct Options {
   KernelChoice kernel = KernelChoice::kAuto;
   int threads = 1;
   bool verbose = false;
   Isa isa = DetectIsa();
+  Selection selection = Selection::kAuto;
+  std::vector<int> node_list;
 };
 
 struct DelegateState {
@@ -56,21 +70,58 @@ struct DelegateState {
   std::unique_ptr<ThreadPool> pool;
   std::atomic<int64_t> counters[kNumCounters] = {};
   std::mutex nodes_mutex;
-  std::vector<TfcNodeInfo> nodes;  // every claimed node set up so far (tfc_delegate_node)
+  std::vector<TfcNodeInfo> nodes;  // every node we could run seen so far (tfc_delegate_node)
 
-  void AddNode(int node, const Layer& layer) {
-    TfcNodeInfo info;
-    info.node = node;
-    info.n = layer.n();
-    info.k = layer.k();
-    info.block_density = layer.block_density();
-    info.op = layer.is_conv() ? "CONV_2D" : "FULLY_CONNECTED";
-    info.kernel = layer.reference() ? "reference" : (layer.sparse() ? "sparse" : "dense");
-    info.isa = layer.reference() ? nullptr : IsaName(options.isa);
+  void AddNode(const TfcNodeInfo& info) {
     std::lock_guard<std::mutex> lock(nodes_mutex);
     nodes.push_back(info);
   }
 };
+
+// GEMM rows of a node at its current (propagated) shapes; 1 where a shape is unknown.
+int RowsOf(const abi::Context* context, const NodeSpec& spec) {
+  const std::vector<int> shape = Shape(context->tensors[spec.is_conv ? spec.output : spec.input]);
+  int64_t elements = 1;
+  for (int d : shape) elements *= d > 0 ? d : 1;
+  const int64_t rows = elements / (spec.is_conv ? spec.n : spec.k);
+  return rows > 0 && rows < INT32_MAX ? static_cast<int>(rows) : 1;
+}
+
+// The record of a node we can run, and whether the selection claims it.
+TfcNodeInfo Decide(const abi::Context* context, const NodeSpec& spec, const Options& options,
+                   Host host) {
+  TfcNodeInfo info{};
+  info.node = spec.node;
+  info.n = spec.n;
+  info.k = spec.k;
+  info.rows = RowsOf(context, spec);
+  info.block_density = BlockDensity(spec.weights, spec.n, spec.k);
+  info.op = spec.is_conv ? "CONV_2D" : "FULLY_CONNECTED";
+  const bool reference = options.kernel == KernelChoice::kReference;
+  const bool sparse = !reference && RunsSparse(options.kernel, info.block_density);
+  info.kernel = reference ? "reference" : (sparse ? "sparse" : "dense");
+  info.isa = reference ? nullptr : IsaName(options.isa);
+  NodeCost cost;
+  cost.is_conv = spec.is_conv;
+  cost.rows = info.rows;
+  cost.n = spec.n;
+  cost.k = spec.k;
+  cost.block_density = info.block_density;
+  cost.sparse_kernel = sparse;
+  info.expected_speedup = reference ? 0.0 : ExpectedSpeedup(options.isa, host, cost);
+  switch (options.selection) {
+    case Selection::kAll: info.claimed = 1; break;
+    case Selection::kList:
+      info.claimed = 0;
+      for (int node : options.node_list) info.claimed |= node == spec.node ? 1 : 0;
+      break;
+    case Selection::kAuto:
+      info.claimed = options.kernel != KernelChoice::kAuto ||
+                     info.expected_speedup >= kClaimMinSpeedup;
+      break;
+  }
+  return info;
+}
 
 DelegateState* StateOf(const void* delegate) {
   auto* state = static_cast<DelegateState*>(const_cast<void*>(delegate));
@@ -127,7 +178,6 @@ void* PartitionInit(abi::Context* context, const char* buffer, size_t) {
     Counter kind = layer->reference() ? kReferenceNodes
                                       : (layer->sparse() ? kSparseNodes : kDenseNodes);
     partition->state->counters[kind]++;
-    partition->state->AddNode(spec.node, *layer);
     Log(options, "node %d: %s", spec.node, layer->Describe().c_str());
     bool internal = true;
     for (int t : outputs) internal = internal && t != spec.output;
@@ -221,7 +271,8 @@ abi::Status DelegatePrepare(abi::Context* context, abi::Delegate* delegate) {
     return abi::kOk;
   }
   std::vector<int> claimed;
-  int declined = 0;
+  int declined = 0, left = 0;
+  const Host host = DetectHost();
   for (int i = 0; i < plan->size; ++i) {
     abi::Node* node = nullptr;
     abi::Registration* registration = nullptr;
@@ -234,9 +285,20 @@ abi::Status DelegatePrepare(abi::Context* context, abi::Delegate* delegate) {
     }
     NodeSpec spec;
     switch (AnalyzeNode(context, node, registration, &spec, &why)) {
-      case Verdict::kClaim:
-        claimed.push_back(plan->data[i]);
+      case Verdict::kClaim: {
+        spec.node = plan->data[i];
+        const TfcNodeInfo info = Decide(context, spec, options, host);
+        state->AddNode(info);
+        if (info.claimed) {
+          claimed.push_back(spec.node);
+        } else {
+          ++left;
+          Log(options, "node %d left to the default kernels: expected %.2fx with ours on this "
+              "CPU (%s, %s %s)", spec.node, info.expected_speedup, HostName(host), info.kernel,
+              IsaName(options.isa));
+        }
         break;
+      }
       case Verdict::kImplausible:
         state->counters[kDeclinedAll] = 1;
         Log(options, "claiming nothing: node %d: %s", plan->data[i], why.c_str());
@@ -251,6 +313,7 @@ abi::Status DelegatePrepare(abi::Context* context, abi::Delegate* delegate) {
     }
   }
   state->counters[kNodesDeclined] += declined;
+  state->counters[kNodesLeft] += left;
   Log(options, "claiming %zu of %d nodes (isa %s)", claimed.size(), plan->size,
       IsaName(options.isa));
   if (claimed.empty()) return abi::kOk;
@@ -269,6 +332,32 @@ abi::Status DelegatePrepare(abi::Context* context, abi::Delegate* delegate) {
       context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, nodes, delegate);
   std::free(nodes);
   return status;
+}
+
+// "auto", "all", "none" or execution-plan node indices separated by commas ("0,7").
+bool ParseNodes(const std::string& value, Options* options, std::string* error) {
+  options->node_list.clear();
+  if (value == "auto" || value == "all") {
+    options->selection = value == "auto" ? Selection::kAuto : Selection::kAll;
+    return true;
+  }
+  options->selection = Selection::kList;
+  if (value == "none") return true;
+  size_t begin = 0;
+  while (begin <= value.size()) {
+    const size_t end = std::min(value.find(',', begin), value.size());
+    const std::string item = value.substr(begin, end - begin);
+    char* stop = nullptr;
+    const long node = std::strtol(item.c_str(), &stop, 10);
+    if (item.empty() || *stop != '\0' || node < 0 || node > INT32_MAX) {
+      *error = "nodes must be auto, all, none or node indices separated by commas, got '" +
+               value + "'";
+      return false;
+    }
+    options->node_list.push_back(static_cast<int>(node));
+    begin = end + 1;
+  }
+  return true;
 }
 
 bool ParseOptions(char** keys, char** values, size_t count, Options* options,
@@ -317,8 +406,10 @@ bool ParseOptions(char** keys, char** values, size_t count, Options* options,
         *error = "isa must be auto, portable, avx2, avx512vnni or neondot, got '" + value + "'";
         return false;
       }
+    } else if (key == "nodes") {
+      if (!ParseNodes(value, options, error)) return false;
     } else {
-      *error = "unknown option '" + key + "' (known: kernel, num_threads, verbose, isa)";
+      *error = "unknown option '" + key + "' (known: kernel, num_threads, verbose, isa, nodes)";
       return false;
     }
   }
@@ -391,3 +482,5 @@ TFC_EXPORT const char* tfc_delegate_isa(const void* delegate) {
 }
 
 TFC_EXPORT const char* tfc_best_isa() { return tfc::IsaName(tfc::DetectIsa()); }
+
+TFC_EXPORT const char* tfc_host() { return tfc::HostName(tfc::DetectHost()); }

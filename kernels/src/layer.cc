@@ -53,9 +53,7 @@ void Layer::SelectKernel(KernelChoice choice, Isa isa) {
     kernel_ = GemmReference;
     return;
   }
-  const bool sparse = choice == KernelChoice::kSparse ||
-                      (choice == KernelChoice::kAuto && block_density_ <= kSparseMaxDensity);
-  Pack(weights_, LayoutFor(isa), sparse);
+  Pack(weights_, LayoutFor(isa), RunsSparse(choice, block_density_));
   folded_bias_ = FoldBias(weights_, out_.bias, -input_zero_point_);
   kernel_ = KernelFor(isa);
   if (isa == Isa::kAvx2 || isa == Isa::kAvx512Vnni) {

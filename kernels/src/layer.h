@@ -16,6 +16,12 @@ namespace tfc {
 
 enum class KernelChoice { kAuto, kDense, kSparse, kReference };
 
+// Whether `choice` runs a layer whose weights have this block density block-sparse.
+inline bool RunsSparse(KernelChoice choice, double block_density) {
+  return choice == KernelChoice::kSparse ||
+         (choice == KernelChoice::kAuto && block_density <= kSparseMaxDensity);
+}
+
 struct ConvGeometry {
   int kernel_h = 1, kernel_w = 1, in_channels = 0;
   int stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/cost_model.h"
 #include "../src/kernels.h"
 
 namespace {
@@ -133,12 +134,63 @@ void TestQuantizeMultiplier() {
         false);
 }
 
+// The cost model's decisions for kernel="auto" on CPU kinds this machine need not be.
+void TestCostModel() {
+  using tfc::Host;
+  using tfc::Isa;
+  auto fc = [](int rows, double density, bool sparse) {
+    tfc::NodeCost node;
+    node.rows = rows;
+    node.n = node.k = 1024;
+    node.block_density = density;
+    node.sparse_kernel = sparse;
+    return node;
+  };
+  auto conv = fc(784, 0.2, true);
+  conv.is_conv = true;
+  const double claim = tfc::kClaimMinSpeedup;
+  // AVX2-only CPU: block-sparse layers win, dense ones are a tie (left to XNNPACK).
+  Check(tfc::ExpectedSpeedup(Isa::kAvx2, Host::kAvx2, fc(1, 0.1, true)) > 3, "avx2 fc 90%", 0,
+        0, 0, "avx2", true);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx2, Host::kAvx2, fc(1, 1.0, false)) < claim,
+        "avx2 dense fc left", 0, 0, 0, "avx2", false);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx2, Host::kAvx2, conv) > claim, "avx2 conv 80%", 0, 0, 0,
+        "avx2", true);
+  // AMX CPU: XNNPACK's GEMMs use AMX: dense GEMMs and sparse convs stay with it; a
+  // batch-1 FC pays from 80% block sparsity.
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAmx, fc(32, 1.0, false)) < claim,
+        "amx dense batch 32 left", 0, 0, 0, "avx512vnni", false);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAmx, fc(32, 0.1, true)) < claim,
+        "amx 90% batch 32 left", 0, 0, 0, "avx512vnni", true);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAmx, conv) < claim, "amx conv left", 0, 0,
+        0, "avx512vnni", true);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAmx, fc(1, 0.2, true)) > claim,
+        "amx fc 80%", 0, 0, 0, "avx512vnni", true);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAmx, fc(1, 0.5, true)) < claim,
+        "amx fc 50% left", 0, 0, 0, "avx512vnni", true);
+  // A lesser ISA than the CPU's best, and a layer too small to matter, are never claimed.
+  Check(tfc::ExpectedSpeedup(Isa::kPortable, Host::kAvx2, fc(1, 0.1, true)) < claim,
+        "portable left", 0, 0, 0, "portable", true);
+  tfc::NodeCost tiny = fc(1, 0.1, true);
+  tiny.n = 10;
+  tiny.k = 100;
+  Check(tfc::ExpectedSpeedup(Isa::kAvx2, Host::kAvx2, tiny) == 1.0, "tiny layer", 0, 0, 0,
+        "avx2", true);
+  // Sparser never looks slower.
+  for (double d = 0.05; d < 1.0; d += 0.05) {
+    Check(tfc::ExpectedSpeedup(Isa::kAvx2, Host::kAvx2, fc(1, d, true)) >
+              tfc::ExpectedSpeedup(Isa::kAvx2, Host::kAvx2, fc(1, d + 0.05, true)),
+          "monotone in density", 0, 0, 0, "avx2", true);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const int cases = argc > 1 ? std::atoi(argv[1]) : 200;
   std::mt19937 rng(argc > 2 ? std::atoi(argv[2]) : 1234);
   TestQuantizeMultiplier();
+  TestCostModel();
   std::uniform_int_distribution<int> dim(1, 70);
   std::uniform_int_distribution<int> batch(1, 19);
   const double sparsities[] = {0.0, 0.5, 0.8, 0.9, 1.0};

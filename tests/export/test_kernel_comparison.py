@@ -6,10 +6,11 @@ import pytest
 from tfcompress.export.kernel_comparison import format_comparison
 
 
-def _summary(default_ms: float, kernels_ms: float) -> dict:
-    counters = {"nodes_claimed": 4, "sparse_nodes": 2, "dense_nodes": 2}
+def _summary(default_ms: float, kernels_ms: float, left: int = 0) -> dict:
+    counters = {"nodes_claimed": 4, "sparse_nodes": 2, "dense_nodes": 2, "nodes_left": left}
     return {
         "isa": "avx2",
+        "host": "avx512vnni+amx",
         "counters": counters,
         "samples": 1000,
         "top1_agreement": 1.0,
@@ -42,3 +43,10 @@ def test_both_views_of_the_outputs_are_said() -> None:
     assert "our kernels with reference kernels for the other ops: yes" in text
     assert "as deployed, with XNNPACK for the other ops: NO" in text
     assert "default interpreter alone: NO, its top-1 99.0% the reference's" in text
+
+
+def test_layers_left_to_the_default_kernels_are_said() -> None:
+    assert "left to" not in format_comparison(_summary(0.2, 0.1))
+    text = format_comparison(_summary(0.2, 0.1, left=3))
+    assert "4 layers claimed (2 block-sparse, 2 dense); 3 left to the default kernels" in text
+    assert "faster on this CPU (avx512vnni+amx)" in text

@@ -19,7 +19,7 @@ from tfcompress.kernels import KernelDelegate  # noqa: E402
 
 def main(path: str, invokes: int) -> None:
     content = open(path, "rb").read()
-    delegate = KernelDelegate(num_threads=2)
+    delegate = KernelDelegate(num_threads=2, nodes="all")
     inputs = [random_int8((4, 13, 11, 6), seed=seed) for seed in range(2)]
     expected = [run(content, x, REF) for x in inputs]
     wrong = [0, 0]

@@ -40,6 +40,7 @@ NO_CLAIMS = {
     "dense_nodes": 0,
     "sparse_nodes": 0,
     "reference_nodes": 0,
+    "nodes_left": 0,
 }
 
 
@@ -54,7 +55,7 @@ def assert_runs_as_without(
     kernels and with XNNPACK; returns the counters (the same for both)."""
     counters = []
     for resolver in resolvers:
-        delegate = KernelDelegate(**options)
+        delegate = KernelDelegate(**{"nodes": "all", **options})
         want = run_all(content, inputs, resolver)
         got = run_all(content, inputs, resolver, delegate)
         assert got.keys() == want.keys()
@@ -270,7 +271,7 @@ def assert_declined(content: bytes, inputs: dict[str, np.ndarray]) -> None:
     """The one layer is declined, and the interpreter runs it (or rejects the model) with
     our delegate as it does without it, with the reference kernels and with XNNPACK."""
     for resolver in (REF, XNNPACK):
-        delegate = KernelDelegate()
+        delegate = KernelDelegate(nodes="all")
         want = run_or_error(content, inputs, resolver)
         got = run_or_error(content, inputs, resolver, delegate)
         if isinstance(want, str):
@@ -352,7 +353,7 @@ def test_multipliers_at_the_limits_claimed_bit_exact_or_declined(one_layer: dict
             want = run_all(content, inputs, REF)
             for isa in host_isas():
                 for kernel in ("reference", "dense", "sparse"):
-                    delegate = KernelDelegate(kernel=kernel, isa=isa)
+                    delegate = KernelDelegate(kernel=kernel, isa=isa, nodes="all")
                     got = run_all(content, inputs, REF, delegate)
                     assert [n.op for n in delegate.nodes()] == [op]
                     for name in want:
@@ -380,7 +381,7 @@ def test_input_shapes_the_interpreter_accepts_run_as_without(
         for name in random_inputs(content, 1, seed=15)
     }
     want = run_all(content, inputs, REF)
-    delegate = KernelDelegate()
+    delegate = KernelDelegate(nodes="all")
     got = run_all(content, inputs, REF, delegate)
     assert [n.op for n in delegate.nodes()] == [op]
     for name in want:
@@ -405,7 +406,7 @@ def test_mismatched_struct_layout_claims_nothing(mismatched_library: str) -> Non
     content = int8_model(keras.Model(x, y), samples)
     inputs = random_inputs(content, 2, seed=9)
     # The proper library claims both layers of this model...
-    proper = KernelDelegate()
+    proper = KernelDelegate(nodes="all")
     run_all(content, inputs, REF, proper)
     assert proper.counters()["nodes_claimed"] == 2
     # ...the mismatched build sees implausible tensors and claims nothing.

@@ -232,7 +232,7 @@ def assert_equal_outputs(got: dict, want: dict, what: str) -> None:
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_bit_exact_with_reference_kernels(converted: Converted, kernel: str, isa: str) -> None:
     for x, want in converted.cases:
-        delegate = KernelDelegate(kernel=kernel, isa=isa)
+        delegate = KernelDelegate(kernel=kernel, isa=isa, nodes="all")
         got = run_all(converted.content, x, REF, delegate)
         batch = next(iter(x.values())).shape[0]
         assert_equal_outputs(got, want, f"kernel={kernel} isa={isa} batch={batch}")
@@ -247,7 +247,7 @@ def test_within_one_lsb_of_xnnpack(converted: Converted, kernel: str) -> None:
     assert len(single) >= converted.layers - 3  # all but the chain
     for x, want in converted.cases:
         xnnpack = run_all(converted.content, x, XNNPACK)
-        delegate = KernelDelegate(kernel=kernel)
+        delegate = KernelDelegate(kernel=kernel, nodes="all")
         # Our delegate comes before XNNPACK and keeps every layer it claims.
         ours = run_all(converted.content, x, XNNPACK, delegate)
         assert_equal_outputs(ours, want, f"kernel={kernel} with XNNPACK")
@@ -260,7 +260,7 @@ def test_within_one_lsb_of_xnnpack(converted: Converted, kernel: str) -> None:
 @pytest.mark.parametrize("threads", [2, 3])
 def test_threads_bit_exact(converted: Converted, threads: int) -> None:
     for x, want in converted.cases:
-        delegate = KernelDelegate(kernel="auto", num_threads=threads)
+        delegate = KernelDelegate(kernel="auto", num_threads=threads, nodes="all")
         assert_equal_outputs(
             run_all(converted.content, x, REF, delegate), want, f"threads={threads}"
         )
@@ -279,6 +279,6 @@ def test_tf_lite_interpreter(converted: Converted) -> None:
         got = run_all(converted.content, x, REF, delegate, backend="tf")
         assert_equal_outputs(got, want, f"tf.lite load_delegate kernel={kernel}")
         check_counters(raw_counters(path, delegate), kernel, converted.layers, converted.sparse)
-    delegate = KernelDelegate(kernel="auto", backend="tf")
+    delegate = KernelDelegate(kernel="auto", backend="tf", nodes="all")
     assert_equal_outputs(run_all(converted.content, x, REF, delegate, backend="tf"), want, "tf")
     check_counters(delegate.counters(), "auto", converted.layers, converted.sparse)

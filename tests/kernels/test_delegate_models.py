@@ -96,7 +96,7 @@ def test_pruned_layers_are_block_sparse(pruned: PrunedModel) -> None:
 @pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_bit_exact_with_reference_kernels(pruned: PrunedModel, kernel: str, isa: str) -> None:
-    delegate = KernelDelegate(kernel=kernel, isa=isa)
+    delegate = KernelDelegate(kernel=kernel, isa=isa, nodes="all")
     ours = run(pruned.content, pruned.x, REF, delegate)
     assert ours.dtype == np.float32 and ours.shape == (TEST, 10)
     assert np.array_equal(ours, pruned.reference), np.abs(ours - pruned.reference).max()
@@ -105,7 +105,7 @@ def test_bit_exact_with_reference_kernels(pruned: PrunedModel, kernel: str, isa:
 
 
 def test_auto_picks_sparse_for_pruned_layers(pruned: PrunedModel) -> None:
-    delegate = KernelDelegate(kernel="auto")
+    delegate = KernelDelegate(kernel="auto", nodes="all")
     ours = run(pruned.content, pruned.x, REF, delegate)
     assert np.array_equal(ours, pruned.reference)
     chosen = {(node.n, node.k): node.kernel for node in delegate.nodes()}
@@ -119,7 +119,7 @@ def test_auto_picks_sparse_for_pruned_layers(pruned: PrunedModel) -> None:
 def test_predictions_match_default_interpreter(pruned: PrunedModel) -> None:
     default = run(pruned.content, pruned.x, XNNPACK)
     for resolver in (REF, XNNPACK):  # ours with the reference kernels or XNNPACK for the rest
-        ours = run(pruned.content, pruned.x, resolver, KernelDelegate())
+        ours = run(pruned.content, pruned.x, resolver, KernelDelegate(nodes="all"))
         differ = np.flatnonzero(ours.argmax(-1) != default.argmax(-1))
         # XNNPACK may round one step differently per layer; only a near tie may flip.
         top2 = np.sort(default[differ], axis=-1)[:, -2:]

@@ -129,7 +129,7 @@ def test_bazel_library_is_bit_exact(bazel_built: str, conv_fc_model: bytes, kern
     layers, sparse = expected_sparse(conv_fc_model)
     assert (layers, sparse) == (3, 1)
     x = random_int8((4, 10, 9, 3), seed=21)
-    delegate = KernelDelegate(kernel=kernel, library=bazel_built)
+    delegate = KernelDelegate(kernel=kernel, library=bazel_built, nodes="all")
     assert delegate.library == bazel_built
     np.testing.assert_array_equal(run(conv_fc_model, x, REF, delegate), run(conv_fc_model, x, REF))
     check_counters(delegate.counters(), kernel, layers, sparse)

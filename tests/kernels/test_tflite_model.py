@@ -40,7 +40,7 @@ def test_shortcut_appends_a_kernel_delegate(mlp: bytes, x: np.ndarray) -> None:
 
 def test_delegates_take_ours_and_plain_delegate_objects(mlp: bytes, x: np.ndarray) -> None:
     reference = TFLiteModel(mlp, reference_kernels=True).run_batch(x, raw=True)
-    ours = KernelDelegate(kernel="auto")
+    ours = KernelDelegate(kernel="auto", nodes="all")
     model = TFLiteModel(mlp, delegates=[ours], reference_kernels=True)
     assert model.kernels is ours
     assert np.array_equal(model.run_batch(x, raw=True), reference)
@@ -60,8 +60,15 @@ def test_delegates_take_ours_and_plain_delegate_objects(mlp: bytes, x: np.ndarra
 
 def test_tf_lite_runtime(mlp: bytes, x: np.ndarray) -> None:
     reference = TFLiteModel(mlp, reference_kernels=True, backend="tf").run_batch(x, raw=True)
-    model = TFLiteModel(mlp, backend="tf", reference_kernels=True, use_tfcompress_kernels=True)
+    model = TFLiteModel(
+        mlp,
+        backend="tf",
+        reference_kernels=True,
+        use_tfcompress_kernels=True,
+        kernel_options={"nodes": "all"},
+    )
     assert model.kernels.backend == "tf" and model.backend == "tensorflow"
+    assert model.kernels.counters()["nodes_claimed"] == 2
     assert np.array_equal(model.run_batch(x, raw=True), reference)
     options = {"kernel": "reference", "num_threads": "1", "isa": "auto", "verbose": "false"}
     plain = tf.lite.experimental.load_delegate(library_path(), options)

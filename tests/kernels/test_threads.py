@@ -31,7 +31,7 @@ def fc_and_conv():
 def test_threads_bit_exact(fc_and_conv, batch, threads):
     x = random_int8((batch, 13, 11, 6), seed=batch)
     expected = run(fc_and_conv, x, REF)
-    delegate = KernelDelegate(num_threads=threads)
+    delegate = KernelDelegate(num_threads=threads, nodes="all")
     assert np.array_equal(run(fc_and_conv, x, delegate=delegate), expected)
     assert delegate.counters()["nodes_claimed"] >= 4
 

@@ -13,6 +13,7 @@ def compare_kernels(
     rounds: int = 5,
     runs: int = 100,
     num_threads: int = 1,
+    kernel_options: dict | None = None,
 ) -> dict:
     """Times and checks `model` in the default interpreter and with our kernels.
 
@@ -34,10 +35,15 @@ def compare_kernels(
         rounds: Alternating timing rounds.
         runs: Timed invokes per interpreter per round.
         num_threads: Threads for every interpreter.
+        kernel_options: Keyword arguments of our `KernelDelegate` (e.g.
+            `{"nodes": "all"}` to claim every layer it can run, or `autotune`'s nodes);
+            by default its cost model claims only the layers it expects to win.
 
     Returns:
         A dict with `default_ms`, `kernels_ms` (medians over rounds), `speedup`,
-        `samples`, `isa`, the delegate's `counters`, and the comparisons:
+        `samples`, `isa`, `host` (what the default kernels use on this CPU), the
+        delegate's `counters`, `nodes` (every layer it could run: claimed or not,
+        kernel, expected speed-up; `KernelNode.to_dict()`), and the comparisons:
 
         - `identical_to_reference`: our kernels plus reference kernels for the rest
           give the reference outputs bit for bit (like with like);
@@ -59,13 +65,14 @@ def compare_kernels(
         ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
         ...     keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)], name="mlp")
         >>> int8_bytes = tfcompress.export_tflite(model, mode="int8", representative_data=x)
-        >>> summary = tfcompress.compare_kernels(int8_bytes, x, rounds=1, runs=10)
+        >>> summary = tfcompress.compare_kernels(
+        ...     int8_bytes, x, rounds=1, runs=10, kernel_options={"nodes": "all"})
         >>> summary["identical_to_reference"], summary["counters"]["nodes_claimed"]
         (True, 2)
         >>> sorted(summary)
         ['counters', 'default_identical_to_reference', 'default_ms',
-         'default_top1_agreement_with_reference', 'deployed_identical_to_reference',
-         'identical_to_reference', 'isa', 'kernels_ms', 'max_abs_diff_vs_default',
+         'default_top1_agreement_with_reference', 'deployed_identical_to_reference', 'host',
+         'identical_to_reference', 'isa', 'kernels_ms', 'max_abs_diff_vs_default', 'nodes',
          'samples', 'speedup', 'top1_agreement']
     """
     if rounds < 1 or runs < 1:
@@ -73,10 +80,16 @@ def compare_kernels(
             f"`rounds` and `runs` must be >= 1. Received: rounds={rounds}, runs={runs}"
         )
     default = TFLiteModel(model, num_threads=num_threads)
-    ours = TFLiteModel(model, num_threads=num_threads, use_tfcompress_kernels=True)
+    ours = TFLiteModel(
+        model, num_threads=num_threads, use_tfcompress_kernels=True, kernel_options=kernel_options
+    )
     reference = TFLiteModel(model, num_threads=num_threads, reference_kernels=True)
     ours_on_reference = TFLiteModel(
-        model, num_threads=num_threads, reference_kernels=True, use_tfcompress_kernels=True
+        model,
+        num_threads=num_threads,
+        reference_kernels=True,
+        use_tfcompress_kernels=True,
+        kernel_options=kernel_options,
     )
     default_ms, ours_ms, ratios = [], [], []
     for _ in range(rounds):
@@ -101,7 +114,9 @@ def compare_kernels(
         "max_abs_diff_vs_default": float(np.abs(y_ours - y_default).max()),
         "samples": len(x),
         "isa": ours.kernels.isa,
+        "host": ours.kernels.host,
         "counters": ours.kernels.counters(),
+        "nodes": [node.to_dict() for node in ours.kernels.nodes(claimed_only=False)],
     }
 
 
@@ -117,8 +132,15 @@ def format_comparison(summary: dict) -> str:
     yes = {True: "yes", False: "NO"}
     deployed = yes[summary["deployed_identical_to_reference"]]
     default = yes[summary["default_identical_to_reference"]]
+    left = ""
+    if c["nodes_left"]:
+        left = (
+            f"; {c['nodes_left']} left to the default kernels, which the cost model expects "
+            f"to be faster on this CPU ({summary['host']})"
+        )
     lines = [
-        f"Our int8 kernels ({summary['isa']}): {c['nodes_claimed']} layers claimed ({kinds}).",
+        f"Our int8 kernels ({summary['isa']}): {c['nodes_claimed']} layers claimed ({kinds})"
+        f"{left}.",
         f"latency at batch 1: default interpreter {summary['default_ms']:.3f} ms, "
         f"with our kernels {summary['kernels_ms']:.3f} ms ({change})",
         f"top-1 predictions on {n:,} test images: {same} "

@@ -46,13 +46,16 @@ def is_built() -> bool:
 
 
 class NodeInfo(ctypes.Structure):
-    """`TfcNodeInfo` of kernels/src/c_api.h: one claimed node."""
+    """`TfcNodeInfo` of kernels/src/c_api.h: one node the delegate could run."""
 
     _fields_ = [
         ("node", ctypes.c_int32),
         ("n", ctypes.c_int32),
         ("k", ctypes.c_int32),
+        ("rows", ctypes.c_int32),
+        ("claimed", ctypes.c_int32),
         ("block_density", ctypes.c_double),
+        ("expected_speedup", ctypes.c_double),
         ("op", ctypes.c_char_p),
         ("kernel", ctypes.c_char_p),
         ("isa", ctypes.c_char_p),
@@ -82,6 +85,7 @@ def native(path: str) -> ctypes.CDLL:
     lib.tfc_delegate_isa.argtypes = [ctypes.c_void_p]
     lib.tfc_delegate_isa.restype = ctypes.c_char_p
     lib.tfc_best_isa.restype = ctypes.c_char_p
+    lib.tfc_host.restype = ctypes.c_char_p
     if lib.tfc_node_info_size() != ctypes.sizeof(NodeInfo):
         raise KernelsNotBuiltError(
             f"The kernel library at {path!r} does not match this tfcompress: its node record "
@@ -94,3 +98,9 @@ def native(path: str) -> ctypes.CDLL:
 def best_isa(path: str | None = None) -> str:
     """The fastest kernel path this CPU runs: `avx512vnni`, `avx2`, `neondot` or `portable`."""
     return native(path or library_path()).tfc_best_isa().decode()
+
+
+def host_kind(path: str | None = None) -> str:
+    """What the interpreter's default int8 kernels (XNNPACK) can use on this CPU, as the
+    kernels' cost model sees it: `avx512vnni+amx`, `avx512vnni`, `avx2` or `other`."""
+    return native(path or library_path()).tfc_host().decode()

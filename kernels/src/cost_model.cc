@@ -1,0 +1,77 @@
+#include "cost_model.h"
+
+namespace tfc {
+namespace {
+
+// XNNPACK time over our dense kernel's, for one CPU kind and our ISA.
+struct DenseRatio {
+  double fc_few_rows;   // FULLY_CONNECTED with fewer than kManyRows rows (a GEMV)
+  double fc_many_rows;  // FULLY_CONNECTED with kManyRows rows or more
+  double conv;          // CONV_2D (im2col or 1x1: a GEMM)
+};
+
+constexpr int kManyRows = 8;
+
+// Measured: AMD EPYC, AVX2 only (benchmarks/results/kernels-avx2.md): dense FC 0.98x at
+// batch 1 and 1.00x at 32, dense convs 0.92-1.15x.
+constexpr DenseRatio kAvx2OnAvx2 = {0.98, 1.0, 1.0};
+// Measured: Intel Xeon (Sapphire Rapids) with AVX-512 VNNI and AMX
+// (benchmarks/results/kernels-avx512vnni-amx.md): dense FC 0.30-0.64x at batch 1 (noisy),
+// 0.11-0.12x at 32 (XNNPACK uses AMX), dense convs 0.13-0.16x.
+constexpr DenseRatio kVnniOnAmx = {0.45, 0.11, 0.14};
+// Guess, not measured: AVX-512 VNNI without AMX, like the AMX CPU but without AMX's GEMMs.
+constexpr DenseRatio kVnniOnVnni = {0.45, 0.3, 0.14};
+// Guess, not measured: our NEON dot-product kernels against XNNPACK's on ARM.
+constexpr DenseRatio kNeonOnArm = {1.0, 1.0, 1.0};
+// Guess: a lesser ISA than the CPU's best (forced with isa=...) or the portable kernel.
+constexpr DenseRatio kSlower = {0.1, 0.05, 0.05};
+
+// Our sparse kernel's time over our dense kernel's is density + this (the walk over
+// block indices; for convs also the im2col of every row). Measured on both CPUs above:
+// FC 0.06-0.11, conv 0.09-0.4.
+constexpr double kSparseOverheadFc = 0.08;
+constexpr double kSparseOverheadConv = 0.25;
+
+DenseRatio RatioFor(Isa isa, Host host) {
+  switch (host) {
+    case Host::kAvx2: return isa == Isa::kAvx2 ? kAvx2OnAvx2 : kSlower;
+    case Host::kAmx: return isa == Isa::kAvx512Vnni ? kVnniOnAmx : kSlower;
+    case Host::kAvx512Vnni: return isa == Isa::kAvx512Vnni ? kVnniOnVnni : kSlower;
+    default: return isa == Isa::kNeonDot ? kNeonOnArm : kSlower;
+  }
+}
+
+}  // namespace
+
+Host DetectHost() {
+#if defined(__x86_64__)
+  if (IsaSupported(Isa::kAvx512Vnni)) {
+    return __builtin_cpu_supports("amx-int8") ? Host::kAmx : Host::kAvx512Vnni;
+  }
+  if (IsaSupported(Isa::kAvx2)) return Host::kAvx2;
+#endif
+  return Host::kOther;
+}
+
+const char* HostName(Host host) {
+  switch (host) {
+    case Host::kAvx2: return "avx2";
+    case Host::kAvx512Vnni: return "avx512vnni";
+    case Host::kAmx: return "avx512vnni+amx";
+    default: return "other";
+  }
+}
+
+double ExpectedSpeedup(Isa isa, Host host, const NodeCost& node) {
+  const double work = static_cast<double>(node.rows) * node.n * node.k;
+  if (work < kMinWork) return 1.0;
+  const DenseRatio ratio = RatioFor(isa, host);
+  const double dense = node.is_conv ? ratio.conv
+                       : node.rows < kManyRows ? ratio.fc_few_rows
+                                               : ratio.fc_many_rows;
+  if (!node.sparse_kernel) return dense;
+  const double overhead = node.is_conv ? kSparseOverheadConv : kSparseOverheadFc;
+  return dense / (node.block_density + overhead);
+}
+
+}  // namespace tfc
