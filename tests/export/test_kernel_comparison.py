@@ -50,3 +50,9 @@ def test_layers_left_to_the_default_kernels_are_said() -> None:
     text = format_comparison(_summary(0.2, 0.1, left=3))
     assert "4 layers claimed (2 block-sparse, 2 dense); 3 left to the default kernels" in text
     assert "faster on this CPU (avx512vnni+amx)" in text
+
+
+def test_one_layer_is_singular() -> None:
+    summary = _summary(0.2, 0.1)
+    summary["counters"] = {**summary["counters"], "nodes_claimed": 1}
+    assert "1 layer claimed (" in format_comparison(summary)

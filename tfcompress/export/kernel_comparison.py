@@ -139,7 +139,8 @@ def format_comparison(summary: dict) -> str:
             f"to be faster on this CPU ({summary['host']})"
         )
     lines = [
-        f"Our int8 kernels ({summary['isa']}): {c['nodes_claimed']} layers claimed ({kinds})"
+        f"Our int8 kernels ({summary['isa']}): {c['nodes_claimed']} "
+        f"layer{'' if c['nodes_claimed'] == 1 else 's'} claimed ({kinds})"
         f"{left}.",
         f"latency at batch 1: default interpreter {summary['default_ms']:.3f} ms, "
         f"with our kernels {summary['kernels_ms']:.3f} ms ({change})",
