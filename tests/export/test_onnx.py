@@ -37,7 +37,7 @@ def _qat(model, data) -> types.SimpleNamespace:
     """A briefly trained QAT copy of `model`, and its int8 ONNX export."""
     keras.utils.set_random_seed(5)
     qat = compile_classifier(tc.quantize_model(model), learning_rate=1e-4)
-    qat.fit(data.x_train[:1000], data.y_train[:1000], epochs=1, batch_size=64, verbose=0)
+    qat.fit(data.x_train[:512], data.y_train[:512], epochs=1, batch_size=64, verbose=0)
     return types.SimpleNamespace(model=qat, content=tc.export_onnx(qat, mode="int8"))
 
 
@@ -219,6 +219,9 @@ def test_pruned_model_keeps_its_zeros(trained_lenet, mnist):
     assert sum(z for _, z in zeros) > 0.75 * sum(s for s, _ in zeros)
     got = _run(content, mnist.x_test)
     check_agrees_with_keras(got, plain.predict(mnist.x_test, verbose=0), TOLERANCES["float32"])
+    pqat = tc.quantize_model(plain, scheme="prune_preserve_8bit")
+    for kernel, q in zip(_kernels(plain), _weight_tensors(tc.export_onnx(pqat, mode="int8"))):
+        assert q.dtype == np.int8 and np.all(q[kernel == 0] == 0)  # Dense: the same [in, out]
 
 
 def test_clustered_model_keeps_its_shared_values(trained_lenet, mnist):
@@ -250,6 +253,8 @@ def test_subclassed_model_with_input_shape(digits):
     np.testing.assert_allclose(got, model.predict(digits.x_test, verbose=0), atol=1e-5)
     with pytest.raises(ValueError, match="input_shape"):
         tc.export_onnx(model)
+    with pytest.raises(ValueError, match=r"does not fit.*Received: input_shape=\(7,\)"):
+        tc.export_onnx(model, input_shape=(7,))
 
 
 def test_opset(tiny):

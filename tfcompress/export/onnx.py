@@ -7,6 +7,7 @@ only when `export_onnx` runs.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 
@@ -81,6 +82,22 @@ def _input_specs(model: keras.Model, input_shape: tuple | None) -> list[tf.Tenso
     ]
 
 
+def _check_input_shape(model: keras.Model, specs: list[tf.TensorSpec], input_shape: tuple) -> None:
+    """Calls `model` symbolically on `specs`; a failure is reported as a wrong `input_shape`
+    (instead of a traceback from deep inside the converter)."""
+    samples = [keras.KerasTensor(spec.shape, spec.dtype.name) for spec in specs]
+    try:
+        model.compute_output_spec(samples[0] if len(samples) == 1 else samples)
+    except (ValueError, TypeError) as err:
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).splitlines()  # no terminal bold
+        first = next((line.strip() for line in lines if "incompatible" in line), "")
+        raise ValueError(
+            f"`input_shape` does not fit model {model.name!r}: calling it on samples of that "
+            f"shape failed ({first or type(err).__name__}). Received: input_shape="
+            f"{tuple(input_shape)!r}"
+        ) from err
+
+
 def _without_training_wrappers(model: keras.Model) -> keras.Model:
     """`model` with its pruning and clustering wrappers stripped: plain layers holding the
     zeros and the shared values."""
@@ -146,8 +163,9 @@ def export_onnx(
     Modes:
         * `float32`: the float model, through Keras' own
           `model.export(format="onnx")`. Pruning and clustering wrappers are
-          stripped first (`strip_pruning`, `strip_clustering`), so the weights
-          keep their zeros and their shared values.
+          stripped first (`strip_pruning`, which also applies the masks to the
+          wrapped weights, and `strip_clustering`), so the weights keep their
+          zeros and their shared values.
         * `int8`: a QAT model (from `quantize_model`/`quantize_apply`) in the
           ONNX QDQ format, through tf2onnx: int8 weights (per channel where
           QAT quantized them per channel, zero point 0) behind
@@ -230,6 +248,8 @@ def export_onnx(
             "export with `onnxruntime.quantization.quantize_static`). Received: mode='int8'"
         )
     specs = _input_specs(model, input_shape)
+    if input_shape is not None:
+        _check_input_shape(model, specs, input_shape)
     if qat:
         content = _qdq_onnx(model, specs, opset, activation_type == "int8", tf2onnx)
     else:
