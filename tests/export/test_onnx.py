@@ -23,14 +23,16 @@ from onnx import numpy_helper  # noqa: E402
 # (QLinearConv, QGemm) while Keras fake-quantizes in float, so a value next to a rounding boundary
 # may land one step away; one step of the logits' grid is ~0.007 of max |keras|. Measured on an
 # AVX-512 VNNI/AMX Xeon: the QAT LeNet and CNN 0 / 0.0072 / 0.0072 (one step), the untrained
-# 4-bit LeNet 0.0078 / 0.023 / 0.031. fake_quant: the same file without fusion (float kernels on
-# dequantized values, what Keras computes): 0 / 0 / 0.0072.
+# 4-bit LeNet 0.0078 / 0.023 / 0.031, the tiny MobileNet (convolutions left float) 0 / 0 / 0.
+# fake_quant: the same file without fusion (float kernels on dequantized values, what Keras
+# computes): 0 / 0 / 0.0072.
 TOLERANCES = {
     "float32": (1e-5, 1e-5, 1e-5),
     "int8": (0.02, 0.04, 0.1),
     "fake_quant": (1e-5, 0.01, 0.02),
 }
 WEIGHT_OPS = ("Conv", "MatMul", "Gemm")
+WEIGHT_PATH = ("DequantizeLinear", "Reshape", "Transpose")
 
 
 def _qat(model, data) -> types.SimpleNamespace:
@@ -73,7 +75,8 @@ def _kernels(model: keras.Model) -> list[np.ndarray]:
 
 
 def _weight_tensors(content: bytes) -> list[np.ndarray]:
-    """The weights of each Conv/MatMul/Gemm, as stored (int8 behind a DequantizeLinear)."""
+    """The weights of each Conv/MatMul/Gemm, as stored (int8 behind a DequantizeLinear, and
+    maybe a Reshape or Transpose to the layout the op takes)."""
     graph = _graph(content)
     values = _initializers(content)
     producers = {out: node for node in graph.node for out in node.output}
@@ -81,7 +84,7 @@ def _weight_tensors(content: bytes) -> list[np.ndarray]:
     for node in graph.node:
         if node.op_type in WEIGHT_OPS:
             name = node.input[1]
-            if name in producers and producers[name].op_type == "DequantizeLinear":
+            while name not in values and producers[name].op_type in WEIGHT_PATH:
                 name = producers[name].input[0]
             weights.append(values[name])
     return weights
@@ -158,6 +161,19 @@ def test_onnx_runtime_runs_integer_kernels(qat_cnn, tmp_path):
     ops = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
     assert ops.count("QLinearConv") == 2 and "Conv" not in ops, ops
     assert "MatMul" not in ops and "Gemm" not in ops, ops  # QGemm or QLinearMatMul instead
+
+
+def test_qat_mobilenet_with_folded_batch_norm_and_depthwise_convs(mnist):
+    keras.utils.set_random_seed(7)
+    qat = tc.quantize_model(tc.models.tiny_mobilenet())
+    qat(mnist.x_train[:256], training=True)  # the first training batch sets the ranges
+    content = tc.export_onnx(qat, mode="int8")
+    stored = _weight_tensors(content)
+    assert len(stored) == 7 and all(w.dtype == np.int8 for w in stored)
+    x = mnist.x_test[:300]
+    expected = qat.predict(x, verbose=0)
+    check_agrees_with_keras(_run(content, x), expected, TOLERANCES["int8"])
+    check_agrees_with_keras(_run(content, x, fuse=False), expected, TOLERANCES["fake_quant"])
 
 
 def test_uint8_activations(qat_cnn, mnist):

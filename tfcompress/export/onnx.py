@@ -172,9 +172,10 @@ def export_onnx(
           `DequantizeLinear`, and a `QuantizeLinear`/`DequantizeLinear` pair
           (asymmetric, of `activation_type`) at every activation range QAT
           learned. ONNX Runtime fuses the pairs into integer kernels
-          (QLinearConv, QGemm). 4-bit weights
-          keep their 15 levels, stored one per byte. Layers QAT left float
-          stay float.
+          (QLinearConv, QGemm); the convolutions of the tiny MobileNet (batch
+          norm folded in) it runs in float on the dequantized int8 weights,
+          still at the QAT ranges. 4-bit weights keep their 15 levels, stored
+          one per byte. Layers QAT left float stay float.
 
     Args:
         model: A built Keras model (Sequential, functional, or subclassed with
