@@ -26,6 +26,9 @@ KERNEL_FLAGS = [
     *_FLAGS["KERNEL_LINKOPTS"],
     f"-Wl,--version-script=kernels/{_FLAGS['VERSION_SCRIPT']}",
 ]
+# export_onnx: tf2onnx (Keras' own ONNX export runs it too; 1.17 is the first that accepts
+# TensorFlow's protobuf), onnx, and ONNX Runtime to run the result. Tested: 1.17.0, 1.23.2, 1.32.0.
+ONNX = ["tf2onnx>=1.17", "onnx>=1.23", "onnxruntime>=1.32"]
 
 
 class BuildKernels(build_ext):
@@ -62,7 +65,8 @@ setup(
         "absl-py",
     ],
     extras_require={
-        "test": ["pytest", "mlxtend", "scikit-learn", "ruff", "cryptography"],
+        "test": ["pytest", "mlxtend", "scikit-learn", "ruff", "cryptography", *ONNX],
+        "onnx": ONNX,
         "encryption": ["cryptography"],
         "litert": ["ai-edge-litert"],
         "tfmot": ["tensorflow-model-optimization", "tf-keras"],

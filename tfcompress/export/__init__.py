@@ -3,6 +3,7 @@
 from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.interpreter import TFLiteModel
 from tfcompress.export.kernel_comparison import compare_kernels, format_comparison
+from tfcompress.export.onnx import export_onnx
 from tfcompress.export.tflite import MODES, export_tflite
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "TFLiteFile",
     "TFLiteModel",
     "compare_kernels",
+    "export_onnx",
     "export_tflite",
     "format_comparison",
 ]
