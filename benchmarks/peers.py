@@ -332,7 +332,9 @@ def describe(args, versions: dict, flags: dict, minutes: float) -> str:
             "CPU int8 instructions (from /proc/cpuinfo): "
             + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items())
             + ".",
-            f"Runtime: {minutes:.1f} min.",
+            f"Runtime: {minutes:.1f} min; load average at the end "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (latency is only comparable "
+            "within a run on an otherwise idle machine).",
         ]
     )
 
