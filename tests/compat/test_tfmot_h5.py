@@ -109,30 +109,51 @@ def test_clustered_model_keeps_centroids_and_outputs():
     np.testing.assert_allclose(outputs(plain, expected["x"]), expected["y"], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["qat_mlp", "qat_cnn"])
-def test_qat_model_keeps_ranges_and_outputs(name):
+def saved_maxima(name: str) -> dict[str, float]:
+    """tfmot's saved output range maximum of each QAT wrapper that has one, by wrapper name."""
+    maxima = {}
+    with h5py.File(io.BytesIO(h5_bytes(name))) as f:
+        for layer, group in f["model_weights"].items():
+            for n in map(str, group.attrs["weight_names"]):
+                if n.endswith(("/post_activation_max:0", "/output_max:0")):
+                    maxima[layer] = float(group[n][()])
+    return maxima
+
+
+@pytest.mark.parametrize(
+    "name, expected_wrappers",
+    [
+        ("qat_mlp", ["fc1", "fc2"]),
+        ("qat_cnn", ["conv", "fc"]),
+        ("qat_conv_bn_relu", ["conv", "fc", "relu"]),
+    ],
+)
+def test_qat_model_keeps_ranges_and_outputs(name, expected_wrappers):
     model, expected = load(name)
     quantized = wrappers(model, tc.quantization.QuantizeWrapper)
-    assert sorted(quantized) in (["fc1", "fc2"], ["conv", "fc"])
-    with h5py.File(io.BytesIO(h5_bytes(name))) as f:
-        group = f["model_weights"][f"quant_{sorted(quantized)[0]}"]
-        names = [str(n) for n in group.attrs["weight_names"]]
-        (saved_max,) = [group[n][()] for n in names if "post_activation_max" in n]
-    layer = quantized[sorted(quantized)[0]]
-    assert float(layer.output_ranges["max"].numpy()) == pytest.approx(float(saved_max))
+    assert sorted(quantized) == expected_wrappers
+    maxima = saved_maxima(name)
+    ranged = {n: w for n, w in quantized.items() if w.output_ranges is not None}
+    loaded = {f"quant_{n}": float(w.output_ranges["max"].numpy()) for n, w in ranged.items()}
+    assert maxima and loaded == pytest.approx(maxima)
     # tfcompress takes each weight's range from the weight; tfmot kept the range of the
     # weights before the last step's update. So an output may land one step of the
     # output's int8 grid away from tfmot's, never more; most land on the same value.
     y = outputs(model, expected["x"])
-    ranges = layer.output_ranges
-    grid_step = (float(ranges["max"].numpy()) - float(ranges["min"].numpy())) / 255
-    assert np.abs(y - expected["y"]).max() <= grid_step * 1.01
+    steps = [
+        (float(w.output_ranges["max"].numpy()) - float(w.output_ranges["min"].numpy())) / 255
+        for w in ranged.values()
+    ]
+    assert np.abs(y - expected["y"]).max() <= max(steps) * 1.01
     assert np.mean(np.isclose(y, expected["y"], atol=1e-5)) >= 0.5
     plain = tc.strip_quantization(model)
     assert not any(
         isinstance(layer, (tc.quantization.QuantizeWrapper, tc.quantization.QuantizeLayer))
         for layer in plain.layers
     )
+    if name == "qat_conv_bn_relu":  # the int8 file computes on the same grids
+        tflite = tc.TFLiteModel(tc.export_tflite(model, mode="int8"))
+        assert np.abs(tflite.predict(expected["x"]) - expected["y"]).max() <= max(steps) * 1.01
 
 
 def test_annotated_model_loads_annotated_and_applies():

@@ -142,12 +142,8 @@ def _unwrap(entry: dict, result: UnwrappedConfig) -> dict:
     inner_config = inner["config"]
     inner_name = inner_config["name"]
     arguments = _arguments(kind, wrapper, name)
-    if kind in QUANTIZE:
-        activation = inner_config.get("activation")
-        if isinstance(activation, dict) and activation.get("class_name") == (
-            "QuantizeAwareActivation"
-        ):
-            inner_config["activation"] = activation["config"]["activation"]
+    if kind in QUANTIZE and "activation" in inner_config:
+        inner_config["activation"] = _plain_activation(inner_config["activation"])
     if "batch_input_shape" in wrapper and "batch_input_shape" not in inner_config:
         inner_config["batch_input_shape"] = wrapper["batch_input_shape"]
     # As tf_keras writes a model's layers: without `module`, which Keras 3 reads as tf_keras's.
@@ -158,6 +154,17 @@ def _unwrap(entry: dict, result: UnwrappedConfig) -> dict:
     result.wrapped[inner_name] = Wrapped(kind, name, arguments)
     result.groups[inner_name] = name
     return plain
+
+
+def _plain_activation(activation):
+    """The activation tfmot's QAT wrapper replaced: `QuantizeAwareActivation` wraps the
+    original; `NoOpActivation` stands for none (a conv followed by batch norm)."""
+    if isinstance(activation, dict):
+        if activation.get("class_name") == "QuantizeAwareActivation":
+            return _plain_activation(activation["config"]["activation"])
+        if activation.get("class_name") == "NoOpActivation":
+            return "linear"
+    return activation
 
 
 def _arguments(kind: str, wrapper: dict, name: str) -> dict:
