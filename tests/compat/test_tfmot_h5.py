@@ -178,6 +178,14 @@ def test_plain_tf_keras_model_loads():
     assert tc.get_sparsity(tc.prune_low_magnitude(model)) is not None
 
 
+def test_nested_model_is_a_clear_error(tmp_path):
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dense(4)])
+    outer = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(2)])
+    outer.save(tmp_path / "nested.h5")
+    with pytest.raises(ValueError, match="not models themselves"):
+        tfmot.load_model(tmp_path / "nested.h5")
+
+
 def test_not_a_model_file_is_a_clear_error(tmp_path):
     path = tmp_path / "weights.h5"
     with h5py.File(path, "w") as f:

@@ -103,6 +103,12 @@ def _plain_model(config: dict, custom_objects: dict | None) -> keras.Model:
 def _assign(layer: keras.layers.Layer, saved: list[SavedArray]) -> None:
     """Gives each of `layer`'s variables the saved array of the same name."""
     by_name = {a.name: a.value for a in saved}
+    if isinstance(layer, keras.Model) or len(by_name) < len(saved):
+        raise ValueError(
+            f"Layer {layer.name!r}: tfcompress loads tfmot models whose layers are not models "
+            "themselves (a nested model's weights share names). Save the model with its inner "
+            "model's layers inlined, or load it in tfmot and save it plain."
+        )
     missing = [w.name for w in layer.weights if w.name not in by_name]
     if missing:
         raise ValueError(
