@@ -70,6 +70,7 @@ setup(
         "encryption": ["cryptography"],
         "litert": ["ai-edge-litert"],
         "tfmot": ["tensorflow-model-optimization", "tf-keras"],
+        "peers": ["ai-edge-quantizer", "pquant-ml"],
     },
     ext_modules=[Extension("tfcompress.kernels.libtfcompress_kernels", KERNEL_SOURCES)],
     cmdclass={"build_ext": BuildKernels},
