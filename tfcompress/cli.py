@@ -73,7 +73,7 @@ def _input_file(flag: str, path: str | None) -> str | None:
 
 
 def _output_file(flag: str, path: str, overwrite: bool | None) -> str:
-    """`path` when a new file may be written there; `overwrite` None: never replaced."""
+    """`path` when a new file may be written there; `overwrite` None: a file never replaced."""
     if os.path.isdir(path):
         raise FlagError(flag, f"{path!r} is a folder; give the path of a file to write.")
     if os.path.exists(path) and not overwrite:
@@ -322,9 +322,7 @@ def _keygen_flags(fv: flags.FlagValues) -> None:
 
 
 def _keygen(fv: flags.FlagValues) -> int:
-    if os.path.exists(fv.output) and not os.path.isdir(fv.output):
-        raise FlagError("--output", f"{fv.output!r} exists; keys are never overwritten.")
-    _output_file("--output", fv.output, None)
+    _output_file("--output", fv.output, None)  # a key is never overwritten
     fd = os.open(fv.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(generate_key().hex() + "\n")

@@ -226,7 +226,8 @@ def report(
     Args:
         model: A built Keras model: per-layer parameters, non-zeros, sparsity,
             structure, unique values, MACs and float32 bytes.
-        tflite: `.tflite` bytes or path: per-op counts read from the flatbuffer,
+        tflite: `.tflite` bytes or path: per-op counts read from the flatbuffer
+            alone (no interpreter: a model with custom ops gets them too),
             file bytes and gzip bytes.
         data: `(x, y)` with integer labels: accuracy of the Keras model and of
             the `.tflite`, and the `.tflite` latency on one sample of `x`.
@@ -265,6 +266,7 @@ def report(
             raise ValueError(
                 f"`{argument}` must be a positive integer. Received: {argument}={value!r}"
             )
+    content = None if tflite is None else _tflite_content(tflite)
     summary: dict = {}
     result = CompressionReport(name or (model.name if model is not None else "tflite"))
     x = y = None
@@ -289,8 +291,7 @@ def report(
             check_samples(x, shape, "data[0]", f"model {model.name!r}")
             logits = model.predict(x, batch_size=256, verbose=0)
             summary["keras_accuracy"] = float(np.mean(logits.argmax(-1) == y))
-    if tflite is not None:
-        content = _tflite_content(tflite)
+    if content is not None:
         model_file = TFLiteFile(content)  # static figures: the flatbuffer alone
         result.ops = tflite_op_stats(model_file)
         totals = _totals(result.ops)
