@@ -66,6 +66,7 @@ def test_logits_are_left_alone(teacher, student, digits):
     assert not look_like_probabilities(np.array([[-0.5, 1.5]]))
 
 
+@pytest.mark.slow
 def test_a_softmax_student_does_not_collapse(teacher, cnn, digits):
     """Taken as logits, a student's probabilities are pushed to saturate: classes vanish."""
 
