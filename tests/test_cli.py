@@ -1,14 +1,16 @@
 """The command line: help for every subcommand, export and report end to end."""
 
 import json
+import re
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
 import tfcompress as tc
-from tfcompress.cli import SUBCOMMANDS, main
+from tfcompress.cli import SUBCOMMANDS, main, run
 from tfcompress.export import TFLiteFile
 
 
@@ -55,8 +57,10 @@ def test_export_then_report(trained_lenet, tmp_path, capsys):
     ]
     assert main(argv) == 0
     assert out.read_bytes()[4:8] == b"TFL3"
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        main(argv)
+    capsys.readouterr()
+    assert main(argv) == 2  # an existing file: one line, no traceback
+    err = capsys.readouterr().err
+    assert "--output" in err and "pass --overwrite" in err
     assert main([*argv, "--overwrite"]) == 0
     capsys.readouterr()
     assert main(["tfcompress", "report", f"--tflite={out}", "--format=json"]) == 0
@@ -75,3 +79,85 @@ def test_export_qat_model_without_calibration(trained_lenet, tmp_path, capsys):
     )
     ops = TFLiteFile(out.read_bytes()).ops
     assert {op.name for op in ops if op.name == "FULLY_CONNECTED"} and "QUANTIZE" == ops[0].name
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A folder with a tiny .keras model, its .tflite, a junk file and a non-empty folder."""
+    folder = tmp_path_factory.mktemp("cli")
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    model.save(folder / "m.keras")
+    (folder / "m.tflite").write_bytes(tc.export_tflite(model))
+    (folder / "junk.tflite").write_bytes(b"not a model at all")
+    (folder / "full").mkdir()
+    (folder / "full" / "x").write_text("x")
+    return folder
+
+
+# (argv after `tfcompress`, the flag the one-line error must name); {d}: the files' folder.
+WRONG_INVOCATIONS = [
+    (["export", "--model={d}/missing.keras", "--output={d}/o.tflite"], "--model"),
+    (["export", "--model={d}/m.tflite", "--output={d}/o.tflite"], "--model"),
+    (["export", "--model={d}/m.keras", "--output={d}/o.tflite", "--mode=int3"], "--mode"),
+    (["export", "--model={d}/m.keras", "--output={d}/o.tflite", "--mode=int8"], "--calibration"),
+    (
+        ["export", "--model={d}/m.keras", "--output={d}/o.tflite", "--mode=int8"]
+        + ["--calibration=digits"],  # 8x8 images for a 4x4 model
+        "--calibration",
+    ),
+    (["export", "--model={d}/m.keras", "--output={d}/o.tflite", "--io_type=int8"], "--io_type"),
+    (["export", "--model={d}/m.keras", "--output={d}/m.tflite"], "--output"),
+    (["export", "--model={d}/m.keras", "--output={d}/full", "--overwrite"], "--output"),
+    (["export", "--model={d}/m.keras", "--output={d}/nowhere/o.tflite"], "--output"),
+    (["export", "--model={d}/m.keras"], "--output"),
+    (["report", "--tflite={d}/missing.tflite"], "--tflite"),
+    (["report", "--tflite={d}/junk.tflite"], "--tflite"),
+    (["report", "--tflite={d}/m.tflite", "--data=digits"], "--data"),
+    (["report", "--tflite={d}/m.tflite", "--format=yaml"], "--format"),
+    (["report"], "--model"),
+    (["demo", "--epochs=0"], "--epochs"),
+    (["demo", "--epochs=two"], "--epochs"),
+    (["demo", "--sparsity=1.5"], "--sparsity"),
+    (["demo", "--output_dir={d}/full"], "--output_dir"),
+    (["keygen", "--output={d}/full"], "--output"),
+    (["encrypt", "--input={d}/m.tflite", "--output={d}/e.bin", "--key=env:TFC_UNSET"], "--key"),
+]
+
+
+@pytest.mark.parametrize(("args", "flag"), WRONG_INVOCATIONS)
+def test_every_error_is_one_line_naming_the_flag(args, flag, files, capsys):
+    argv = ["tfcompress", *(a.format(d=files) for a in args)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert re.search(rf"(^|\W){flag}\b", err), err
+    for argument in ("representative_data", "path", "model"):  # Python names stay out
+        assert not re.search(rf"`{argument}`|\b{argument}=", err), err
+
+
+def test_a_folder_is_never_told_to_overwrite(files, capsys):
+    argv = ["tfcompress", "export", f"--model={files}/m.keras", f"--output={files}/full"]
+    for extra in ([], ["--overwrite"]):
+        assert main([*argv, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "is a folder" in err and "--overwrite" not in err
+
+
+def test_debug_shows_the_traceback(files, capsys):
+    argv = ["tfcompress", "export", f"--model={files}/m.keras", f"--output={files}/o.tflite"]
+    assert main([*argv, "--mode=int8", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith(
+        "tfcompress export: --calibration:"
+    )
+
+
+def test_errors_through_the_console_script_entry_point(files, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["tfcompress", "report", f"--tflite={files}/no.tflite"])
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("tfcompress report: --tflite: ")

@@ -2,13 +2,20 @@
 
 Subcommands: `demo`, `export`, `report`, `encrypt`, `decrypt`, `keygen`.
 `tfcompress SUBCOMMAND --help` lists each one's flags.
+
+Every bad input ends the same way: one line on stderr naming the flag
+(`tfcompress export: --calibration: ...`) and exit status 2. `--debug`, anywhere
+after the subcommand, shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 
 import keras
 from absl import flags
@@ -17,12 +24,73 @@ from tfcompress import datasets
 from tfcompress.demo import run_demo
 from tfcompress.distillation.demo import run_distill_demo
 from tfcompress.encryption import DecryptionError, decrypt_model, encrypt_model, generate_key
+from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.tflite import MODES, export_tflite
 from tfcompress.factorization.demo import run_factorize_demo
 from tfcompress.reporting import report
 from tfcompress.utils.io import atomic_write_bytes
 
 Subcommand = tuple[str, Callable[[flags.FlagValues], None], Callable[[flags.FlagValues], int]]
+
+
+class FlagError(ValueError):
+    """A bad command line: `flag` names the flag at fault, the message what is wrong."""
+
+    def __init__(self, flag: str, message: str):
+        super().__init__(message)
+        self.flag = flag
+
+
+def _one_line(error: BaseException, names: dict[str, str]) -> str:
+    """The first line of `error`'s message, the library's argument names in it (`` `path` ``,
+    `path=`, `path.shape`) given as the flags that set them."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    for argument, flag in names.items():
+        text = re.sub(rf"`{argument}`", f"`{flag}`", text)
+        text = re.sub(rf"\b{argument}(?==|\.\w)", flag, text)
+    return text
+
+
+@contextlib.contextmanager
+def _blame(flag: str, names: dict[str, str] | None = None) -> Iterator[None]:
+    """Any error of the step inside becomes a `FlagError` on `flag`; `names` maps the
+    library's argument names to their flags (e.g. `{"representative_data": "--calibration"}`)."""
+    try:
+        yield
+    except FlagError:
+        raise
+    except Exception as error:  # the library's and the converter's errors alike
+        raise FlagError(flag, _one_line(error, names or {})) from error
+
+
+def _input_file(flag: str, path: str | None) -> str | None:
+    """`path` when it names a file (or is None)."""
+    if path is not None and not os.path.isfile(path):
+        what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        raise FlagError(flag, f"{path!r} {what}.")
+    return path
+
+
+def _output_file(flag: str, path: str, overwrite: bool | None) -> str:
+    """`path` when a new file may be written there; `overwrite` None: a file never replaced."""
+    if os.path.isdir(path):
+        raise FlagError(flag, f"{path!r} is a folder; give the path of a file to write.")
+    if os.path.exists(path) and not overwrite:
+        advice = "pass --overwrite to replace it" if overwrite is not None else "choose a new path"
+        raise FlagError(flag, f"{path!r} exists; {advice}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FlagError(flag, f"the folder {folder!r} of {path!r} does not exist.")
+    return path
+
+
+def _load_model(flag: str, path: str) -> keras.Model:
+    _input_file(flag, path)
+    if not path.endswith((".keras", ".h5", ".hdf5")):
+        raise FlagError(flag, f"{path!r} is not a Keras model file (.keras, or legacy .h5).")
+    with _blame(flag):
+        return keras.saving.load_model(path)
 
 
 def _demo_flags(fv: flags.FlagValues) -> None:
@@ -84,6 +152,13 @@ def _demo_flags(fv: flags.FlagValues) -> None:
 
 
 def _demo(fv: flags.FlagValues) -> int:
+    out = fv.output_dir
+    if out is not None and os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise FlagError(
+            "--output_dir", f"{out!r} exists and is not an empty folder; name a new one."
+        )
+    if fv.distill and fv.factorize:
+        raise FlagError("--distill", "--distill and --factorize are two demos; pick one.")
     if fv.distill:
         print(run_distill_demo(fv.output_dir, seed=fv.seed, latency_runs=fv.latency_runs))
         return 0
@@ -131,12 +206,27 @@ def _export_flags(fv: flags.FlagValues) -> None:
     flags.mark_flags_as_required(["model", "output"], flag_values=fv)
 
 
+EXPORT_FLAGS = {
+    "model": "--model",
+    "path": "--output",
+    "mode": "--mode",
+    "representative_data": "--calibration",
+    "io_type": "--io_type",
+}
+
+
 def _export(fv: flags.FlagValues) -> int:
-    if os.path.exists(fv.output) and not fv.overwrite:
-        raise FileExistsError(f"--output={fv.output!r} exists; pass --overwrite to replace it.")
-    model = keras.saving.load_model(fv.model)
+    _output_file("--output", fv.output, fv.overwrite)
+    model = _load_model("--model", fv.model)
     calibration = _load_data(fv.calibration).x_train[:200] if fv.calibration else None
-    content = export_tflite(model, fv.output, fv.mode, calibration, io_type=fv.io_type)
+    if fv.mode in ("int8", "int16x8"):  # calibrated (unless the model is QAT)
+        flag = "--calibration"
+    elif fv.io_type != "float32":
+        flag = "--io_type"
+    else:
+        flag = "--model"
+    with _blame(flag, EXPORT_FLAGS):
+        content = export_tflite(model, fv.output, fv.mode, calibration, io_type=fv.io_type)
     print(f"Wrote {fv.output} ({len(content):,} bytes, mode {fv.mode}).")
     return 0
 
@@ -163,16 +253,27 @@ def _report_flags(fv: flags.FlagValues) -> None:
 
 
 def _report(fv: flags.FlagValues) -> int:
-    model = None
-    if fv.model:
-        model = keras.saving.load_model(fv.model)
+    if fv.model is None and fv.tflite is None:
+        raise FlagError(
+            "--model", "pass --model (a .keras file), --tflite (a .tflite file), or both."
+        )
+    _input_file("--tflite", fv.tflite)
+    _input_file("--baseline_tflite", fv.baseline_tflite)
+    model = None if fv.model is None else _load_model("--model", fv.model)
     data = None
     if fv.data:
         split = _load_data(fv.data)
         data = (split.x_test, split.y_test)
-    result = report(model, fv.tflite, data=data)
+    for flag, path in (("--tflite", fv.tflite), ("--baseline_tflite", fv.baseline_tflite)):
+        if path is not None:
+            with _blame(flag), open(path, "rb") as f:
+                TFLiteFile(f.read())  # a flatbuffer: what fails below is the data's fault
+    names = {"model": "--model", "tflite": "--tflite", "data": "--data"}
+    with _blame("--data" if data is not None else "--tflite", names):
+        result = report(model, fv.tflite, data=data)
     if fv.baseline_tflite:
-        result = report(tflite=fv.baseline_tflite, data=data, name="baseline").compare(result)
+        with _blame("--data", {**names, "tflite": "--baseline_tflite"}):
+            result = report(tflite=fv.baseline_tflite, data=data, name="baseline").compare(result)
     render = {"text": result.to_text, "markdown": result.to_markdown, "json": result.to_json}
     print(render[fv.format]())
     return 0
@@ -196,21 +297,13 @@ def _crypt(name: str, transform: Callable) -> Callable[[flags.FlagValues], int]:
     """`encrypt` / `decrypt`: one line naming the flag on any bad input, exit status 2."""
 
     def run_subcommand(fv: flags.FlagValues) -> int:
-        if os.path.exists(fv.output) and not fv.overwrite:
-            print(
-                f"tfcompress {name}: --output={fv.output!r} exists; pass --overwrite.",
-                file=sys.stderr,
-            )
-            return 2
-        if not os.path.isfile(fv.input):
-            print(f"tfcompress {name}: --input={fv.input!r} is not a file.", file=sys.stderr)
-            return 2
+        _output_file("--output", fv.output, fv.overwrite)
+        _input_file("--input", fv.input)
         try:
             content = transform(fv.input, fv.key, fv.output)
         except (ValueError, TypeError, FileNotFoundError) as err:
             flag = "--input" if isinstance(err, DecryptionError) else "--key"
-            print(f"tfcompress {name}: {flag}: {err}", file=sys.stderr)
-            return 2
+            raise FlagError(flag, _one_line(err, {"key": "--key"})) from err
         print(f"Wrote {fv.output} ({len(content):,} bytes).")
         return 0
 
@@ -229,12 +322,7 @@ def _keygen_flags(fv: flags.FlagValues) -> None:
 
 
 def _keygen(fv: flags.FlagValues) -> int:
-    if os.path.exists(fv.output):
-        print(
-            f"tfcompress keygen: --output={fv.output!r} exists; keys are never overwritten.",
-            file=sys.stderr,
-        )
-        return 2
+    _output_file("--output", fv.output, None)  # a key is never overwritten
     fd = os.open(fv.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(generate_key().hex() + "\n")
@@ -271,29 +359,46 @@ def _usage() -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Runs `argv` (`[program, subcommand, *flags]`); returns the exit status."""
+    """Runs `argv` (`[program, subcommand, *flags]`); returns the exit status.
+
+    A bad input prints one line naming the flag and returns 2; with `--debug`
+    among the flags, the error is raised with its traceback instead.
+    """
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
         print(_usage())
         return 0 if len(argv) >= 2 else 2
     name = argv[1]
     if name not in SUBCOMMANDS:
-        print(f"Unknown subcommand {name!r}.\n\n{_usage()}", file=sys.stderr)
+        print(
+            f"tfcompress: Unknown subcommand {name!r}; one of {', '.join(SUBCOMMANDS)} "
+            "(see tfcompress --help).",
+            file=sys.stderr,
+        )
         return 2
     help_text, define, run_subcommand = SUBCOMMANDS[name]
+    debug = "--debug" in argv[2:]
+    args = [arg for arg in argv[2:] if arg != "--debug"]
     fv = flags.FlagValues()
     define(fv)
-    if any(arg in ("-h", "--help", "-help", "--helpfull") for arg in argv[2:]):
-        print(f"tfcompress {name}: {help_text}\n\n{fv.get_help()}")
+    if any(arg in ("-h", "--help", "-help", "--helpfull") for arg in args):
+        print(f"tfcompress {name}: {help_text}\n\n{fv.get_help()}\n  --debug: show tracebacks")
         return 0
     try:
-        extra = fv([f"tfcompress {name}", *argv[2:]])[1:]
-    except flags.Error as err:
-        print(f"tfcompress {name}: {err}\n\nSee: tfcompress {name} --help", file=sys.stderr)
+        extra = fv([f"tfcompress {name}", *args])[1:]
+        if extra:
+            raise FlagError(extra[0], f"unexpected arguments {extra}; flags take --name=value.")
+        return run_subcommand(fv)
+    except (FlagError, flags.Error) as error:
+        if debug:
+            traceback.print_exc()
+        where = f"{error.flag}: " if isinstance(error, FlagError) else ""
+        if isinstance(error, flags.Error):
+            hint = f" (see tfcompress {name} --help)"
+        else:
+            hint = "" if debug or error.__cause__ is None else " (--debug shows the traceback)"
+        message = " ".join(str(error).split())
+        print(f"tfcompress {name}: {where}{message}{hint}", file=sys.stderr)
         return 2
-    if extra:
-        print(f"tfcompress {name}: unexpected arguments {extra}", file=sys.stderr)
-        return 2
-    return run_subcommand(fv)
 
 
 def run() -> None:

@@ -27,6 +27,11 @@ from tfcompress.distillation.loss_terms import (
     feature_view,
     hint_layers,
 )
+from tfcompress.distillation.probabilities import (
+    as_logits,
+    note_probabilities,
+    outputs_probabilities,
+)
 from tfcompress.distillation.schedules import (
     Scalar,
     check_scalar,
@@ -61,7 +66,10 @@ class Distiller(keras.Model):
     `ignore_class` of the compiled loss, only the teachers teach. Use it like
     any Keras model: `compile(optimizer, loss=...)` (the label loss), `fit`,
     `evaluate`, `predict` (the student's outputs), `save` as `.keras`; export
-    `distiller.student` alone. Teachers output logits, like the student.
+    `distiller.student` alone. Teachers and the student output logits; one
+    that ends in a softmax (or whose outputs on a probe batch are
+    non-negative and sum to 1) is distilled through its log-probabilities,
+    with one warning naming it.
 
     Keras teachers are frozen (with one warning if they were trainable).
     Callbacks see the student: `layers` lists the student and the hint
@@ -161,6 +169,15 @@ class Distiller(keras.Model):
         for teacher in self.teachers:
             check_teacher(teacher, self.student)
             check_compatibility(self.distillation_losses, teacher, self.student)
+        sample = (tuple(student.inputs[0].shape[1:]), student.inputs[0].dtype)
+        probability_teachers = frozenset(
+            i for i, t in enumerate(self.teachers) if outputs_probabilities(t, *sample)
+        )
+        for i in sorted(probability_teachers):
+            note_probabilities("Teacher", self.teachers[i].name)
+        self._student_probabilities = outputs_probabilities(student, *sample)
+        if self._student_probabilities:
+            note_probabilities("Student", student.name)
         self._terms = [
             comparisons(loss, self.teachers, self.teacher_weights, self.student)
             for loss in self.distillation_losses
@@ -169,7 +186,7 @@ class Distiller(keras.Model):
             pair.adapter for pairs in self._terms for pair in pairs if pair.adapter is not None
         ]
         teacher_layers, student_layers = hint_layers(self._terms)
-        self._teacher_outputs = TeacherOutputs(self.teachers, teacher_layers)
+        self._teacher_outputs = TeacherOutputs(self.teachers, teacher_layers, probability_teachers)
         self._student_view = None  # the student's output and hint features, in one pass
         if student_layers:
             keys = [None, *student_layers]
@@ -275,6 +292,8 @@ class Distiller(keras.Model):
             student = {None: self(inputs, training=training) if y_pred is None else y_pred}
         step = self.optimizer.iterations if self.compiled else 0
         label_loss = self._label_term(y, student[None], sample_weight)
+        if self._student_probabilities:  # the label loss keeps them, distillation takes logits
+            student = {**student, None: as_logits(student[None])}
         distillation = distillation_loss(
             self.distillation_losses,
             self.distillation_loss_weights,

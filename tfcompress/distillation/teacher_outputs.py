@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfcompress.distillation.external_teacher import ExternalTeacher
 from tfcompress.distillation.loss_terms import feature_view, output_key
+from tfcompress.distillation.probabilities import as_logits
 from tfcompress.distillation.teachers import Teacher, teachers_digest
 
 INPUTS, CACHED = "inputs", "teacher_outputs"
@@ -32,9 +33,13 @@ class TeacherOutputs:
     by sample: rows seen before, in any order or subset, are not recomputed,
     and everything is forgotten when the teachers' weights change.
 
+    The output of a teacher that gives probabilities is replaced by its
+    logarithm (logits of the same distribution), live and cached alike.
+
     Args:
         teachers: The teachers, Keras models or `ExternalTeacher`s.
         hint_layers: Per teacher index, the names of the layers hints read.
+        probability_teachers: The indices of the teachers whose outputs are probabilities.
 
     Example:
         >>> from tfcompress.distillation.teacher_outputs import TeacherOutputs
@@ -44,8 +49,14 @@ class TeacherOutputs:
         (4, 2)
     """
 
-    def __init__(self, teachers: list[Teacher], hint_layers: dict[int, list[str]]):
+    def __init__(
+        self,
+        teachers: list[Teacher],
+        hint_layers: dict[int, list[str]],
+        probability_teachers: frozenset[int] = frozenset(),
+    ):
         self.teachers = teachers
+        self._probabilities = [output_key(i, None) for i in sorted(probability_teachers)]
         self._views = []
         for i, teacher in enumerate(teachers):
             names = hint_layers.get(i, [])
@@ -59,7 +70,7 @@ class TeacherOutputs:
         outputs = {}
         for view in self._views:
             outputs.update(view(inputs, training=False))
-        return outputs
+        return self._as_logits(outputs)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
         """The outputs for each row of the array `x`; the teachers run on new rows only."""
@@ -108,4 +119,9 @@ class TeacherOutputs:
             else:
                 values = view.model.predict(x, batch_size=batch_size, verbose=0)
             outputs.update(zip(view.keys, values if isinstance(values, list) else [values]))
+        return self._as_logits(outputs)
+
+    def _as_logits(self, outputs: dict) -> dict:
+        for key in self._probabilities:
+            outputs[key] = as_logits(outputs[key])
         return outputs

@@ -54,6 +54,8 @@ def output_shape(teacher: Teacher, student_input) -> tuple:
     if isinstance(teacher, ExternalTeacher):
         return (None, *teacher.sample_output_shape)
     spec = teacher.compute_output_spec(student_input)
+    if isinstance(spec, (list, tuple)) and len(spec) == 1:  # e.g. a legacy .h5 model
+        spec = spec[0]
     if not isinstance(spec, keras.KerasTensor):
         raise ValueError(
             f"Teacher {teacher.name!r} has several outputs; the Distiller needs one output "

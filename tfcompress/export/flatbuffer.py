@@ -2,7 +2,9 @@
 
 Written from the public TFLite schema (`schema.fbs`); it reads only what the
 report and the tests need and never touches an interpreter, so it sees the
-model exactly as stored, before any delegate rewrites it.
+model exactly as stored, before any delegate rewrites it (and reads models
+whose custom ops no interpreter here resolves). Op names come from the
+installed schema's `BuiltinOperator` enum; sparse constants are densified.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+from tensorflow.lite.python import schema_py_generated as schema
+
+from tfcompress.export.sparsity import TensorSparsity
 
 # TensorType enum of the schema -> numpy dtype (None: no numpy equivalent).
 TENSOR_TYPES: dict[int, tuple[str, object]] = {
@@ -34,63 +39,13 @@ TENSOR_TYPES: dict[int, tuple[str, object]] = {
     17: ("int4", None),
 }
 
-# BuiltinOperator enum values of the ops this project meets; others print as BUILTIN_<code>.
+# The BuiltinOperator enum of the installed schema: code -> name, every code.
 BUILTIN_OPS: dict[int, str] = {
-    0: "ADD",
-    1: "AVERAGE_POOL_2D",
-    2: "CONCATENATION",
-    3: "CONV_2D",
-    4: "DEPTHWISE_CONV_2D",
-    6: "DEQUANTIZE",
-    7: "EMBEDDING_LOOKUP",
-    9: "FULLY_CONNECTED",
-    11: "L2_NORMALIZATION",
-    14: "LOGISTIC",
-    17: "MAX_POOL_2D",
-    18: "MUL",
-    19: "RELU",
-    20: "RELU_N1_TO_1",
-    21: "RELU6",
-    22: "RESHAPE",
-    23: "RESIZE_BILINEAR",
-    25: "SOFTMAX",
-    28: "TANH",
-    34: "PAD",
-    36: "GATHER",
-    39: "TRANSPOSE",
-    40: "MEAN",
-    41: "SUB",
-    42: "DIV",
-    43: "SQUEEZE",
-    44: "UNIDIRECTIONAL_SEQUENCE_LSTM",
-    45: "STRIDED_SLICE",
-    47: "EXP",
-    49: "SPLIT",
-    53: "CAST",
-    54: "PRELU",
-    55: "MAXIMUM",
-    56: "ARG_MAX",
-    57: "MINIMUM",
-    65: "SLICE",
-    67: "TRANSPOSE_CONV",
-    74: "SUM",
-    75: "SQRT",
-    76: "RSQRT",
-    77: "SHAPE",
-    78: "POW",
-    83: "PACK",
-    88: "UNPACK",
-    97: "RESIZE_NEAREST_NEIGHBOR",
-    98: "LEAKY_RELU",
-    99: "SQUARED_DIFFERENCE",
-    102: "SPLIT_V",
-    114: "QUANTIZE",
-    117: "HARD_SWISH",
-    126: "BATCH_MATMUL",
-    132: "CONV_3D",
-    150: "GELU",
+    code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
 }
 
+# SparseIndexVector union of the schema -> element format of its `values` vector.
+INDEX_VECTORS = {1: "i", 2: "H", 3: "B"}  # Int32Vector, Uint16Vector, Uint8Vector
 
 CUSTOM = 32  # the BuiltinOperator of custom ops, named by their `custom_code`
 
@@ -197,12 +152,18 @@ class TensorInfo:
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
     quantized_dimension: int
-    data: np.ndarray | None  # constant data, None for activations and variables
+    data: np.ndarray | None  # constant data (dense), None for activations and variables
     stored_bytes: int = 0  # bytes of constant data in the file (int4 packs two per byte)
+    sparsity: TensorSparsity | None = None  # how a sparse constant stores its values
+    stored_values: int = 0  # values stored in the file: the non-zeros kept of a sparse one
 
     @property
     def is_constant(self) -> bool:
         return self.data is not None
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.sparsity is not None
 
 
 @dataclass(frozen=True)
@@ -256,9 +217,11 @@ class TFLiteFile:
     def _tensor(index: int, t: _Table, buffers: list[_Table], content: bytes) -> TensorInfo:
         type_name, np_type = TENSOR_TYPES.get(t.scalar(1, "b"), ("unknown", None))
         shape = tuple(t.vector(0, "i"))
+        name = t.string(3)
+        sparsity = _sparsity(t.table(6))
         data = None
         buffer_index = t.scalar(2, "I")
-        stored = 0
+        stored = count = 0
         if 0 < buffer_index < len(buffers) and (np_type is not None or type_name == "int4"):
             buf = buffers[buffer_index]
             raw = buf.bytes_vector(0)
@@ -266,16 +229,21 @@ class TFLiteFile:
             if offset > 1 and size:  # models over 2 GB keep data after the flatbuffer
                 raw = memoryview(content)[offset : offset + size]
             stored = len(raw)
-            if stored and type_name == "int4":
-                data = unpack_int4(np.frombuffer(raw, dtype=np.uint8), shape)
-            elif stored:
-                data = np.frombuffer(raw, dtype=np_type).reshape(shape).copy()
+            if stored:
+                count = sparsity.stored_values if sparsity else int(np.prod(shape))
+                if type_name == "int4":
+                    values = unpack_int4(np.frombuffer(raw, dtype=np.uint8), (count,))
+                else:
+                    values = np.frombuffer(raw, dtype=np_type)
+                data = _dense(name, values, shape, sparsity)
+        if sparsity is not None:
+            stored += sparsity.index_bytes
         quant = t.table(4)
         scale = quant.vector(2, "f") if quant else ()
         zero_point = quant.vector(3, "q") if quant else ()
         axis = quant.scalar(6, "i") if quant else 0
         return TensorInfo(
-            index, t.string(3), shape, type_name, scale, zero_point, axis, data, stored
+            index, name, shape, type_name, scale, zero_point, axis, data, stored, sparsity, count
         )
 
     def producer(self, tensor_index: int) -> OpInfo | None:
@@ -286,10 +254,11 @@ class TFLiteFile:
         return None
 
     def constant(self, tensor_index: int) -> TensorInfo | None:
-        """The constant behind `tensor_index`, looking through a DEQUANTIZE of a constant.
+        """The constant behind `tensor_index`, looking through DEQUANTIZE and DENSIFY ops.
 
         float16 and some dynamic-range models store weights in a narrow type and
-        widen them with a DEQUANTIZE op; this returns the stored tensor.
+        widen them with a DEQUANTIZE op, and sparse weights may be made dense by
+        a DENSIFY op; this returns the stored tensor (its `data` dense).
         """
         if tensor_index < 0:
             return None
@@ -297,7 +266,46 @@ class TFLiteFile:
         if tensor.is_constant:
             return tensor
         op = self.producer(tensor_index)
-        if op is not None and op.name == "DEQUANTIZE":
+        while op is not None and op.name in ("DEQUANTIZE", "DENSIFY"):
             source = self.tensors[op.inputs[0]]
-            return source if source.is_constant else None
+            if source.is_constant:
+                return source
+            op = self.producer(source.index)
         return None
+
+
+def _index_vector(dimension: _Table, type_field: int) -> np.ndarray:
+    """The `array_segments` (type field 2) or `array_indices` (4) of a DimensionMetadata."""
+    kind = dimension.scalar(type_field, "B")
+    values = dimension.table(type_field + 1)
+    if not kind or values is None:
+        return np.zeros(0, np.int32)
+    if kind not in INDEX_VECTORS:
+        raise ValueError(f"Unknown SparseIndexVector type {kind} in a sparse tensor.")
+    fmt = INDEX_VECTORS[kind]
+    return np.asarray(values.vector(0, fmt), dtype=np.dtype(fmt).newbyteorder("<"))
+
+
+def _sparsity(table: _Table | None) -> TensorSparsity | None:
+    """A tensor's `SparsityParameters`, or None for a dense tensor."""
+    if table is None:
+        return None
+    dimensions = table.tables(2)
+    return TensorSparsity(
+        traversal_order=tuple(table.vector(0, "i")),
+        block_map=tuple(table.vector(1, "i")),
+        formats=tuple(d.scalar(0, "b") for d in dimensions),
+        dense_sizes=tuple(d.scalar(1, "i") for d in dimensions),
+        segments=tuple(_index_vector(d, 2) for d in dimensions),
+        indices=tuple(_index_vector(d, 4) for d in dimensions),
+    )
+
+
+def _dense(name: str, values: np.ndarray, shape: tuple, sparsity: TensorSparsity | None):
+    """The stored `values` of tensor `name` as a dense array of `shape`."""
+    try:
+        if sparsity is not None:
+            return sparsity.densify(values, shape)
+        return values.reshape(shape).copy()
+    except ValueError as error:
+        raise ValueError(f"Tensor {name!r} (shape {shape}) cannot be read: {error}") from None

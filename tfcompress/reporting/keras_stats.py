@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from tfcompress.reporting.layer_specs import lookup
 from tfcompress.reporting.layer_stats import LayerStats
@@ -34,12 +35,17 @@ def _layer_stats(layer: keras.layers.Layer, name: str) -> LayerStats:
     spec = lookup(inner)
     kernels = spec.kernels(inner) if spec and inner.built else []
     kernel_ids = {id(weight): matrix for weight, matrix in kernels}
+    kernel_values = []
     for weight in layer.weights:
         value = keras.ops.convert_to_numpy(weight)
         matrix = kernel_ids.get(id(weight))
         stats.add_weight(
             weight_stats(weight.path, value, matrix), matrix is not None, 4 * value.size
         )
+        if matrix is not None:
+            kernel_values.append(value.ravel())
+    if len(kernel_values) > 1:  # a separable conv's depthwise and pointwise kernels, an RNN's
+        stats.unique = int(np.unique(np.concatenate(kernel_values)).size)
     if spec is None:
         stats.macs = None if layer.weights else 0
     else:

@@ -19,7 +19,8 @@ class LayerStats:
         kernel_params: Elements of the kernels (the weights pruning acts on).
         kernel_zeros: Zero elements among them.
         structure: Sparsity structure of the largest kernel, None without kernels.
-        unique: Distinct values of the largest kernel, None without kernels.
+        unique: Distinct values among the kernels (a separable conv's depthwise
+            and pointwise ones together), None without kernels.
         macs: Multiply-accumulates per sample, None when unknown.
         stored_bytes: Bytes of the weights as stored (float32 in Keras; the
             stored types in a `.tflite`, where INT4 packs two values per byte).

@@ -53,6 +53,9 @@ MEASURES: tuple[Measure, ...] = (
         None,
         compared=False,
     ),
+    Measure(
+        "tflite_sparse_weights", ".tflite weights stored sparse", fmt_int, None, compared=False
+    ),
     Measure("tflite_bytes", ".tflite bytes", fmt_int, "ratio"),
     Measure("gzip_bytes", ".tflite gzip bytes", fmt_int, "ratio"),
     Measure("keras_accuracy", "Keras accuracy", fmt_float, "points"),
@@ -68,6 +71,12 @@ def select_measures(*keys: str) -> list[Measure]:
     if unknown:
         raise ValueError(f"Unknown summary keys. Received: {sorted(unknown)}")
     return [m for m in MEASURES if m.key in keys]
+
+
+def measure_labels(keys: list[str]) -> list[str]:
+    """The labels of the measures `keys`, in the order given."""
+    labels = {m.key: m.label for m in MEASURES}
+    return [labels[key] for key in keys]
 
 
 def summary_rows(summary: dict) -> list[list[str]]:

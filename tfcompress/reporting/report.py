@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from tfcompress.export.flatbuffer import TFLiteFile
+from tfcompress.encryption import is_encrypted
+from tfcompress.export.flatbuffer import TFLiteFile, custom_op_codes
 from tfcompress.export.interpreter import TFLiteModel
 from tfcompress.reporting.comparison import ReportComparison
 from tfcompress.reporting.keras_stats import keras_layer_stats
 from tfcompress.reporting.layer_stats import LayerStats
-from tfcompress.reporting.measures import summary_rows
+from tfcompress.reporting.measures import measure_labels, summary_rows
 from tfcompress.reporting.table import Renderable, fmt_int, fmt_pct, render_table
 from tfcompress.reporting.tflite_stats import tflite_op_stats
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
@@ -57,6 +58,14 @@ def _totals(rows: list[LayerStats]) -> dict:
     }
 
 
+def _grouped(missing: dict[str, str]) -> dict[str, list[str]]:
+    """The keys of `missing` by reason."""
+    reasons: dict[str, list[str]] = {}
+    for key, why in missing.items():
+        reasons.setdefault(why, []).append(key)
+    return reasons
+
+
 def _layer_row(r: LayerStats) -> list[str]:
     return [
         r.name,
@@ -87,7 +96,11 @@ class CompressionReport(Renderable):
     `tflite_weight_container_bytes` (INT4 counted in int8 containers),
     `tflite_bytes`, `gzip_bytes`, `keras_accuracy`,
     `tflite_accuracy`, `latency_ms` (median) and `latency_p90_ms`, each present
-    when the inputs allow it.
+    when the inputs allow it; `tflite_sparse_weights` counts the weight tensors
+    the `.tflite` stores sparse (TFLite sparsity, densified for the counts).
+    A measure asked for but not taken is a key of `missing`, with the reason
+    (e.g. the interpreter cannot resolve a custom op: the static figures come
+    from the flatbuffer alone).
     """
 
     name: str
@@ -95,11 +108,13 @@ class CompressionReport(Renderable):
     ops: list[LayerStats] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     latency: dict | None = None
+    missing: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
             "name": self.name,
             "summary": self.summary,
+            "missing": self.missing,
             "latency": self.latency,
             "layers": [r.to_dict() for r in self.layers],
             "ops": [r.to_dict() for r in self.ops],
@@ -126,6 +141,8 @@ class CompressionReport(Renderable):
                 parts.append(render_table(LAYER_HEADERS, table, markdown))
         parts.append(("### " if markdown else "") + "Summary")
         parts.append(render_table(["measure", "value"], summary_rows(self.summary), markdown))
+        for why, keys in _grouped(self.missing).items():
+            parts.append(f"Not measured ({', '.join(measure_labels(keys))}): {why}.")
         if self.latency:
             lat = self.latency
             parts.append(
@@ -137,6 +154,62 @@ class CompressionReport(Renderable):
     def compare(self, other: CompressionReport) -> ReportComparison:
         """Side by side with `other` (this report is "before", `other` "after")."""
         return ReportComparison(self, other)
+
+
+MEASURED_BY_INTERPRETER = ("tflite_accuracy", "latency_ms", "latency_p90_ms")
+
+
+def _tflite_content(tflite) -> bytes:
+    """The bytes of `report`'s `tflite` argument (bytes or a path)."""
+    if isinstance(tflite, (bytes, bytearray)):
+        if not tflite:
+            raise ValueError("`tflite` is empty: expected `.tflite` bytes or a path. Received: b''")
+        content = bytes(tflite)
+    elif isinstance(tflite, (str, os.PathLike)):
+        if not os.path.isfile(tflite):
+            raise FileNotFoundError(f"No `.tflite` file at `tflite`={os.fspath(tflite)!r}")
+        with open(tflite, "rb") as f:
+            content = f.read()
+    else:
+        raise TypeError(
+            "`tflite` must be `.tflite` bytes or a path to a `.tflite` file. "
+            f"Received: type {type(tflite).__name__}"
+        )
+    if is_encrypted(content):
+        raise ValueError(
+            "`tflite` is encrypted by tfcompress (`encrypt_model`): report on the model "
+            "decrypted in memory, `tfcompress.decrypt_model(tflite, key)`."
+        )
+    return content
+
+
+def _measure_tflite(
+    result: CompressionReport,
+    summary: dict,
+    content: bytes,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_threads: int,
+    latency_runs: int,
+) -> None:
+    """Accuracy and latency of the `.tflite` in an interpreter; when it cannot run the
+    model, `result.missing` says why instead."""
+    try:
+        runner = TFLiteModel(content, num_threads=num_threads)
+        accuracy = runner.evaluate(x, y)
+        latency = runner.latency(x[:1], warmup=10, runs=latency_runs)
+    except RuntimeError as error:  # the interpreter's own failures (not our argument checks)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        custom = custom_op_codes(content)
+        why = f"the interpreter cannot run this model ({first_line})"
+        if custom:
+            why += f"; its custom ops {custom} need their kernels registered in the runtime"
+        result.missing.update(dict.fromkeys(MEASURED_BY_INTERPRETER, why))
+        return
+    summary["tflite_accuracy"] = accuracy
+    result.latency = {**latency, "backend": runner.backend}
+    summary["latency_ms"] = latency["median_ms"]
+    summary["latency_p90_ms"] = latency["p90_ms"]
 
 
 def report(
@@ -153,7 +226,8 @@ def report(
     Args:
         model: A built Keras model: per-layer parameters, non-zeros, sparsity,
             structure, unique values, MACs and float32 bytes.
-        tflite: `.tflite` bytes or path: per-op counts read from the flatbuffer,
+        tflite: `.tflite` bytes or path: per-op counts read from the flatbuffer
+            alone (no interpreter: a model with custom ops gets them too),
             file bytes and gzip bytes.
         data: `(x, y)` with integer labels: accuracy of the Keras model and of
             the `.tflite`, and the `.tflite` latency on one sample of `x`.
@@ -187,14 +261,12 @@ def report(
         raise ValueError("Pass `model` (a Keras model), `tflite` (bytes or a path), or both.")
     if model is not None:
         check_built(model)
-    if isinstance(latency_runs, bool) or not isinstance(latency_runs, int) or latency_runs < 1:
-        raise ValueError(
-            f"`latency_runs` must be a positive integer. Received: latency_runs={latency_runs!r}"
-        )
-    if isinstance(tflite, (bytes, bytearray)) and not tflite:
-        raise ValueError("`tflite` is empty: expected `.tflite` bytes or a path. Received: b''")
-    if isinstance(tflite, (str, os.PathLike)) and not os.path.isfile(tflite):
-        raise FileNotFoundError(f"No `.tflite` file at `tflite`={os.fspath(tflite)!r}")
+    for argument, value in (("latency_runs", latency_runs), ("num_threads", num_threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"`{argument}` must be a positive integer. Received: {argument}={value!r}"
+            )
+    content = None if tflite is None else _tflite_content(tflite)
     summary: dict = {}
     result = CompressionReport(name or (model.name if model is not None else "tflite"))
     x = y = None
@@ -219,26 +291,23 @@ def report(
             check_samples(x, shape, "data[0]", f"model {model.name!r}")
             logits = model.predict(x, batch_size=256, verbose=0)
             summary["keras_accuracy"] = float(np.mean(logits.argmax(-1) == y))
-    if tflite is not None:
-        runner = TFLiteModel(tflite, num_threads=num_threads)
-        result.ops = tflite_op_stats(TFLiteFile(runner.content))
+    if content is not None:
+        model_file = TFLiteFile(content)  # static figures: the flatbuffer alone
+        result.ops = tflite_op_stats(model_file)
         totals = _totals(result.ops)
         summary.update(
             tflite_params=totals["params"],
             tflite_macs=totals["macs"],
             tflite_weight_bytes=totals["stored_bytes"],
             tflite_weight_container_bytes=totals["container_bytes"],
-            tflite_bytes=len(runner.content),
-            gzip_bytes=gzip_size(runner.content),
+            tflite_bytes=len(content),
+            gzip_bytes=gzip_size(content),
         )
         summary.update(tflite_nonzero=totals["nonzero"], tflite_sparsity=totals["sparsity"])
+        sparse = sum(w.stored_values is not None for r in result.ops for w in r.weights)
+        if sparse:
+            summary["tflite_sparse_weights"] = sparse
         if x is not None:
-            summary["tflite_accuracy"] = runner.evaluate(x, y)
-            result.latency = {
-                **runner.latency(x[:1], warmup=10, runs=latency_runs),
-                "backend": runner.backend,
-            }
-            summary["latency_ms"] = result.latency["median_ms"]
-            summary["latency_p90_ms"] = result.latency["p90_ms"]
+            _measure_tflite(result, summary, content, x, y, num_threads, latency_runs)
     result.summary = summary
     return result

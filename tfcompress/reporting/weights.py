@@ -26,6 +26,9 @@ class WeightStats:
         unique: Number of distinct values (a clustered weight has few).
         structure: For kernels, `"dense"`, `"block 16x4"`, `"2:4"` or
             `"unstructured"` (see `describe_structure`); None for other weights.
+        stored_values: For a tensor a `.tflite` stores sparse (TFLite sparsity),
+            the values it stores; None for a tensor stored dense. The other
+            counts are of the densified tensor.
     """
 
     name: str
@@ -35,6 +38,7 @@ class WeightStats:
     nonzero: int
     unique: int
     structure: str | None = None
+    stored_values: int | None = None
 
     @property
     def sparsity(self) -> float:
@@ -44,8 +48,14 @@ class WeightStats:
         return {**asdict(self), "shape": list(self.shape), "sparsity": self.sparsity}
 
 
-def weight_stats(name: str, value: np.ndarray, matrix: np.ndarray | None = None) -> WeightStats:
-    """Counts `value`; `matrix` is its `[out, in]` view when it is a kernel."""
+def weight_stats(
+    name: str,
+    value: np.ndarray,
+    matrix: np.ndarray | None = None,
+    stored_values: int | None = None,
+) -> WeightStats:
+    """Counts `value`; `matrix` is its `[out, in]` view when it is a kernel; `stored_values`
+    the values a sparse `.tflite` tensor stores."""
     value = np.asarray(value)
     return WeightStats(
         name=name,
@@ -55,4 +65,5 @@ def weight_stats(name: str, value: np.ndarray, matrix: np.ndarray | None = None)
         nonzero=int(np.count_nonzero(value)),
         unique=int(np.unique(value).size),
         structure=None if matrix is None else describe_structure(matrix),
+        stored_values=stored_values,
     )
