@@ -85,11 +85,24 @@ def test_temporary_folders_are_removed_after_success_and_failure(small_cnn, tmp_
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    seen = []
+    convert = tflite_module.convert_saved_model
+
+    def watched(*args, **kwargs):
+        seen.append(_ours(scratch))
+        return convert(*args, **kwargs)
+
+    monkeypatch.setattr(tflite_module, "convert_saved_model", watched)
     _export(small_cnn, "float32")
-    assert os.listdir(scratch) == []
     with pytest.raises(ConversionError):
         tc.export_tflite(_inverter())
-    assert os.listdir(scratch) == []
+    assert [len(folders) for folders in seen] == [1, 1]  # the SavedModel's, while converting
+    assert _ours(scratch) == []
+
+
+def _ours(folder):
+    """Our temporary folders in `folder` (autograph leaves its generated modules there too)."""
+    return [name for name in os.listdir(folder) if name.startswith("tfcompress-")]
 
 
 def _inverter():
@@ -126,6 +139,26 @@ def test_lookup_tables_are_saved_with_the_model():
     expected = model(tf.constant(words)).numpy()
     np.testing.assert_array_equal(interpreter.get_tensor(got["index"]), expected)
     assert expected.tolist() == [[1, 2, 0], [3, 3, 1]]
+
+
+def test_inputs_and_outputs_keep_their_positions():
+    """The SavedModel importer lists them in its signature map's order; the file must not."""
+    inputs = [keras.Input((k,), name=f"in{k}") for k in range(1, 13)]
+    joined = keras.layers.Concatenate()(inputs)
+    model = keras.Model(
+        inputs, [keras.layers.Dense(j, name=f"out{j}")(joined) for j in range(1, 12)]
+    )
+    interpreter = tf.lite.Interpreter(model_content=tc.export_tflite(model))
+    interpreter.allocate_tensors()
+    given, got = interpreter.get_input_details(), interpreter.get_output_details()
+    assert [int(d["shape_signature"][1]) for d in given] == list(range(1, 13))
+    assert [int(d["shape_signature"][1]) for d in got] == list(range(1, 12))
+    x = [RNG.normal(size=(1, k)).astype("float32") for k in range(1, 13)]
+    for detail, value in zip(given, x):
+        interpreter.set_tensor(detail["index"], value)
+    interpreter.invoke()
+    for detail, expected in zip(got, model.predict(x, verbose=0)):
+        np.testing.assert_allclose(interpreter.get_tensor(detail["index"]), expected, atol=1e-5)
 
 
 def _gru(batch_size=None):

@@ -11,6 +11,7 @@ import re
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.lite.tools import flatbuffer_utils
 
 # Calibrated modes -> the only op set their ops may come from.
 CALIBRATED_OPS = {
@@ -23,6 +24,7 @@ Samples = list[list[np.ndarray]]
 _NOT_BUILTIN = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
 _SELECT_LIST = re.compile(r"(?:TF Select|Flex) ops: ([\w, ]+)")
 _STATIC_SHAPE = "element_shape to be static"
+_POSITION = re.compile(r"(?:input|output)_(\d+)")
 _SCOPE = re.compile(r'"([^"\s]+/[^"\s@]+)(?:@[^"]*)?"')  # "model/layer/Op@__inference_..."
 
 
@@ -76,7 +78,31 @@ def convert_saved_model(
         converter.inference_input_type = tf.as_dtype(io_type)
         converter.inference_output_type = tf.as_dtype(io_type)
     with _older_objects_frozen():
-        return converter.convert()
+        return _positional_io(converter.convert())
+
+
+def _positional_io(content: bytes) -> bytes:
+    """`content` with its inputs and outputs in the order of the signature's `input_0`,
+    `input_1`, ... and `output_0`, ...: the SavedModel importer lists them in whatever order
+    its signature map iterates, and interpreters number inputs by that list."""
+    root = flatbuffer_utils.schema_fb.Model.GetRootAsModel(content, 0)
+    signatures = [root.SignatureDefs(i) for i in range(root.SignatureDefsLength())]
+    if all(max(s.InputsLength(), s.OutputsLength()) < 2 for s in signatures):
+        return content  # nothing to order: no need to unpack the model
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    changed = False
+    for signature in model.signatureDefs:
+        graph = model.subgraphs[signature.subgraphIndex]
+        for entries, attribute in ((signature.inputs, "inputs"), (signature.outputs, "outputs")):
+            positions = [_POSITION.fullmatch(entry.name.decode()) for entry in entries]
+            if len(entries) < 2 or not all(positions):  # one tensor, or names of another kind
+                continue
+            by_position = sorted(zip((int(m[1]) for m in positions), entries), key=lambda p: p[0])
+            ordered = [entry.tensorIndex for _, entry in by_position]
+            if list(getattr(graph, attribute)) != ordered:
+                setattr(graph, attribute, ordered)
+                changed = True
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else content
 
 
 @contextlib.contextmanager
