@@ -1,5 +1,6 @@
 """Conversion to `.tflite` and evaluation in the LiteRT interpreter."""
 
+from tfcompress.export.converter import ConversionError
 from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.interpreter import TFLiteModel
 from tfcompress.export.kernel_comparison import compare_kernels, format_comparison
@@ -8,6 +9,7 @@ from tfcompress.export.tflite import MODES, export_tflite
 
 __all__ = [
     "MODES",
+    "ConversionError",
     "TFLiteFile",
     "TFLiteModel",
     "compare_kernels",

@@ -4,40 +4,62 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcompress.export.converter import (
+    ConversionError,
+    Samples,
+    convert_saved_model,
+    failure_message,
+    known_failure,
+    write_saved_model,
+)
 from tfcompress.export.flatbuffer import TFLiteFile
+from tfcompress.export.isolated import convert_in_child
 from tfcompress.utils.io import atomic_write_bytes, check_output_path
-from tfcompress.utils.surgery import is_graph_model
-from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
+from tfcompress.utils.surgery import collect, is_graph_model
+from tfcompress.utils.validation import (
+    check_built,
+    check_samples,
+    layer_names,
+    model_input_shapes,
+)
 
 MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
 _WEIGHTED_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 _IO_TYPES = {"int8": ("float32", "int8"), "int16x8": ("float32", "int16")}
+_LOOP_OPS = {"While", "StatelessWhile"}
 
 RepresentativeData = np.ndarray | Callable[[], Iterable] | tf.data.Dataset
 
 
-def _has_fake_quant(function) -> bool:
-    """True when the traced model fake-quantizes (QAT): its ranges then drive the converter."""
-    return any(op.type.startswith("FakeQuant") for op in function.graph.get_operations())
+def _op_types(function: tf.types.experimental.GenericFunction) -> set[str]:
+    """The op types of the traced `function`, those of the functions it calls included."""
+    graph = function.get_concrete_function().graph.as_graph_def()
+    called = (node.op for f in graph.library.function for node in f.node_def)
+    return {node.op for node in graph.node} | set(called)
 
 
-def _concrete_function(model: keras.Model, shapes: list[tuple], dtypes: list, batch_size):
+def _serving_function(model: keras.Model, shapes: list[tuple], dtypes: list, batches: list):
+    """`model` called in inference mode as a `tf.function`, traced on the input signature."""
     signature = [
-        tf.TensorSpec((batch_size, *shape), dtype, name=f"input_{i}")
-        for i, (shape, dtype) in enumerate(zip(shapes, dtypes))
+        tf.TensorSpec((batch, *shape), dtype, name=f"input_{i}")
+        for i, (shape, dtype, batch) in enumerate(zip(shapes, dtypes, batches))
     ]
 
     @tf.function(input_signature=signature)
     def serve(*inputs):
         return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
 
-    return serve.get_concrete_function()
+    serve.get_concrete_function()
+    return serve
 
 
 def _core_message(err: Exception) -> str:
@@ -50,11 +72,11 @@ def _core_message(err: Exception) -> str:
     return (lines[-1] if lines else type(err).__name__)[:300]
 
 
-def _traced(model: keras.Model, shapes: list[tuple], dtypes: list, batch_size, input_shape):
-    """`_concrete_function`, with a call that fails on the given `input_shape` reported as a
+def _traced(model: keras.Model, shapes: list[tuple], dtypes: list, batches: list, input_shape):
+    """`_serving_function`, with a call that fails on the given `input_shape` reported as a
     wrong `input_shape` (instead of the traceback from deep inside the model)."""
     try:
-        return _concrete_function(model, shapes, dtypes, batch_size)
+        return _serving_function(model, shapes, dtypes, batches)
     except (ValueError, TypeError) as err:
         if input_shape is None:
             raise
@@ -75,6 +97,15 @@ def _input_dtypes(model: keras.Model, count: int) -> list:
     return [tf.as_dtype(t.dtype) for t in inputs]
 
 
+def _batch_sizes(model: keras.Model, count: int, batch_size: int | None) -> list:
+    """Each input's batch size: `batch_size` if given, else the one the model's input
+    declares (`keras.Input(..., batch_size=1)`), else None (dynamic)."""
+    inputs = model.inputs if is_graph_model(model) else None
+    if batch_size is not None or not inputs or len(inputs) != count:
+        return [batch_size] * count
+    return [t.shape[0] for t in inputs]
+
+
 def _check_finite(sample: np.ndarray, where: str) -> None:
     if sample.dtype.kind in "fc" and not np.isfinite(sample).all():
         raise ValueError(
@@ -85,26 +116,26 @@ def _check_finite(sample: np.ndarray, where: str) -> None:
         )
 
 
-def _checked(gen: Callable[[], Iterable]) -> Callable[[], Iterable]:
-    """`gen` with each sample checked for NaN/inf as it is drawn, and at least one drawn."""
+def _drawn(items: Iterable, limit: int) -> Samples:
+    """At most `limit` converter steps from `items`, each checked for NaN/inf; at least one."""
+    samples = []
+    for item in items:
+        if len(samples) == limit:
+            break
+        step = [np.asarray(tensor) for tensor in (item if isinstance(item, list) else [item])]
+        for tensor in step:
+            _check_finite(tensor, f"sample {len(samples)}")
+        samples.append(step)
+    if not samples:
+        raise ValueError(
+            "`representative_data` gave no samples; calibration needs some (e.g. a "
+            "few hundred training inputs). Received: an empty dataset or generator"
+        )
+    return samples
 
-    def checked():
-        count = 0
-        for count, item in enumerate(gen(), start=1):
-            for tensor in item:
-                _check_finite(np.asarray(tensor), f"sample {count - 1}")
-            yield item
-        if not count:
-            raise ValueError(
-                "`representative_data` gave no samples; calibration needs some (e.g. a "
-                "few hundred training inputs). Received: an empty dataset or generator"
-            )
 
-    return checked
-
-
-def _representative_gen(data: RepresentativeData, shapes: list[tuple], limit: int):
-    """Turns arrays, datasets or generator functions into the converter's generator."""
+def _calibration_samples(data: RepresentativeData, shapes: list[tuple], limit: int) -> Samples:
+    """Arrays, datasets or generator functions as the converter's calibration steps."""
     if isinstance(data, np.ndarray):
         if len(shapes) != 1:
             raise ValueError(
@@ -119,29 +150,12 @@ def _representative_gen(data: RepresentativeData, shapes: list[tuple], limit: in
             )
         samples = data[:limit].astype("float32")
         _check_finite(samples, f"an array of shape {data.shape}")
-
-        def gen():
-            for sample in samples:
-                yield [sample[None]]
-
-        return gen
+        return [[sample[None]] for sample in samples]
     if isinstance(data, tf.data.Dataset):
-
-        def gen():
-            for item in data.take(limit):
-                item = item[0] if isinstance(item, tuple) else item
-                yield [tf.cast(item, tf.float32)]
-
-        return _checked(gen)
+        batches = (item[0] if isinstance(item, tuple) else item for item in data.take(limit))
+        return _drawn((tf.cast(batch, tf.float32) for batch in batches), limit)
     if callable(data):
-
-        def gen():
-            for i, item in enumerate(data()):
-                if i >= limit:
-                    break
-                yield item if isinstance(item, list) else [item]
-
-        return _checked(gen)
+        return _drawn(data(), limit)
     raise TypeError(
         "`representative_data` must be a numpy array of samples, a tf.data.Dataset of "
         f"batches or a generator function. Received: type {type(data).__name__}"
@@ -177,6 +191,12 @@ def export_tflite(
 ) -> bytes:
     """Converts a Keras model to a `.tflite` flatbuffer.
 
+    The way `model.export(format="litert")` converts: the model is written as a SavedModel
+    (`keras.export.ExportArchive`, in a temporary folder that is always removed) and
+    converted by `tf.lite.TFLiteConverter.from_saved_model`, to TFLite builtin ops only
+    (never Flex/SELECT_TF_OPS, which the pip runtimes lack). Calibrating a model with loops
+    (recurrent layers) runs in a child process, as TF's calibrator can crash on them.
+
     Modes:
         * `float32`: no quantization.
         * `float16`: weights stored as float16, computed in float32 (DEQUANTIZE ops).
@@ -201,9 +221,11 @@ def export_tflite(
             (`"int8"`, or `"int16"` for `int16x8`).
         num_calibration_samples: At most this many representative samples are used.
         input_shape: The shape of one sample, needed only for subclassed models.
-        batch_size: A fixed batch size for the input, or None for a dynamic
-            one. Recurrent layers (LSTM, GRU) convert only with a fixed one;
-            run such a model with `TFLiteModel.predict(x, batch_size=...)`.
+        batch_size: A fixed batch size for the input, or None: the batch size
+            the model's inputs declare (`keras.Input(shape, batch_size=1)`),
+            dynamic when they declare none. Recurrent layers (LSTM, GRU) convert
+            only with a fixed one; run such a model with
+            `TFLiteModel.predict(x, batch_size=...)`.
 
     Returns:
         The `.tflite` bytes.
@@ -213,6 +235,9 @@ def export_tflite(
             representative data, an `int8`/`int16x8` result with float weights, a
             model that was never built, data or an `input_shape` of the wrong shape.
         FileNotFoundError: The folder of `path` does not exist.
+        ConversionError: The converter refused the model (ops without a TFLite
+            builtin, named with their layers; a recurrent layer with a dynamic
+            batch size) or crashed calibrating it; the message says what to do.
 
     Example:
         >>> model = tfcompress.models.lenet_300_100()
@@ -242,45 +267,82 @@ def export_tflite(
         )
     shapes = model_input_shapes(model, input_shape)
     dtypes = _input_dtypes(model, len(shapes))
+    batches = _batch_sizes(model, len(shapes), batch_size)
 
-    function = _traced(model, shapes, dtypes, batch_size, input_shape)
-    qat = _has_fake_quant(function)
+    function = _traced(model, shapes, dtypes, batches, input_shape)
+    ops = _op_types(function)
+    qat = any(op.startswith("FakeQuant") for op in ops)
     if qat and mode != "int8":
         raise ValueError(
             f"Model {model.name!r} is trained with fake quantization (QAT); export it with "
             "mode='int8', or call `strip_quantization` first for a float export. "
             f"Received: mode={mode!r}"
         )
-    if mode in _IO_TYPES and representative_data is None and not qat:
-        raise ValueError(
-            f"mode={mode!r} calibrates activation ranges and needs `representative_data` "
-            "(e.g. a few hundred training inputs). Received: representative_data=None"
-        )
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-    if mode != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if qat:  # the fake-quant ops carry every range; layers left float stay float
-        if io_type != "float32":
-            converter.inference_input_type = tf.as_dtype(io_type)
-            converter.inference_output_type = tf.as_dtype(io_type)
-    elif mode in _IO_TYPES:
-        converter.representative_dataset = _representative_gen(
-            representative_data, shapes, num_calibration_samples
-        )
-        ops = tf.lite.OpsSet
-        converter.target_spec.supported_ops = [
-            ops.TFLITE_BUILTINS_INT8
-            if mode == "int8"
-            else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-        ]
-        if io_type != "float32":
-            converter.inference_input_type = tf.as_dtype(io_type)
-            converter.inference_output_type = tf.as_dtype(io_type)
-    content = converter.convert()
-    if mode in _IO_TYPES and not qat:
+    samples = None
+    if mode in _IO_TYPES and not qat:  # a QAT model's fake-quant ops carry every range
+        if representative_data is None:
+            raise ValueError(
+                f"mode={mode!r} calibrates activation ranges and needs `representative_data` "
+                "(e.g. a few hundred training inputs). Received: representative_data=None"
+            )
+        samples = _calibration_samples(representative_data, shapes, num_calibration_samples)
+    # Calibration crashes TF on loops (recurrent layers): there, convert in a child process.
+    isolate = samples is not None and bool(ops & _LOOP_OPS)
+    track = any(op.startswith("LookupTable") for op in ops)
+    content = _convert(model, function, mode, io_type, qat, samples, isolate, track)
+    if samples is not None:
         _check_quantized(content, mode)
     if path is not None:
         atomic_write_bytes(path, content)
     return content
+
+
+def _convert(model, function, mode, io_type, qat, samples, isolate, track) -> bytes:
+    """The SavedModel of `function` (in a temporary folder, always removed) converted."""
+    with tempfile.TemporaryDirectory(prefix="tfcompress-convert-") as work:
+        saved_model = os.path.join(work, "saved_model")
+        write_saved_model(model, function, saved_model, track)
+        if not isolate:
+            try:
+                return convert_saved_model(saved_model, mode, io_type, qat, samples)
+            except Exception as err:  # the converter's error types are not public
+                failure = known_failure(str(err))
+                if failure is None:
+                    raise
+                raise ConversionError(
+                    failure_message(failure, model.name, layer_names(model))
+                ) from None
+        outcome = convert_in_child(work, saved_model, mode, io_type, qat, samples)
+    if isinstance(outcome, bytes):
+        return outcome
+    if isinstance(outcome, dict):
+        raise ConversionError(failure_message(outcome, model.name, layer_names(model)))
+    raise ConversionError(_crash_message(model, mode, outcome))
+
+
+def _crash_site(stderr: str) -> str:
+    """Where the child's Python stack was when it crashed (faulthandler's innermost frame)."""
+    frames = stderr.partition("Fatal Python error")[2]
+    frame = re.search(r'File "([^"]+)", line (\d+) in (\w+)', frames)
+    return f" in {os.path.basename(frame[1])}:{frame[2]} {frame[3]}" if frame else ""
+
+
+def _crash_message(model: keras.Model, mode: str, child: subprocess.CompletedProcess) -> str:
+    """The error for a child conversion that ended without a result."""
+    if child.returncode > 0:  # a Python error in the child: its traceback says what
+        output = " | ".join(child.stderr.strip().splitlines()[-3:]) or "(none)"
+        return (
+            f"Converting model {model.name!r} for mode={mode!r} failed in the child process "
+            f"(exit status {child.returncode}). Its last output: {output}"
+        )
+    recurrent = collect(model, (keras.layers.RNN, keras.layers.Bidirectional))
+    where = f"recurrent layers ({', '.join(layer.name for layer in recurrent)})"
+    return (
+        f"The TFLite converter crashed ({signal.Signals(-child.returncode).name}"
+        f"{_crash_site(child.stderr)}) calibrating model {model.name!r} for mode={mode!r}; "
+        "it ran in a child process, so only this export failed. TF's calibrator is known "
+        f"to crash on {where if recurrent else 'loops'}. Quantize the model with "
+        "quantization-aware training instead, which needs no calibration: "
+        "`qat = tfcompress.quantize_model(model)`, train it briefly (`qat.compile(...)`, "
+        "`qat.fit(...)`), then `tfcompress.export_tflite(qat, mode='int8', batch_size=1)`."
+    )
