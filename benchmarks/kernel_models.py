@@ -34,27 +34,33 @@ def block_keep(n_out: int, k_in: int, sparsity: float, rng: np.random.Generator)
     return matrix.T
 
 
-def int8_tflite(model: keras.Model, samples: np.ndarray) -> bytes:
-    """Full-integer `.tflite` with int8 input and output, calibrated on `samples`."""
+def int8_tflite(model: keras.Model, samples: np.ndarray, batch: int | None = None) -> bytes:
+    """Full-integer `.tflite` with int8 input and output, calibrated on `samples` (one at a
+    time, or `batch` at a time for a model whose batch is fixed)."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([s[None]] for s in samples)
+    step = batch or 1
+    converter.representative_dataset = lambda: (
+        [samples[i : i + step]] for i in range(0, len(samples) - step + 1, step)
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     return converter.convert()
 
 
-def fc_model(sparsity: float, seed: int) -> bytes:
+def fc_model(sparsity: float, seed: int, batch: int | None = None) -> bytes:
+    """A one-layer int8 FC model; `batch` fixes its stored batch (the cost model decides at
+    the batch stored in the model)."""
     rng = np.random.default_rng(seed)
-    inputs = keras.Input((FC_SIZE,))
+    inputs = keras.Input((FC_SIZE,), batch_size=batch)
     layer = keras.layers.Dense(FC_SIZE, activation="relu")
     model = keras.Model(inputs, layer(inputs))
     kernel = rng.normal(0.0, FC_SIZE**-0.5, (FC_SIZE, FC_SIZE)).astype("float32")
     kernel *= block_keep(FC_SIZE, FC_SIZE, sparsity, rng)
     layer.set_weights([kernel, rng.normal(0.0, 0.1, FC_SIZE).astype("float32")])
     samples = rng.normal(size=(CALIBRATION, FC_SIZE)).astype("float32")
-    return int8_tflite(model, samples)
+    return int8_tflite(model, samples, batch)
 
 
 def conv_model(size: int, c_in: int, c_out: int, k: int, sparsity: float, seed: int) -> bytes:

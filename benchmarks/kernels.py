@@ -104,11 +104,11 @@ def run_layers(args) -> list[dict]:
     records = []
     contents: dict[tuple, bytes] = {}
     for i, case in enumerate(layer_cases()):
-        key = (case["layer"], case["sparsity"])
+        key = (case["layer"], case["sparsity"], case["batch"])
         if key not in contents:
             seed = args.seed * 1000 + i
             contents[key] = (
-                fc_model(case["sparsity"], seed)
+                fc_model(case["sparsity"], seed, case["batch"])
                 if case["kind"] == "fc"
                 else conv_model(*case["conv"], case["sparsity"], seed)
             )
