@@ -43,6 +43,16 @@ def test_full_rank_reproduces_the_convolution(scheme, geometry, rng):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("filters,kernel_size", [(32, 3), (12, 1)])
+def test_channel_ranks_above_the_unfoldings_rank_stay_exact(filters, kernel_size, rng):
+    # A stem conv: 3x3x3 -> 32 has a [32, 27] output unfolding, so r_out = 32 is above
+    # its rank (MobileNetV2's Conv1); a 1x1 conv 3 -> 12 the same with 12 > 3.
+    conv = _conv(cin=3, filters=filters, kernel_size=kernel_size, padding="same")
+    factorized = FactorizedConv2D.from_conv2d(conv, rank=(3, filters), scheme="channel")
+    x = rng.normal(size=(2, 11, 10, 3)).astype("float32")
+    np.testing.assert_allclose(factorized(x), conv(x), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("rank", [1, 4, 9])
 def test_spatial_error_is_the_discarded_singular_value_energy(rank, rng):
     conv = _conv(cin=4, filters=8, use_bias=False, padding="same")
