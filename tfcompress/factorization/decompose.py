@@ -40,7 +40,7 @@ def spatial_factors(kernel: np.ndarray, rank: int, method: str = "auto", seed: i
 
 def spatial_kernel(vertical: np.ndarray, horizontal: np.ndarray) -> np.ndarray:
     """The `[kh, kw, in, out]` kernel the two convolutions compute together."""
-    return np.einsum("icr,jrn->ijcn", vertical[:, 0], horizontal[0])
+    return np.einsum("icr,jrn->ijcn", vertical[:, 0], horizontal[0], optimize=True)
 
 
 def _unfold(kernel: np.ndarray, axis: int) -> np.ndarray:
@@ -71,10 +71,10 @@ def channel_factors(
     w = np.asarray(kernel, dtype=np.float64)
     u_in = _basis(_unfold(w, 2), ranks[0], method, seed)
     u_out = _basis(_unfold(w, 3), ranks[1], method, seed)
-    core = np.einsum("ijcn,cr,ns->ijrs", w, u_in, u_out)
+    core = np.einsum("ijcn,cr,ns->ijrs", w, u_in, u_out, optimize=True)  # BLAS, not loops
     return u_in[None, None], core, u_out.T[None, None]
 
 
 def channel_kernel(down: np.ndarray, core: np.ndarray, up: np.ndarray) -> np.ndarray:
     """The `[kh, kw, in, out]` kernel the three convolutions compute together."""
-    return np.einsum("cr,ijrs,sn->ijcn", down[0, 0], core, up[0, 0])
+    return np.einsum("cr,ijrs,sn->ijcn", down[0, 0], core, up[0, 0], optimize=True)
