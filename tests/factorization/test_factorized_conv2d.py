@@ -1,11 +1,13 @@
 """FactorizedConv2D: both schemes against Conv2D, the decompositions' errors, serialization."""
 
+import time
+
 import keras
 import numpy as np
 import pytest
 
 from tfcompress.factorization import FactorizedConv2D
-from tfcompress.factorization.decompose import channel_factors, spatial_matrix
+from tfcompress.factorization.decompose import channel_factors, channel_kernel, spatial_matrix
 
 GEOMETRIES = {
     "valid": {},
@@ -41,6 +43,16 @@ def test_full_rank_reproduces_the_convolution(scheme, geometry, rng):
     out = keras.ops.convert_to_numpy(factorized(x))
     assert out.shape == expected.shape == factorized.compute_output_shape(x.shape)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("filters,kernel_size", [(32, 3), (12, 1)])
+def test_channel_ranks_above_the_unfoldings_rank_stay_exact(filters, kernel_size, rng):
+    # A stem conv: 3x3x3 -> 32 has a [32, 27] output unfolding, so r_out = 32 is above
+    # its rank (MobileNetV2's Conv1); a 1x1 conv 3 -> 12 the same with 12 > 3.
+    conv = _conv(cin=3, filters=filters, kernel_size=kernel_size, padding="same")
+    factorized = FactorizedConv2D.from_conv2d(conv, rank=(3, filters), scheme="channel")
+    x = rng.normal(size=(2, 11, 10, 3)).astype("float32")
+    np.testing.assert_allclose(factorized(x), conv(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("rank", [1, 4, 9])
@@ -171,3 +183,13 @@ def test_from_conv2d_refuses_what_it_cannot_factorize():
         FactorizedConv2D.from_conv2d(_conv(), rank=1, energy=0.5)
     with pytest.raises(ValueError, match=r"`energy` must be .* Received: energy=0"):
         FactorizedConv2D.from_conv2d(_conv(), energy=0)
+
+
+def test_channel_factors_of_a_wide_conv_take_moments():
+    # ResNet50's last 3x3 conv is 512 -> 512; a naive einsum over (kh, kw, c, n, r, s)
+    # took minutes already at 256 channels.
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 256, 256))
+    start = time.perf_counter()
+    down, core, up = channel_factors(kernel, (256, 256))
+    np.testing.assert_allclose(channel_kernel(down, core, up), kernel, atol=1e-8)
+    assert time.perf_counter() - start < 20

@@ -342,8 +342,13 @@ class TestBadInput:
             prune_low_magnitude(keras.layers.Dense(8, name="fc"), sparsity_m_by_n=(4, 4))
 
     def test_block_that_does_not_divide_names_layer_and_dimension(self):
-        with pytest.raises(ValueError, match=r"'logits'.*does not fit.*output dimension \(10"):
+        # On the whole model the layer is left dense with a warning; named, it is an error.
+        with pytest.warns(UserWarning, match=r"'logits'.*does not fit.*output dimension \(10"):
             prune_low_magnitude(tc.models.lenet_300_100(), block_size=(16, 4))
+        with pytest.raises(ValueError, match=r"'logits'.*does not fit.*output dimension \(10"):
+            prune_low_magnitude(
+                tc.models.lenet_300_100(), block_size=(16, 4), layer_sparsity={"logits": 0.5}
+            )
 
     def test_unsupported_layer_given_explicitly(self):
         class Odd(keras.layers.Layer):

@@ -40,7 +40,7 @@ def spatial_factors(kernel: np.ndarray, rank: int, method: str = "auto", seed: i
 
 def spatial_kernel(vertical: np.ndarray, horizontal: np.ndarray) -> np.ndarray:
     """The `[kh, kw, in, out]` kernel the two convolutions compute together."""
-    return np.einsum("icr,jrn->ijcn", vertical[:, 0], horizontal[0])
+    return np.einsum("icr,jrn->ijcn", vertical[:, 0], horizontal[0], optimize=True)
 
 
 def _unfold(kernel: np.ndarray, axis: int) -> np.ndarray:
@@ -52,17 +52,29 @@ def channel_spectra(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return singular_values(_unfold(kernel, 2)), singular_values(_unfold(kernel, 3))
 
 
+def _basis(unfolding: np.ndarray, rank: int, method: str, seed: int) -> np.ndarray:
+    """`rank` orthonormal columns: the leading left singular vectors of `unfolding`.
+
+    A rank above the unfolding's own (`r_out > kh * kw * in`, as in a stem conv
+    taking 3 channels to 32) is completed by orthonormal vectors the kernel does not
+    use, so the factorization stays exact there instead of getting too few columns.
+    """
+    if rank <= min(unfolding.shape):
+        return truncated_svd(unfolding, rank, method, seed)[0]
+    return np.linalg.svd(unfolding, full_matrices=True)[0][:, :rank]
+
+
 def channel_factors(
     kernel: np.ndarray, ranks: tuple[int, int], method: str = "auto", seed: int = 0
 ):
     """`(down [1, 1, in, r_in], core [kh, kw, r_in, r_out], up [1, 1, r_out, out])` (HOSVD)."""
     w = np.asarray(kernel, dtype=np.float64)
-    u_in = truncated_svd(_unfold(w, 2), ranks[0], method, seed)[0]
-    u_out = truncated_svd(_unfold(w, 3), ranks[1], method, seed)[0]
-    core = np.einsum("ijcn,cr,ns->ijrs", w, u_in, u_out)
+    u_in = _basis(_unfold(w, 2), ranks[0], method, seed)
+    u_out = _basis(_unfold(w, 3), ranks[1], method, seed)
+    core = np.einsum("ijcn,cr,ns->ijrs", w, u_in, u_out, optimize=True)  # BLAS, not loops
     return u_in[None, None], core, u_out.T[None, None]
 
 
 def channel_kernel(down: np.ndarray, core: np.ndarray, up: np.ndarray) -> np.ndarray:
     """The `[kh, kw, in, out]` kernel the three convolutions compute together."""
-    return np.einsum("cr,ijrs,sn->ijcn", down[0, 0], core, up[0, 0])
+    return np.einsum("cr,ijrs,sn->ijcn", down[0, 0], core, up[0, 0], optimize=True)

@@ -16,6 +16,7 @@ all its remaining energy for the rest of the original's cost.
 from __future__ import annotations
 
 import functools
+import heapq
 from dataclasses import dataclass
 
 import keras
@@ -134,20 +135,30 @@ def budget_ranks(candidates: list[Candidate], fraction: float, measure: str) -> 
             f"`compression`={fraction} cannot be met: rank 1 in every selected layer keeps "
             f"{spent / total:.4f} of their {measure}. Received: compression={fraction}"
         )
-    while True:
-        best = None  # (score, index, new ranks, extra cost)
-        for i, (c, current) in enumerate(zip(candidates, ranks)):
-            if current is None:
-                continue
-            for gain, new in _steps(c, current):
-                extra = c.cost(new, measure) - c.cost(current, measure)
-                score = gain / max(extra, 1)
-                if spent + extra <= budget and (best is None or score > best[0]):
-                    best = (score, i, new, extra)
-        if best is None:
-            return ranks
-        _, i, ranks[i], extra = best
-        spent += extra
+    # Greedy by energy gained per unit of cost. A layer's next steps change only when it
+    # is stepped, and a step that does not fit the budget now never will: a heap of
+    # each layer's next steps (stale ones skipped) picks what a scan of all layers would.
+    heap: list = []
+    versions = [0] * len(candidates)
+
+    def push(i: int) -> None:
+        c, current = candidates[i], ranks[i]
+        for j, (gain, new) in enumerate(_steps(c, current)):
+            extra = c.cost(new, measure) - c.cost(current, measure)
+            heapq.heappush(heap, (-gain / max(extra, 1), i, j, versions[i], new, extra))
+
+    for i, current in enumerate(ranks):
+        if current is not None:
+            push(i)
+    while heap:
+        _, i, _, version, new, extra = heapq.heappop(heap)
+        if version != versions[i] or spent + extra > budget:
+            continue
+        ranks[i], spent = new, spent + extra
+        versions[i] += 1
+        if new is not None:
+            push(i)
+    return ranks
 
 
 def _steps(c: Candidate, ranks: Ranks) -> list[tuple[float, Ranks | None]]:

@@ -18,10 +18,10 @@ POOLING = ("AVG", "MAX")
 CHANNEL_NORMS = ("L1", "L2")
 
 
-def check_structure(
-    shape: tuple, block_size: tuple[int, int], sparsity_m_by_n: tuple[int, int] | None, where: str
-) -> None:
-    """Raises when the block or N:M pattern does not fit a weight of `shape`.
+def structure_problem(
+    shape: tuple, block_size: tuple[int, int], sparsity_m_by_n: tuple[int, int] | None
+) -> str | None:
+    """Why the block or N:M pattern does not fit a weight of `shape`; None when it fits.
 
     A block must fit in both dimensions and divide the input dimension; the
     output dimension may end in a partial tile (the int8 kernel pads rows), so
@@ -31,19 +31,32 @@ def check_structure(
     layout = f"the weight {tuple(shape)} as [out, in] is [{rows}, {cols}]"
     for axis, size, block in (("output", rows, block_size[0]), ("input", cols, block_size[1])):
         if block > size:
-            raise ValueError(
-                f"{where}: block_size={tuple(block_size)} does not fit the weight's {axis} "
-                f"dimension ({size}; {layout}). Skip this layer or use a smaller block."
+            return (
+                f"block_size={tuple(block_size)} does not fit the weight's {axis} "
+                f"dimension ({size}; {layout})"
             )
     if cols % block_size[1]:
-        raise ValueError(
-            f"{where}: block_size={tuple(block_size)} does not divide the weight's input "
-            f"dimension ({cols}; {layout}). Skip this layer or pick a block that divides it."
+        return (
+            f"block_size={tuple(block_size)} does not divide the weight's input "
+            f"dimension ({cols}; {layout})"
         )
     if sparsity_m_by_n is not None and cols % sparsity_m_by_n[1]:
+        return (
+            f"sparsity_m_by_n={tuple(sparsity_m_by_n)} needs an input dimension "
+            f"divisible by {sparsity_m_by_n[1]}; {layout}"
+        )
+    return None
+
+
+def check_structure(
+    shape: tuple, block_size: tuple[int, int], sparsity_m_by_n: tuple[int, int] | None, where: str
+) -> None:
+    """Raises when the block or N:M pattern does not fit a weight of `shape` (see
+    `structure_problem`)."""
+    problem = structure_problem(shape, block_size, sparsity_m_by_n)
+    if problem is not None:
         raise ValueError(
-            f"{where}: sparsity_m_by_n={tuple(sparsity_m_by_n)} needs an input dimension "
-            f"divisible by {sparsity_m_by_n[1]}; {layout}."
+            f"{where}: {problem}. Skip this layer or pick a block (or N:M pattern) that fits it."
         )
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 
 import keras
 import numpy as np
 
 from tfcompress.pruning.channel_graph import channel_chains
+from tfcompress.pruning.masks import structure_problem
 from tfcompress.pruning.prunable import is_prunable_layer, prunable_weights
-from tfcompress.pruning.prune_low_magnitude_wrapper import PruneLowMagnitude, default_schedule
+from tfcompress.pruning.prune_low_magnitude_wrapper import (
+    CHANNEL_LAYERS,
+    PruneLowMagnitude,
+    default_schedule,
+)
 from tfcompress.pruning.schedule import PruningSchedule, check_sparsity
 from tfcompress.pruning.update_pruning_step import collect_wrappers
+from tfcompress.reporting.notes import add_note, layer_note
 from tfcompress.utils.surgery import (
     Replacement,
     leaf_layers,
@@ -52,6 +59,17 @@ def prune_low_magnitude(
     in `__init__`. Either way the original is left untouched. Layers without
     prunable weights (BatchNormalization, pooling, Add, ...) and layers pruning
     does not know pass through untouched.
+
+    Structure on a whole model: `block_size`, `sparsity_m_by_n` and
+    `channel_norm` are applied where they fit. The layers they do not fit (a
+    depthwise kernel, `[1, 9C]` as `[out, in]`, under 16x4 blocks; a conv with
+    27 inputs) are left dense, and so are the weights they do not fit in a layer
+    with several (a SeparableConv2D's depthwise kernel, while its pointwise
+    kernel is pruned): one warning lists them all with the reason, and
+    `tfcompress.report` shows it per layer. Layers named in `layer_sparsity`,
+    and layers given on their own or in a list, must take the structure: one
+    error lists all those that cannot. A structure that fits no layer at all
+    is an error.
 
     Args:
         to_prune: A layer, a list of layers, or a model.
@@ -113,9 +131,15 @@ def prune_low_magnitude(
         "importance": importance,
     }
     pruning = _Pruning(options, layer_sparsity, list(skip))
-    return transform(
+    if not isinstance(to_prune, keras.Model):
+        layers = to_prune if isinstance(to_prune, (list, tuple)) else [to_prune]
+        pruning.refuse_misfits([item for item in layers if isinstance(item, keras.layers.Layer)])
+    result = transform(
         to_prune, pruning.for_model, pruning.wrap_layer, "prune_low_magnitude", "to_prune"
     )
+    if pruning.left:
+        pruning.warn_left(result)
+    return result
 
 
 class _Pruning:
@@ -125,11 +149,12 @@ class _Pruning:
     `shrink` can remove (None: any layer).
     """
 
-    def __init__(self, options: dict, layer_sparsity: LayerSparsity, skip: list, removable=None):
+    def __init__(self, options: dict, layer_sparsity: LayerSparsity, skip: list):
         self.options = options
         self.layer_sparsity = layer_sparsity
         self.skip = skip
-        self.removable = removable
+        self.removable: set[str] | None = None
+        self.left: dict[str, str] = {}  # layers (partly) left dense on a model -> why
 
     def for_model(self, model: keras.Model) -> Callable:
         """The per-layer decision for `model` (refused when it is pruned already)."""
@@ -139,20 +164,103 @@ class _Pruning:
                 "`strip_pruning` first to prune it again."
             )
         check_layer_names(model, self.skip, "skip")
+        if self.options["channel_norm"] is not None:
+            require_graph(model, "Channel pruning")
+            self.removable = set(channel_chains(model))
         if isinstance(self.layer_sparsity, dict):
             check_layer_names(model, self.layer_sparsity, "layer_sparsity")
-        if self.options["channel_norm"] is None:
-            return self.replace
-        require_graph(model, "Channel pruning")
-        removable = set(channel_chains(model))
-        return _Pruning(self.options, self.layer_sparsity, self.skip, removable).replace
+            named = [
+                layer
+                for layer in leaf_layers(model)
+                if layer.name in self.layer_sparsity and self.target(layer) != 0.0
+            ]
+            self.refuse_misfits(named, "named in `layer_sparsity`")
+        return self.replace
+
+    def misfit(self, layer: keras.layers.Layer) -> dict[str, str]:
+        """`{weight name: why}` for the prunable weights of a built `layer` that the
+        structure (block, N:M or channels) does not fit; `{"*": why}` for a whole layer
+        (channels) or its one prunable weight."""
+        if not layer.built:
+            return {}  # the wrapper checks it when it builds it
+        if self.options["channel_norm"] is not None:
+            if not isinstance(layer, CHANNEL_LAYERS):
+                return {
+                    "*": f"channel pruning supports Dense and ConvND, not {type(layer).__name__}"
+                }
+            if self.removable is not None and layer.name not in self.removable:
+                return {
+                    "*": "its output channels reach an Add, a Concatenate, a model output or "
+                    "several layers, so `shrink` could not remove them"
+                }
+            return {}
+        block, n_m = self.options["block_size"], self.options["sparsity_m_by_n"]
+        weights = prunable_weights(layer) or []
+        problems = {w.name: structure_problem(tuple(w.shape), block, n_m) for w in weights}
+        problems = {name: why for name, why in problems.items() if why is not None}
+        return {"*": problems.popitem()[1]} if len(weights) == 1 and problems else problems
+
+    def refuse_misfits(self, layers: list, how: str = "given explicitly") -> None:
+        """Raises one error listing every layer of `layers` the structure does not fit."""
+        refused = {}
+        for layer in layers:
+            if isinstance(layer, PruneLowMagnitude) or not is_prunable_layer(layer):
+                continue  # the wrapper's own errors
+            problems = self.misfit(layer)
+            if problems:
+                refused[layer.name] = _reasons(problems)
+        if refused:
+            listed = "\n".join(f"  {name!r}: {why}" for name, why in refused.items())
+            raise ValueError(
+                f"{len(refused)} layer(s) {how} cannot take the pruning structure "
+                f"({self.structure()}):\n{listed}\nLeave them out (pruning the whole model "
+                "prunes what fits and leaves these dense) or pick a structure that fits them."
+            )
+
+    def structure(self) -> str:
+        """The structure asked for, as the user wrote it."""
+        if self.options["channel_norm"] is not None:
+            return f"channel_norm={self.options['channel_norm']!r}"
+        if self.options["sparsity_m_by_n"] is not None:
+            return f"sparsity_m_by_n={tuple(self.options['sparsity_m_by_n'])}"
+        return f"block_size={tuple(self.options['block_size'])}"
+
+    def warn_left(self, result) -> None:
+        """One warning listing the layers left (partly) dense; an error when nothing fit."""
+        listed = "\n".join(f"  {name!r}: {why}" for name, why in self.left.items())
+        if isinstance(result, keras.Model) and not collect_wrappers(result):
+            raise ValueError(
+                f"The pruning structure ({self.structure()}) fits none of the prunable "
+                f"layers:\n{listed}\nPick a structure that fits them."
+            )
+        warnings.warn(
+            f"prune_low_magnitude: {self.structure()} does not fit {len(self.left)} layer(s); "
+            "what it does not fit is left dense (skip these layers to silence this; "
+            f"`tfcompress.report` shows it per layer):\n{listed}",
+            stacklevel=3,
+        )
 
     def replace(self, layer: keras.layers.Layer) -> Replacement | None:
-        """A layer of a model: wrapped when pruning supports it and it is not skipped."""
+        """A layer of a model: wrapped when pruning supports it, it is not skipped and the
+        structure fits (some of) it; left dense with a note when it does not."""
         kwargs = self.wrapper_arguments(layer, explicit=False)
         if kwargs is None:
             return None
-        return Replacement(wrap=lambda inner: PruneLowMagnitude(inner, **kwargs))
+        problems = self.misfit(layer)
+        whole = "*" in problems or (problems and len(problems) == len(prunable_weights(layer)))
+        if whole:
+            self.left[layer.name] = f"left dense: {_reasons(problems)}"
+        elif problems:
+            kwargs["strict"] = False
+            self.left[layer.name] = "; ".join(
+                f"{name} left dense: {why}" for name, why in problems.items()
+            )
+        if layer.name not in self.left:
+            return Replacement(wrap=lambda inner: PruneLowMagnitude(inner, **kwargs))
+        note = f"pruning: {self.left[layer.name]}"
+        if whole:
+            return Replacement(wrap=lambda inner: add_note(inner, note))
+        return Replacement(wrap=lambda inner: add_note(PruneLowMagnitude(inner, **kwargs), note))
 
     def wrap_layer(self, layer: keras.layers.Layer) -> keras.layers.Layer:
         """A layer given on its own: wrapped unless skipped (unsupported ones raise)."""
@@ -170,8 +278,6 @@ class _Pruning:
             isinstance(s, type) and isinstance(layer, s) for s in self.skip
         )
         if not explicit and (skipped or not is_prunable_layer(layer) or not _has_prunable(layer)):
-            return None
-        if not explicit and self.removable is not None and layer.name not in self.removable:
             return None
         kwargs = dict(self.options)
         target = self.target(layer)
@@ -192,6 +298,11 @@ class _Pruning:
             else self.layer_sparsity(layer)
         )
         return None if value is None else check_sparsity(f"layer_sparsity[{layer.name!r}]", value)
+
+
+def _reasons(problems: dict[str, str]) -> str:
+    """`misfit`'s answer in words."""
+    return "; ".join(why if name == "*" else f"{name}: {why}" for name, why in problems.items())
 
 
 def _has_prunable(layer: keras.layers.Layer) -> bool:
@@ -220,8 +331,13 @@ def strip_pruning(model: keras.Model | PruneLowMagnitude):
 
 
 def _unpruned(layer: keras.layers.Layer) -> Replacement | None:
-    """A pruning wrapper gives way to (a copy of) the layer inside, its weights masked."""
-    return Replacement(unwrap=True) if isinstance(layer, PruneLowMagnitude) else None
+    """A pruning wrapper gives way to (a copy of) the layer inside, its weights masked;
+    the copies keep the notes on what pruning left dense."""
+    note = layer_note(layer)
+    unwrap = isinstance(layer, PruneLowMagnitude)
+    if note is None:
+        return Replacement(unwrap=True) if unwrap else None
+    return Replacement(wrap=lambda copy: add_note(copy, note), unwrap=unwrap)
 
 
 def get_sparsity(model: keras.Model | keras.layers.Layer) -> dict[str, float]:

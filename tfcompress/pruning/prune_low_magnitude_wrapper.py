@@ -14,6 +14,7 @@ from tfcompress.pruning.masks import (
     channel_masks,
     check_structure,
     compute_masks,
+    structure_problem,
 )
 from tfcompress.pruning.prunable import is_prunable_layer, prunable_weights
 from tfcompress.pruning.schedule import PruningSchedule
@@ -120,7 +121,17 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         channel_norm: `"L1"` or `"L2"` prunes whole output channels (Dense
             units, Conv filters) of the lowest norm, bias included, so
             `tfcompress.pruning.shrink` can remove them; None prunes weights.
+        strict: True: a prunable weight that `block_size` or `sparsity_m_by_n`
+            does not fit raises when the layer is built. False: such weights
+            stay dense and `dense_weights` says why (a SeparableConv2D's
+            depthwise kernel under 16x4 blocks, while its pointwise kernel is
+            pruned); the structure must still fit one weight at least.
+            `prune_low_magnitude` on a whole model uses False.
         **kwargs: Base layer arguments.
+
+    Attributes:
+        dense_weights: Once built, `{weight name: reason}` for the prunable
+            weights left dense (`strict=False` only).
 
     Example:
         >>> from tfcompress.pruning import ConstantSparsity, PruneLowMagnitude
@@ -144,6 +155,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         pruning_group: str | None = None,
         channel_norm: str | None = None,
         importance: str = "magnitude",
+        strict: bool = True,
         **kwargs,
     ):
         if isinstance(layer, PruneLowMagnitude):
@@ -220,6 +232,12 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 f"Received: importance={importance!r}"
             )
         self.importance_kind = importance
+        if not isinstance(strict, bool):
+            raise TypeError(
+                f"Layer {layer.name!r}: `strict` must be True or False. Received: strict={strict!r}"
+            )
+        self.strict = strict
+        self.dense_weights: dict[str, str] = {}
 
     def build(self, input_shape=None):
         if not self.layer.built:
@@ -230,11 +248,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                     f"Layer {self.layer.name!r} cannot be built from one input shape "
                     f"({err}); build it before wrapping it for pruning."
                 ) from err
-        self._prunable = prunable_weights(self.layer)
-        where = f"Layer {self.layer.name!r}"
+        self._prunable = self._fitting(prunable_weights(self.layer))
         self.masks, self.thresholds = [], []
         for i, weight in enumerate(self._prunable):
-            check_structure(tuple(weight.shape), self.block_size, self.sparsity_m_by_n, where)
             self.masks.append(
                 self.add_weight(
                     name=f"mask_{i}",
@@ -291,6 +307,28 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         for weight, mask in self._masked_pairs():
             weight.constraint = MaskConstraint(mask, weight.constraint)
         self.built = True
+
+    def _fitting(self, weights: list) -> list:
+        """The weights the structure fits; the others raise (strict) or stay dense."""
+        where = f"Layer {self.layer.name!r}"
+        if self.strict:
+            for weight in weights:
+                check_structure(tuple(weight.shape), self.block_size, self.sparsity_m_by_n, where)
+            return list(weights)
+        fitting = []
+        for weight in weights:
+            problem = structure_problem(tuple(weight.shape), self.block_size, self.sparsity_m_by_n)
+            if problem is None:
+                fitting.append(weight)
+            else:
+                self.dense_weights[weight.name] = problem
+        if weights and not fitting:
+            reasons = "; ".join(f"{n}: {p}" for n, p in self.dense_weights.items())
+            raise ValueError(
+                f"{where}: the structure fits none of its prunable weights ({reasons}). "
+                "Leave this layer unwrapped or pick a block (or N:M pattern) that fits it."
+            )
+        return fitting
 
     def _masked_pairs(self) -> list:
         pairs = list(zip(self._prunable, self.masks))
@@ -371,4 +409,5 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             "pruning_group": self.pruning_group,
             "channel_norm": self.channel_norm,
             "importance": self.importance_kind,
+            "strict": self.strict,
         }

@@ -7,6 +7,7 @@ import numpy as np
 
 from tfcompress.reporting.layer_specs import lookup
 from tfcompress.reporting.layer_stats import LayerStats
+from tfcompress.reporting.notes import layer_note
 from tfcompress.reporting.weights import weight_stats
 
 
@@ -29,7 +30,7 @@ def _symbolic_shapes(layer: keras.layers.Layer) -> tuple[tuple, tuple] | None:
 
 
 def _layer_stats(layer: keras.layers.Layer, name: str) -> LayerStats:
-    stats = LayerStats(name=name, kind=type(layer).__name__)
+    stats = LayerStats(name=name, kind=type(layer).__name__, note=layer_note(layer))
     # A wrapper (pruning, clustering, QAT) counts as the layer it wraps, plus its own variables.
     inner = layer.layer if isinstance(layer, keras.layers.Wrapper) else layer
     spec = lookup(inner)

@@ -27,6 +27,8 @@ class LayerStats:
         container_bytes: The same with every value in a whole byte at least
             (INT4 counted as int8 containers), as runtimes that unpack hold them.
         weights: Per-tensor counts.
+        note: Why a technique left the layer (or some of its weights) as it
+            was, e.g. a pruning block that does not fit; None without one.
     """
 
     name: str
@@ -41,6 +43,7 @@ class LayerStats:
     stored_bytes: int = 0
     container_bytes: int = 0
     weights: list[WeightStats] = field(default_factory=list)
+    note: str | None = None
 
     @property
     def sparsity(self) -> float | None:
@@ -65,6 +68,7 @@ class LayerStats:
             "stored_bytes": self.stored_bytes,
             "container_bytes": self.container_bytes,
             "weights": [w.to_dict() for w in self.weights],
+            "note": self.note,
         }
 
     def add_weight(

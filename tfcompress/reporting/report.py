@@ -139,6 +139,10 @@ class CompressionReport(Renderable):
                 table = [_layer_row(r) for r in shown] + [_layer_row(total)]
                 parts.append(("### " if markdown else "") + title)
                 parts.append(render_table(LAYER_HEADERS, table, markdown))
+        notes = [f"- {r.name}: {r.note}" for r in self.layers if r.note]
+        if notes:
+            parts.append(("### " if markdown else "") + "Notes")
+            parts.append("\n".join(notes))
         parts.append(("### " if markdown else "") + "Summary")
         parts.append(render_table(["measure", "value"], summary_rows(self.summary), markdown))
         for why, keys in _grouped(self.missing).items():
