@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.export.flatbuffer import TFLiteFile
+from tfcompress.export.float_islands import warn_float_islands
 from tfcompress.utils.io import atomic_write_bytes, check_output_path
 from tfcompress.utils.surgery import is_graph_model
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
@@ -279,6 +280,7 @@ def export_tflite(
             converter.inference_input_type = tf.as_dtype(io_type)
             converter.inference_output_type = tf.as_dtype(io_type)
     content = converter.convert()
+    warn_float_islands(content, model)
     if mode in _IO_TYPES and not qat:
         _check_quantized(content, mode)
     if path is not None:
