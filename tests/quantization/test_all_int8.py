@@ -8,6 +8,9 @@ from helpers import compile_classifier
 
 import tfcompress as tc
 from tfcompress.export.float_islands import find_float_islands
+from tfcompress.quantization import QuantizeScheme
+from tfcompress.quantization.graph_plan import plan_levels
+from tfcompress.quantization.resolve import resolve_configs
 
 L = keras.layers
 
@@ -48,6 +51,14 @@ def _xception_style():
     x = L.add([L.MaxPooling2D(3, strides=2, padding="same")(x), residual])
     outputs = L.Dense(10)(L.GlobalAveragePooling2D()(x))
     return keras.Model(inputs, outputs, name="xception_style")
+
+
+def test_plan_folds_batch_norm_into_separable_conv_and_fuses_its_relu():
+    model = _xception_style()
+    configs = resolve_configs(model, QuantizeScheme(), None, annotate_all=True)
+    plan = plan_levels(model, configs)[model.get_layer("sep1")]
+    assert plan.folds["sep1"].name == "sep1_bn" and plan.folds["sep2"].name == "sep2_bn"
+    assert "sep1" in plan.fused_output and "sep2" not in plan.fused_output  # sep2: an Add next
 
 
 def test_batch_norm_folds_into_split_separable_conv(digits, reload):
@@ -108,3 +119,18 @@ def test_export_warns_and_names_the_layers_left_float(digits):
     islands = find_float_islands(content, qat)
     assert len(islands) == 1 and islands[0].ops[0] == "CONV_2D"
     assert islands[0].layers[0] == "kept_float (Conv2D)"  # the float MEAN after it comes next
+
+
+def test_batch_norm_with_no_conv_before_runs_as_depthwise(digits):
+    """DenseNet's BN -> ReLU -> Conv after a concatenation: one int8 DEPTHWISE_CONV_2D."""
+    inputs = keras.Input((16, 16, 3))
+    x = L.Concatenate()([L.Conv2D(8, 3, padding="same")(inputs), inputs])
+    x = L.ReLU()(L.BatchNormalization(name="pre_bn")(x))
+    x = L.Conv2D(8, 3, strides=2, use_bias=False)(x)
+    model = keras.Model(inputs, L.Dense(10)(L.GlobalAveragePooling2D()(x)))
+    qat, content, ops = _qat_int8(model, digits)
+    wrapper = qat.get_layer("quant_pre_bn")
+    assert isinstance(wrapper.layer, L.DepthwiseConv2D) and wrapper.output_ranges is None
+    assert find_float_islands(content, qat) == []
+    assert ops.count("DEPTHWISE_CONV_2D") == 1 and "MUL" not in ops and "RELU" not in ops
+    assert _agreement(qat, content, digits) >= 0.99

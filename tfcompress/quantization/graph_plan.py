@@ -7,6 +7,8 @@ so the output of the op before a fused activation gets no range of its own,
 and the folded BN disappears into the convolution's weights. A
 SeparableConv2D, split for QAT into a depthwise and a pointwise convolution,
 counts as its pointwise part: the BN folds into it and a ReLU fuses into it.
+A BN with no convolution before it runs as a 1x1 depthwise convolution
+(`standalone_batch_norm.py`), which a ReLU fuses into too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tfcompress.quantization.operations import FUSES_RELU, is_operation
 from tfcompress.quantization.quantize_annotate import unannotated
 from tfcompress.quantization.quantize_config import QuantizeConfig
 from tfcompress.quantization.registry import activation_name, quantize_split
+from tfcompress.quantization.standalone_batch_norm import runs_as_depthwise
 from tfcompress.utils.surgery import is_graph_model
 
 FOLDS_INTO = (
@@ -131,7 +134,8 @@ def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
             plan.folds[name] = model.get_layer(consumers[name][0])
             plan.folded.add(consumers[name][0])
     for name, layer in layers.items():
-        if name not in selected or not isinstance(layer, FUSES_ACTIVATION):
+        standalone = name not in plan.folded and runs_as_depthwise(layer)
+        if name not in selected or not (isinstance(layer, FUSES_ACTIVATION) or standalone):
             continue
         last = plan.folds[name].name if name in plan.folds else name
         if _folds_into(layer) and activation_name(layer) != "linear":

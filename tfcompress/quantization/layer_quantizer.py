@@ -17,6 +17,7 @@ from tfcompress.quantization.registry import (
     unregistered_error,
 )
 from tfcompress.quantization.scheme import QuantizeScheme
+from tfcompress.quantization.standalone_batch_norm import identity_depthwise, runs_as_depthwise
 from tfcompress.utils.surgery import built_copy
 
 # Layers that only scale a model input run in float before the input quantizer.
@@ -29,11 +30,14 @@ class LayerQuantizer:
     `replace` (a `clone_graph` replace function) turns each layer into a
     built copy: float when it has no config, else a `QuantizeWrapper` (with
     the BatchNormalization folded into it, without an output range when a
-    fused activation follows), or the registered split of the layer. It
-    records the role of each new layer, which `call` (a `clone_graph` call
-    function) then honours: a folded BatchNormalization is skipped, float
-    preprocessing of a model input runs before the input quantizer, and the
-    float model inputs of quantized layers and nested models are quantized.
+    fused activation follows), the registered split of the layer (its last
+    part absorbing the BN), or, for a BN with no convolution before it, an
+    identity depthwise convolution with the BN folded in. It records the role
+    of each new layer, which `call` (a `clone_graph` call function) then
+    honours: a folded BatchNormalization is skipped, float preprocessing of a
+    model input runs before the input quantizer, the float model inputs of
+    quantized layers and nested models are quantized, and the operations the
+    plan quantizes get an output range.
 
     Args:
         configs: Step 1's config of each annotated layer (None: keep float).
@@ -56,6 +60,7 @@ class LayerQuantizer:
         self.folded: set[keras.layers.Layer] = set()  # new BNs living on inside the conv before
         self.preprocessing: set[keras.layers.Layer] = set()  # float, reading a model input
         self.quantized: set[keras.layers.Layer] = set()  # their float model inputs get quantized
+        self.depthwise_batch_norms: set[keras.layers.Layer] = set()  # called without BN's `mask`
 
     def replace(self, layer: keras.layers.Layer) -> keras.layers.Layer:
         """The new layer taking `layer`'s place (built, holding its weights)."""
@@ -77,6 +82,9 @@ class LayerQuantizer:
             new = built_copy(inner)
             self.preprocessing.add(new)
             return new
+        elif layer.name not in plan.folded and runs_as_depthwise(inner):
+            new = self._as_depthwise(inner, config, layer.name in plan.fused_output)
+            self.depthwise_batch_norms.add(new)
         else:
             bn = plan.folds.get(layer.name)
             folded = None if bn is None else built_copy(unannotated(bn))
@@ -104,6 +112,16 @@ class LayerQuantizer:
             preserve_sparsity=self.scheme.preserve_sparsity,
             preserve_clusters=self.scheme.preserve_clusters,
         )
+
+    def _as_depthwise(
+        self, batch_norm: keras.layers.BatchNormalization, config: QuantizeConfig, fused: bool
+    ) -> QuantizeWrapper:
+        """A standalone BN folded into an identity 1x1 depthwise convolution (see
+        `standalone_batch_norm.py`), with the BN's output quantizer."""
+        depthwise = identity_depthwise(batch_norm)
+        weights = default_quantize_config(depthwise).weight_quantizers
+        output = None if fused else config.output_quantizer
+        return self.wrap(depthwise, QuantizeConfig(weights, output), built_copy(batch_norm))
 
     def _split(
         self,
@@ -146,6 +164,8 @@ class LayerQuantizer:
             return args[0]  # the BN lives on inside the convolution before it
         if layer in self.preprocessing:  # float preprocessing, then the int8 model begins
             return self.inputs.quantize(layer(*args, **kwargs))
+        if layer in self.depthwise_batch_norms:
+            kwargs = {k: v for k, v in kwargs.items() if k == "training"}
         if layer in self.quantized or isinstance(layer, keras.Model):
             args = keras.tree.map_structure(self.inputs.quantize_input, args)
         return layer(*args, **kwargs)
