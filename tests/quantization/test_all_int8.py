@@ -134,3 +134,24 @@ def test_batch_norm_with_no_conv_before_runs_as_depthwise(digits):
     assert find_float_islands(content, qat) == []
     assert ops.count("DEPTHWISE_CONV_2D") == 1 and "MUL" not in ops and "RELU" not in ops
     assert _agreement(qat, content, digits) >= 0.99
+
+
+def test_depthwise_conv1d_folds_batch_norm_in_int8(digits):
+    """A DepthwiseConv1D (per-tensor: the converter failed on its per-channel kernel) absorbs
+    the BN after it, and the ReLU fuses."""
+    inputs = keras.Input((8, 8))
+    x = L.Conv1D(8, 3, padding="same")(inputs)
+    x = L.DepthwiseConv1D(3, padding="same", use_bias=False)(x)
+    x = L.ReLU()(L.BatchNormalization()(x))
+    model = keras.Model(inputs, L.Dense(10)(L.GlobalAveragePooling1D()(x)))
+    keras.utils.set_random_seed(0)
+    qat = compile_classifier(tc.quantize_model(model), learning_rate=3e-3)
+    x, y = digits.x_train[:, :, :, 0], digits.y_train
+    qat.fit(x[:320], y[:320], batch_size=32, epochs=1, verbose=0)
+    assert not any(isinstance(layer, L.BatchNormalization) for layer in qat.layers)
+    content = tc.export_tflite(qat, mode="int8")
+    ops = [op.name for op in tc.TFLiteFile(content).ops]
+    assert find_float_islands(content, qat) == [] and "RELU" not in ops
+    x_test = digits.x_test[:, :, :, 0]
+    keras_top = qat.predict(x_test, verbose=0).argmax(-1)
+    assert np.mean(keras_top == tc.TFLiteModel(content).predict(x_test).argmax(-1)) >= 0.99
