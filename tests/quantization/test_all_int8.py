@@ -155,3 +155,18 @@ def test_depthwise_conv1d_folds_batch_norm_in_int8(digits):
     x_test = digits.x_test[:, :, :, 0]
     keras_top = qat.predict(x_test, verbose=0).argmax(-1)
     assert np.mean(keras_top == tc.TFLiteModel(content).predict(x_test).argmax(-1)) >= 0.99
+
+
+def test_a_chain_of_preprocessing_layers_runs_in_float_before_the_input_quantizer(digits):
+    """EfficientNet's Rescaling -> Normalization -> Rescaling: float, then one QUANTIZE."""
+    inputs = keras.Input((16, 16, 3))
+    norm = L.Normalization(mean=[0.4, 0.5, 0.6], variance=[0.1, 0.2, 0.3])
+    x = L.Rescaling([2.0, 1.5, 1.0])(norm(L.Rescaling(1.0)(inputs)))
+    x = L.Conv2D(8, 3, strides=2, activation="relu")(x)
+    model = keras.Model(inputs, L.Dense(10)(L.GlobalAveragePooling2D()(x)))
+    qat, content, ops = _qat_int8(model, digits)
+    quantizers = [layer for layer in qat.layers if isinstance(layer, tc.quantization.QuantizeLayer)]
+    assert len(quantizers) == 1 and quantizers[0].input.name != qat.input.name
+    assert find_float_islands(content, qat) == []
+    assert ops.count("QUANTIZE") == 1 and ops.count("DEQUANTIZE") == 1
+    assert _agreement(qat, content, digits) >= 0.99

@@ -44,7 +44,9 @@ def find_float_islands(content: bytes, model: keras.Model | None = None) -> list
     """The float islands of a `.tflite` whose activations are int8 (none for a float model).
 
     A float op is one that is not QUANTIZE/DEQUANTIZE and writes a float
-    tensor; an island is a group of float ops connected through their tensors.
+    tensor; an island is a group of float ops connected through their tensors
+    that reads an int8 activation through a DEQUANTIZE (float preprocessing of
+    a model input, before its QUANTIZE, is none).
 
     Args:
         content: The `.tflite` bytes.
@@ -61,6 +63,12 @@ def find_float_islands(content: bytes, model: keras.Model | None = None) -> list
     if not any(t.dtype in _INTEGER and not t.is_constant for t in info.tensors):
         return []  # a float model: nothing is an island
     floating = [op for op in info.ops if _is_float_op(info, op)]
+    dequantized = {
+        t
+        for op in info.ops
+        if op.name == "DEQUANTIZE" and not info.tensors[op.inputs[0]].is_constant
+        for t in op.outputs
+    }
     names = _layer_names(model)
     return [
         FloatIsland(
@@ -68,6 +76,7 @@ def find_float_islands(content: bytes, model: keras.Model | None = None) -> list
             tuple(dict.fromkeys(_layer_of(info, op, names) for op in group)),
         )
         for group in _connected(floating)
+        if any(t in dequantized for op in group for t in op.inputs)  # not float preprocessing
     ]
 
 

@@ -31,6 +31,9 @@ FOLDS_INTO = (
     keras.layers.DepthwiseConv2D,
     keras.layers.Dense,
 )
+# Layers that only scale model inputs (a chain of them, as in EfficientNet) run in float
+# before the input quantizer.
+PREPROCESSING = (keras.layers.Rescaling, keras.layers.Normalization)
 # Split for QAT (see `separable.py`) into parts ending in a 1x1 Conv2D, which the BN folds into.
 SPLIT_FOLDS_INTO = (keras.layers.SeparableConv2D,)
 FUSES_ACTIVATION = (
@@ -50,6 +53,7 @@ class GraphPlan:
     folded: set[str] = field(default_factory=set)  # BN layers that disappear
     fused_output: set[str] = field(default_factory=set)  # layers whose output is not quantized
     reads_input: set[str] = field(default_factory=set)  # layers fed only by model inputs
+    preprocessing: set[str] = field(default_factory=set)  # float, from model inputs on
     quantized_ops: set[str] = field(default_factory=set)  # operations next to quantized layers
 
 
@@ -116,6 +120,10 @@ def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
     plan.reads_input = {
         name for name, sources in producers.items() if sources and set(sources) <= inputs
     }
+    for name, layer in layers.items():  # in graph order: a chain of them is preprocessing
+        sources = set(producers.get(name, []))
+        if isinstance(layer, PREPROCESSING) and sources and sources <= inputs | plan.preprocessing:
+            plan.preprocessing.add(name)
 
     def only_consumer(name):
         users = consumers.get(name, [])

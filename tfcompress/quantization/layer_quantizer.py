@@ -20,9 +20,6 @@ from tfcompress.quantization.scheme import QuantizeScheme
 from tfcompress.quantization.standalone_batch_norm import identity_depthwise, runs_as_depthwise
 from tfcompress.utils.surgery import built_copy
 
-# Layers that only scale a model input run in float before the input quantizer.
-PREPROCESSING = (keras.layers.Rescaling, keras.layers.Normalization)
-
 
 class LayerQuantizer:
     """Replaces the layers of an annotated model and calls them in the rebuilt graph.
@@ -58,7 +55,7 @@ class LayerQuantizer:
         self.scheme = scheme
         self.inputs = inputs
         self.folded: set[keras.layers.Layer] = set()  # new BNs living on inside the conv before
-        self.preprocessing: set[keras.layers.Layer] = set()  # float, reading a model input
+        self.preprocessing: set[keras.layers.Layer] = set()  # float, before the input quantizer
         self.quantized: set[keras.layers.Layer] = set()  # their float model inputs get quantized
         self.depthwise_batch_norms: set[keras.layers.Layer] = set()  # called without BN's `mask`
 
@@ -78,7 +75,7 @@ class LayerQuantizer:
         plan = self.plans[layer]
         if config.is_passthrough:
             new = built_copy(inner)
-        elif layer.name in plan.reads_input and isinstance(inner, PREPROCESSING):
+        elif layer.name in plan.preprocessing:
             new = built_copy(inner)
             self.preprocessing.add(new)
             return new
@@ -162,8 +159,8 @@ class LayerQuantizer:
             return self._call_operation(layer, args, kwargs)
         if layer in self.folded:
             return args[0]  # the BN lives on inside the convolution before it
-        if layer in self.preprocessing:  # float preprocessing, then the int8 model begins
-            return self.inputs.quantize(layer(*args, **kwargs))
+        if layer in self.preprocessing:  # float, quantized where the int8 model begins
+            return self.inputs.add_float_input(layer(*args, **kwargs))
         if layer in self.depthwise_batch_norms:
             kwargs = {k: v for k, v in kwargs.items() if k == "training"}
         if layer in self.quantized or isinstance(layer, keras.Model):
