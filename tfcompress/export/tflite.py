@@ -22,6 +22,7 @@ from tfcompress.export.converter import (
     write_saved_model,
 )
 from tfcompress.export.flatbuffer import TFLiteFile
+from tfcompress.export.float_islands import warn_float_islands
 from tfcompress.export.isolated import convert_in_child
 from tfcompress.utils.io import atomic_write_bytes, check_output_path
 from tfcompress.utils.surgery import collect, is_graph_model
@@ -290,6 +291,7 @@ def export_tflite(
     isolate = samples is not None and bool(ops & _LOOP_OPS)
     track = any(op.startswith("LookupTable") for op in ops)
     content = _convert(model, function, mode, io_type, qat, samples, isolate, track)
+    warn_float_islands(content, model)
     if samples is not None:
         _check_quantized(content, mode)
     if path is not None:

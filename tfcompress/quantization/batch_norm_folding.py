@@ -11,6 +11,7 @@ FOLDABLE = (
     keras.layers.Dense,
     keras.layers.Conv1D,
     keras.layers.Conv2D,
+    keras.layers.DepthwiseConv1D,
     keras.layers.DepthwiseConv2D,
 )
 
@@ -35,8 +36,8 @@ class BatchNormFolding:
     `center=False`, the bias as 0 when the layer has none.
 
     Args:
-        layer: A built or unbuilt Dense, Conv1D, Conv2D or DepthwiseConv2D with
-            a linear activation.
+        layer: A built or unbuilt Dense, Conv1D, Conv2D, DepthwiseConv1D or
+            DepthwiseConv2D with a linear activation.
         batch_norm: The BatchNormalization after it.
 
     Raises:
@@ -80,9 +81,11 @@ class BatchNormFolding:
         return inv * bn.gamma.value if bn.scale else inv
 
     def kernel_scale(self, kernel: keras.Variable) -> tf.Tensor:
-        """`scale()` shaped to multiply `kernel` (a DepthwiseConv2D's output channel is
+        """`scale()` shaped to multiply `kernel` (a depthwise kernel's output channel is
         `[in, multiplier]`)."""
-        depthwise = isinstance(self.layer, keras.layers.DepthwiseConv2D)
+        depthwise = isinstance(
+            self.layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+        )
         return tf.reshape(self.scale(), kernel.shape[-2:] if depthwise else [-1])
 
     def folded_bias(self) -> tf.Tensor:

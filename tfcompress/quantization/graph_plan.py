@@ -4,7 +4,11 @@ TFLite fuses a ReLU/ReLU6 into the CONV_2D, DEPTHWISE_CONV_2D,
 FULLY_CONNECTED or ADD before it and folds a BatchNormalization into the
 convolution before it. QAT must quantize where the int8 model has tensors,
 so the output of the op before a fused activation gets no range of its own,
-and the folded BN disappears into the convolution's weights.
+and the folded BN disappears into the convolution's weights. A
+SeparableConv2D, split for QAT into a depthwise and a pointwise convolution,
+counts as its pointwise part: the BN folds into it and a ReLU fuses into it.
+A BN with no convolution before it runs as a 1x1 depthwise convolution
+(`standalone_batch_norm.py`), which a ReLU fuses into too.
 """
 
 from __future__ import annotations
@@ -13,18 +17,32 @@ from dataclasses import dataclass, field
 
 import keras
 
+from tfcompress.quantization.operations import FUSES_RELU, is_operation
 from tfcompress.quantization.quantize_annotate import unannotated
 from tfcompress.quantization.quantize_config import QuantizeConfig
-from tfcompress.quantization.registry import activation_name
+from tfcompress.quantization.registry import activation_name, quantize_split
+from tfcompress.quantization.standalone_batch_norm import runs_as_depthwise
 from tfcompress.utils.surgery import is_graph_model
 
 FOLDS_INTO = (
     keras.layers.Conv1D,
     keras.layers.Conv2D,
+    keras.layers.DepthwiseConv1D,
     keras.layers.DepthwiseConv2D,
     keras.layers.Dense,
 )
-FUSES_ACTIVATION = (*FOLDS_INTO, keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply)
+# Layers that only scale model inputs (a chain of them, as in EfficientNet) run in float
+# before the input quantizer.
+PREPROCESSING = (keras.layers.Rescaling, keras.layers.Normalization)
+# Split for QAT (see `separable.py`) into parts ending in a 1x1 Conv2D, which the BN folds into.
+SPLIT_FOLDS_INTO = (keras.layers.SeparableConv2D,)
+FUSES_ACTIVATION = (
+    *FOLDS_INTO,
+    *SPLIT_FOLDS_INTO,
+    keras.layers.Add,
+    keras.layers.Subtract,
+    keras.layers.Multiply,
+)
 
 
 @dataclass
@@ -35,6 +53,8 @@ class GraphPlan:
     folded: set[str] = field(default_factory=set)  # BN layers that disappear
     fused_output: set[str] = field(default_factory=set)  # layers whose output is not quantized
     reads_input: set[str] = field(default_factory=set)  # layers fed only by model inputs
+    preprocessing: set[str] = field(default_factory=set)  # float, from model inputs on
+    quantized_ops: set[str] = field(default_factory=set)  # operations next to quantized layers
 
 
 def _histories(value) -> list[str]:
@@ -63,16 +83,24 @@ def _fuses(layer: keras.layers.Layer) -> bool:
     )
 
 
+def _folds_into(layer: keras.layers.Layer) -> bool:
+    """A layer whose (last) convolution a following BatchNormalization folds into."""
+    return isinstance(layer, FOLDS_INTO) or (
+        isinstance(layer, SPLIT_FOLDS_INTO) and quantize_split(layer) is not None
+    )
+
+
 def plan_levels(
     model: keras.Model, configs: dict[keras.layers.Layer, QuantizeConfig | None]
 ) -> dict[keras.layers.Layer, GraphPlan]:
-    """Step 2: the plan of `model` and of every graph model nested in it, by layer.
+    """Step 2: the plan of `model` and of every graph model nested in it, by layer (and by
+    operation, see `operations.py`).
 
     A layer is selected (to be quantized) when `configs` gives it a config.
     """
     selected = {layer.name for layer in model.layers if configs.get(layer) is not None}
     plan = plan_graph(model, selected)
-    plans = {layer: plan for layer in model.layers}
+    plans = {layer: plan for layer in [*model.layers, *_operations(model)]}
     for layer in model.layers:
         if is_graph_model(layer):
             plans.update(plan_levels(layer, configs))
@@ -80,7 +108,11 @@ def plan_levels(
 
 
 def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
-    """Plans folding and fusion among the `selected` (to be quantized) layers of `model`."""
+    """Plans folding and fusion among the `selected` (to be quantized) layers of `model`.
+
+    An operation is quantized when it reads from or feeds a selected layer or a
+    quantized operation; an Add, Subtract or Multiply one fuses a ReLU after it.
+    """
     producers, consumers, inputs = _edges(model)
     # Decisions depend on the annotated layer, not on its annotation.
     layers = {layer.name: unannotated(layer) for layer in model.layers}
@@ -88,6 +120,10 @@ def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
     plan.reads_input = {
         name for name, sources in producers.items() if sources and set(sources) <= inputs
     }
+    for name, layer in layers.items():  # in graph order: a chain of them is preprocessing
+        sources = set(producers.get(name, []))
+        if isinstance(layer, PREPROCESSING) and sources and sources <= inputs | plan.preprocessing:
+            plan.preprocessing.add(name)
 
     def only_consumer(name):
         users = consumers.get(name, [])
@@ -98,7 +134,7 @@ def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
             continue
         bn = only_consumer(name)
         if (
-            isinstance(layer, FOLDS_INTO)
+            _folds_into(layer)
             and activation_name(layer) == "linear"
             and isinstance(bn, keras.layers.BatchNormalization)
             and consumers[name][0] in selected
@@ -107,16 +143,32 @@ def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
             plan.folds[name] = model.get_layer(consumers[name][0])
             plan.folded.add(consumers[name][0])
     for name, layer in layers.items():
-        if name not in selected or not isinstance(layer, FUSES_ACTIVATION):
+        standalone = name not in plan.folded and runs_as_depthwise(layer)
+        if name not in selected or not (isinstance(layer, FUSES_ACTIVATION) or standalone):
             continue
         last = plan.folds[name].name if name in plan.folds else name
-        if isinstance(layer, FOLDS_INTO) and activation_name(layer) != "linear":
+        if _folds_into(layer) and activation_name(layer) != "linear":
             continue  # the activation is inside the layer already
         follower = only_consumer(last)
         users = consumers.get(last, [])
         if follower is not None and _fuses(follower) and users[0] in selected:
             plan.fused_output.add(name)
+    for op in _operations(model):  # in graph order: what an op reads is decided before it
+        neighbours = {*producers.get(op.name, []), *consumers.get(op.name, [])}
+        if neighbours & (selected | plan.quantized_ops):
+            plan.quantized_ops.add(op.name)
+            follower = only_consumer(op.name)
+            fusable = type(op).__name__ in FUSES_RELU and follower is not None
+            if fusable and _fuses(follower) and consumers[op.name][0] in selected:
+                plan.fused_output.add(op.name)
     return plan
+
+
+def _operations(model: keras.Model) -> list[keras.Operation]:
+    """The operations of a functional `model` that are not layers, in graph order."""
+    if isinstance(model, keras.Sequential):
+        return []
+    return [op for op in model.operations if is_operation(op)]
 
 
 def _edges(model: keras.Model) -> tuple[dict, dict, set]:

@@ -38,6 +38,11 @@ class InputQuantizers:
             self._quantized[id(tensor)] = layer(tensor)
         return self._quantized[id(tensor)]
 
+    def add_float_input(self, tensor: keras.KerasTensor) -> keras.KerasTensor:
+        """Counts `tensor` (float preprocessing of a model input) as a float model input."""
+        self._inputs.add(id(tensor))
+        return tensor
+
     def quantize_input(self, value):
         """`value` quantized when it is a float model input, else unchanged."""
         is_input = isinstance(value, keras.KerasTensor) and id(value) in self._inputs

@@ -42,10 +42,15 @@ def quantize_apply(
 
     Returns a new functional model (a Sequential model comes back functional,
     with the same layers); the original is untouched. Each float model input
-    gets a `QuantizeLayer`; a linear Dense/Conv/DepthwiseConv followed by a
-    BatchNormalization absorbs it (folding); a ReLU/ReLU6 after a conv, dense
-    or Add takes the range instead of the op before it, as TFLite fuses them.
-    Layers not annotated stay float.
+    gets a `QuantizeLayer`; a linear Dense/Conv/DepthwiseConv (or the
+    pointwise part of a split SeparableConv2D) followed by a
+    BatchNormalization absorbs it (folding), and a BN over images with no
+    convolution before it runs as a 1x1 depthwise convolution; a ReLU/ReLU6
+    after a conv, dense or Add takes the range instead of the op before it, as
+    TFLite fuses them. Operations from operator syntax or `keras.ops` calls
+    (`x + y`, `x * 0.5`) next to quantized layers get a `QuantizeLayer` on
+    their output where the int8 model needs a range. Layers not annotated stay
+    float.
 
     Args:
         model: A model from `quantize_annotate_model` or with layers annotated by

@@ -198,6 +198,12 @@ class QuantizeWrapper(keras.layers.Wrapper):
             outputs = outputs + folded_bias
         return self._output(outputs, bool(training))
 
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        # Keras marks `x * 0.5` (a tensor times a Python number) sparse; fake quantization
+        # needs the dense tensor it is when the model runs.
+        dense = keras.tree.map_structure(_dense_spec, inputs)
+        return super().compute_output_spec(dense, *args, **kwargs)
+
     def _substituted_call(self, values: dict, inputs, args, training, kwargs):
         """Runs the layer with `values` in place of its variables, keeping its own updates."""
         trainable = [values.get(id(v), v.value) for v in self.layer.trainable_variables]
@@ -229,6 +235,13 @@ class QuantizeWrapper(keras.layers.Wrapper):
             "preserve_clusters": self.preserve_clusters,
             "num_centroids": self.num_centroids,
         }
+
+
+def _dense_spec(value):
+    """A sparse symbolic tensor as a dense one of the same shape and dtype."""
+    if isinstance(value, keras.KerasTensor) and value.sparse:
+        return keras.KerasTensor(value.shape, value.dtype)
+    return value
 
 
 def _quantize_config(layer: keras.layers.Layer, quantize_config) -> QuantizeConfig:

@@ -136,10 +136,11 @@ def _register_builtins() -> None:
     for cls in (layers.Dense, layers.EinsumDense, layers.Conv2DTranspose, layers.Conv1DTranspose):
         register_quantize_config(cls, weights_and_output({"kernel": per_tensor}))
     register_quantize_config(layers.Conv2D, weights_and_output({"kernel": conv}))
-    # Conv1D runs as CONV_2D on an expanded kernel, which loses a per-channel axis.
-    register_quantize_config(layers.Conv1D, weights_and_output({"kernel": per_tensor}))
-    for cls in (layers.DepthwiseConv1D, layers.DepthwiseConv2D):
-        register_quantize_config(cls, weights_and_output({"kernel": depthwise}))
+    # Conv1D and DepthwiseConv1D run as CONV_2D / DEPTHWISE_CONV_2D on an expanded kernel,
+    # which loses a per-channel axis (the converter fails on one).
+    for cls in (layers.Conv1D, layers.DepthwiseConv1D):
+        register_quantize_config(cls, weights_and_output({"kernel": per_tensor}))
+    register_quantize_config(layers.DepthwiseConv2D, weights_and_output({"kernel": depthwise}))
     for cls in (layers.SeparableConv1D, layers.SeparableConv2D):
         register_quantize_config(
             cls, weights_and_output({"depthwise_kernel": depthwise, "pointwise_kernel": conv})
