@@ -1,7 +1,18 @@
 """Helpers shared by the tests."""
 
+import os
+
 import keras
 import numpy as np
+import pytest
+
+# The large keras.applications architectures of the coverage matrix take tens of minutes
+# together on 2 cores: CI runs the small ones; `TFCOMPRESS_FULL_MATRIX=1` runs them all.
+FULL_MATRIX = pytest.mark.skipif(
+    os.environ.get("TFCOMPRESS_FULL_MATRIX") != "1",
+    reason="a large keras.applications architecture of the coverage matrix: "
+    "run all of them with TFCOMPRESS_FULL_MATRIX=1",
+)
 
 
 def compile_classifier(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
