@@ -15,7 +15,14 @@ from tfcompress import (
 from tfcompress.clustering import CentroidInitialization, cluster_weights, strip_clustering
 from tfcompress.distillation import Distiller, make_student
 from tfcompress.encryption import decrypt_model, encrypt_model
-from tfcompress.export import TFLiteFile, TFLiteModel, compare_kernels, export_onnx, export_tflite
+from tfcompress.export import (
+    ConversionError,
+    TFLiteFile,
+    TFLiteModel,
+    compare_kernels,
+    export_onnx,
+    export_tflite,
+)
 from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
 from tfcompress.kernels import KernelDelegate
 from tfcompress.pruning import (
@@ -72,6 +79,7 @@ __all__ = [
     "pruning",
     "strip_pruning",
     "ReportComparison",
+    "ConversionError",
     "TFLiteFile",
     "TFLiteModel",
     "datasets",

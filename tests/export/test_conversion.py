@@ -94,8 +94,9 @@ def test_temporary_folders_are_removed_after_success_and_failure(small_cnn, tmp_
 
     monkeypatch.setattr(tflite_module, "convert_saved_model", watched)
     _export(small_cnn, "float32")
-    with pytest.raises(ConversionError):
+    with pytest.raises(tc.ConversionError):  # also at the top level
         tc.export_tflite(_inverter())
+    assert tc.ConversionError is ConversionError
     assert [len(folders) for folders in seen] == [1, 1]  # the SavedModel's, while converting
     assert _ours(scratch) == []
 
