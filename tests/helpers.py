@@ -5,6 +5,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 # The large keras.applications architectures of the coverage matrix take tens of minutes
 # together on 2 cores: CI runs the small ones; `TFCOMPRESS_FULL_MATRIX=1` runs them all.
@@ -44,3 +45,22 @@ def fit_in_fixed_order(model, x, y, epochs: int, seed: int) -> keras.Model:
         order = rng.permutation(len(x))
         model.fit(x[order], y[order], epochs=1, batch_size=64, shuffle=False, verbose=0)
     return model
+
+
+def plain_convert(converter: tf.lite.TFLiteConverter, mode: str, samples: np.ndarray) -> bytes:
+    """Converts with `mode` set up the way the TFLite guides do it (int8 and int16x8
+    calibrated on `samples`, one at a time), for parity tests against `export_tflite`."""
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode in ("int8", "int16x8"):
+        samples = samples.astype("float32")
+        converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+        ops = tf.lite.OpsSet
+        converter.target_spec.supported_ops = [
+            ops.TFLITE_BUILTINS_INT8
+            if mode == "int8"
+            else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+    return converter.convert()

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import plain_convert
 
 import tfcompress as tc
 from tfcompress.export import ConversionError, TFLiteFile
@@ -42,20 +43,7 @@ def _export(model, mode, **kwargs):
 def _plain_from_saved_model(model, mode, directory):
     """The mode the documented way: `model.export` to a SavedModel, `from_saved_model`."""
     model.export(directory, format="tf_saved_model", verbose=False)
-    converter = tf.lite.TFLiteConverter.from_saved_model(directory)
-    if mode != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if mode in ("int8", "int16x8"):
-        converter.representative_dataset = lambda: ([x[None]] for x in X)
-        ops = tf.lite.OpsSet
-        converter.target_spec.supported_ops = [
-            ops.TFLITE_BUILTINS_INT8
-            if mode == "int8"
-            else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-        ]
-    return converter.convert()
+    return plain_convert(tf.lite.TFLiteConverter.from_saved_model(directory), mode, X)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import plain_convert
 
 import tfcompress as tc
 from tfcompress.export import TFLiteFile
@@ -35,21 +36,7 @@ def _export(model, mode, mnist, **kwargs):
 
 def _plain_converter(model, mode, mnist):
     """The same mode the way the TFLite guides do it, with `TFLiteConverter.from_keras_model`."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if mode in ("int8", "int16x8"):
-        samples = mnist.x_train[:200].astype("float32")
-        converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
-        ops = tf.lite.OpsSet
-        converter.target_spec.supported_ops = [
-            ops.TFLITE_BUILTINS_INT8
-            if mode == "int8"
-            else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-        ]
-    return converter.convert()
+    return plain_convert(tf.lite.TFLiteConverter.from_keras_model(model), mode, mnist.x_train[:200])
 
 
 def check_agrees_with_keras(got: np.ndarray, expected: np.ndarray, tolerances: tuple) -> None:
