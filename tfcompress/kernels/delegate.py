@@ -154,26 +154,19 @@ class KernelDelegate:
 
 def _nodes_option(nodes: str | Iterable[int]) -> str:
     """The library's `nodes` option: "auto", "all", "none" or indices joined by commas."""
-    if isinstance(nodes, str):
-        if nodes not in SELECTIONS:
-            raise ValueError(
-                f"`nodes` must be one of {SELECTIONS} or a list of node indices. "
-                f"Received: nodes={nodes!r}"
-            )
+    if isinstance(nodes, str) and nodes in SELECTIONS:
         return nodes
-    try:
-        indices = sorted(set(nodes))
-    except TypeError:
+    if isinstance(nodes, str) or not isinstance(nodes, Iterable):
         raise ValueError(
             f"`nodes` must be one of {SELECTIONS} or a list of node indices. "
             f"Received: nodes={nodes!r}"
-        ) from None
-    bad = [i for i in indices if not isinstance(i, int) or isinstance(i, bool) or i < 0]
-    if bad:
+        )
+    indices = list(nodes)
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
         raise ValueError(
             f"`nodes` must hold non-negative integer node indices. Received: nodes={nodes!r}"
         )
-    return ",".join(str(i) for i in indices) or "none"
+    return ",".join(str(i) for i in sorted(set(indices))) or "none"
 
 
 def load_delegate(**options) -> KernelDelegate:
