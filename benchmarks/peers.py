@@ -40,8 +40,9 @@ import numpy as np
 
 import tfcompress as tc
 from benchmarks.harness import write_results
+from benchmarks.quantization import clone_with_weights, compiled, fit, keras_accuracy
+from benchmarks.quantization_report import BATCH
 
-BATCH = 64
 CALIBRATION = 200
 SPARSITY = 0.8
 MODELS = ("lenet_300_100", "small_cnn")
@@ -76,31 +77,6 @@ def cpu_flags() -> dict:
     return {flag: flag in flags for flag in ("avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")}
 
 
-def compiled(model: keras.Model, lr: float) -> keras.Model:
-    model.compile(
-        keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    return model
-
-
-def fit(model: keras.Model, x, y, lr: float, callbacks=()) -> keras.Model:
-    compiled(model, lr).fit(
-        x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=list(callbacks)
-    )
-    return model
-
-
-def copy_of(model: keras.Model) -> keras.Model:
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
-def keras_accuracy(model: keras.Model, data) -> float:
-    logits = model.predict(data.x_test, batch_size=256, verbose=0)
-    return float(np.mean(logits.argmax(-1) == data.y_test))
-
-
 def ours(base: keras.Model, data, order, args) -> dict[str, dict]:
     """tfcompress's variants: key -> {"content", "keras_accuracy"}."""
     x, y = order
@@ -113,14 +89,16 @@ def ours(base: keras.Model, data, order, args) -> dict[str, dict]:
         },
     }
     for key, scheme in (("qat_int8", "default_8bit"), ("qat_4bit", "default_4bit")):
-        model = fit(tc.quantize_model(copy_of(base), scheme=scheme), x, y, args.finetune_lr)
+        model = fit(
+            tc.quantize_model(clone_with_weights(base), scheme=scheme), x, y, args.finetune_lr
+        )
         out[key] = {
             "content": tc.export_tflite(model, mode="int8"),
             "keras_accuracy": keras_accuracy(model, data),
         }
     end_step = int(0.7 * -(-len(x) // BATCH))
     schedule = tc.PolynomialDecay(0.0, SPARSITY, 0, end_step, frequency=10)
-    pruned = tc.prune_low_magnitude(copy_of(base), schedule)
+    pruned = tc.prune_low_magnitude(clone_with_weights(base), schedule)
     fit(pruned, x, y, args.prune_lr, [tc.UpdatePruningStep()])
     model = tc.quantize_model(tc.strip_pruning(pruned), scheme="prune_preserve_8bit")
     fit(model, x, y, args.finetune_lr)
@@ -182,7 +160,7 @@ def pquant(base, data, order, workdir, python, args) -> tuple[dict, dict]:
     }
     result = run_peer(python, "benchmarks.pquant_peer", job, workdir, f"{base.name}_pquant")
     arrays = np.load(job["weights"])
-    plain = copy_of(base)
+    plain = clone_with_weights(base)
     layers = [
         layer
         for layer in plain.layers
