@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import keras
 
@@ -22,25 +21,14 @@ from tfcompress.pruning import (
 )
 from tfcompress.quantization import quantize_model, strip_quantization
 from tfcompress.reporting import ReportComparison, report
+from tfcompress.utils import io
 from tfcompress.utils.io import atomic_write_bytes, atomic_write_text
 
 
 def new_output_dir(output_dir: str | None) -> str:
-    """Creates the demo's output folder; refuses one that exists and is not empty."""
-    if output_dir is None:
-        output_dir = time.strftime("tfcompress-demo-%Y%m%d-%H%M%S")
-    if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
-        raise FileExistsError(
-            f"`output_dir` exists and is not an empty folder: {output_dir!r}. "
-            "Nothing was overwritten; pass a new folder name."
-        )
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(
-            f"The parent folder of `output_dir` does not exist. Received: output_dir={output_dir!r}"
-        )
-    os.makedirs(output_dir, exist_ok=True)
-    return output_dir
+    """Creates a demo's output folder (`tfcompress-demo-<time>` when None); refuses one
+    that exists and is not empty (see `tfcompress.utils.io.new_output_dir`)."""
+    return io.new_output_dir(output_dir, "tfcompress-demo-%Y%m%d-%H%M%S")
 
 
 # The 16x4 block does not fit conv1 (9 inputs per filter) nor the 10 logits: they stay dense.

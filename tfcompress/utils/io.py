@@ -95,3 +95,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, argument: str = "pa
 def atomic_write_text(path: str | os.PathLike, text: str, argument: str = "path") -> str:
     """Text version of `atomic_write_bytes` (UTF-8)."""
     return atomic_write_bytes(path, text.encode("utf-8"), argument)
+
+
+def new_output_dir(output_dir: str | None, default: str = "tfcompress-%Y%m%d-%H%M%S") -> str:
+    """Creates a new output folder (`default`, a `time.strftime` pattern, when None);
+    refuses one that exists and is not empty, so nothing in it is overwritten."""
+    if output_dir is None:
+        output_dir = time.strftime(default)
+    if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
+        raise FileExistsError(
+            f"`output_dir` exists and is not an empty folder: {output_dir!r}. "
+            "Nothing was overwritten; pass a new folder name."
+        )
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(
+            f"The parent folder of `output_dir` does not exist. Received: output_dir={output_dir!r}"
+        )
+    os.makedirs(output_dir, exist_ok=True)
+    return output_dir

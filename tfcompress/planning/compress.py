@@ -1,0 +1,378 @@
+"""`compress`: plan (for a target) and execute a recipe, verify in the interpreter, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+
+import keras
+import numpy as np
+
+from tfcompress.export import TFLiteModel, compare_kernels, export_tflite
+from tfcompress.kernels import KernelsNotBuiltError
+from tfcompress.planning.compression_result import CompressionResult
+from tfcompress.planning.pipeline import (
+    Exported,
+    Training,
+    check_recipe,
+    cluster_step,
+    export_step,
+    factorize_step,
+    prune_step,
+    resolve_verbose,
+)
+from tfcompress.planning.plan import plan
+from tfcompress.planning.recipe import Recipe
+from tfcompress.planning.sensitivity import sensitivity as measure_sensitivity
+from tfcompress.planning.sensitivity_result import Sensitivity
+from tfcompress.planning.target import Target
+from tfcompress.reporting import ReportComparison, report
+from tfcompress.utils.io import TEMP_PREFIX, atomic_write_bytes, atomic_write_text, new_output_dir
+from tfcompress.utils.surgery import check_model, require_graph
+from tfcompress.utils.validation import check_samples
+
+TARGETS = ("max_bytes", "max_gzip_bytes", "max_latency_ms", "max_macs", "max_accuracy_drop")
+
+
+def compress(
+    model: keras.Model,
+    data: tuple[np.ndarray, np.ndarray],
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    target: Target | None = None,
+    recipe: Recipe | dict | str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+    sensitivity: Sensitivity | None = None,
+    verbose: int | str = "auto",
+    latency_runs: int = 200,
+) -> CompressionResult:
+    """Compresses a trained classifier to a target, or by a recipe, and measures the result.
+
+    With a `target`: measures each layer's `sensitivity` (unless given) and
+    `plan`s the recipe that meets it with the least predicted loss. Then runs
+    the recipe, each step on a copy (the model passed is never changed):
+
+    1. factorize the layers with a `rank` (truncated SVD initialisation);
+    2. prune each listed layer in its structure to its sparsity, rising by the
+       recipe's schedule over the fine-tuning epochs (`UpdatePruningStep`),
+       distilled from the original model as teacher when the recipe asks
+       (`Distiller`, soft targets); strip (and remove pruned channels);
+    3. cluster the listed layers (zeros kept), fine-tune (distilled too), strip;
+    4. int8: quantization-aware training that keeps the zeros and the shared
+       values, 4 bits where the recipe says (`quantize_model(precision=...)`),
+       exported from its ranges; `qat.epochs` 0: post-training int8 calibrated
+       on 200 training samples;
+    5. verify the `.tflite` in the interpreter on `validation_data` (else on
+       `data`): accuracy, top-1 agreement with the Keras model it was exported
+       from, latency, and again with our int8 kernels (`compare_kernels`; a note
+       when the kernel library is missing, or `kernels: none`);
+    6. measure each target as the `.tflite` is (not as predicted): one warning
+       names every target missed.
+
+    Keras shows its progress bars while training. Labels are integers (sparse
+    cross-entropy, on logits unless the model outputs probabilities).
+
+    Args:
+        model: A trained, built Sequential or functional classifier (one input,
+            one output).
+        data: `(x, y)` training arrays; `y` integer class labels.
+        validation_data: `(x, y)` for the sensitivity, the progress bars and the
+            verification (default: `data`).
+        target: A `Target`; give exactly one of `target` and `recipe`.
+        recipe: A `Recipe`, its dict, or the path of a YAML/JSON recipe file.
+        output_dir: A new folder (an existing non-empty one is refused) for
+            `original.keras`, `compressed.keras`, `float32.tflite`,
+            `model.tflite`, `recipe.yaml`, `sensitivity.json` (when planned),
+            `report.txt`/`.md`/`.json`, `kernels.json`, `result.json`; None
+            writes nothing.
+        sensitivity: A `Sensitivity` of `model` to plan from (skips measuring it).
+        verbose: Keras `fit` verbosity; "auto": a progress bar on a terminal,
+            one line per epoch otherwise; 0: silent.
+        latency_runs: Timed interpreter runs per latency.
+
+    Returns:
+        A `CompressionResult`.
+
+    Raises:
+        ValueError: Bad data (shape, non-finite values, labels), not exactly one
+            of target and recipe, a recipe that names layers the model lacks (the
+            error lists its layers) or that a step cannot run (every problem listed).
+        InfeasibleTargetError: The plan cannot meet the target.
+
+    Example:
+        >>> data = tfcompress.datasets.load_digits()
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(64, activation="relu", name="fc1"),
+        ...     keras.layers.Dense(10, name="logits")])
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = model.fit(data.x_train, data.y_train, epochs=2, verbose=0)
+        >>> recipe = tfcompress.Recipe.from_dict({
+        ...     "layers": {"fc1": {"prune": {"structure": "16x4", "sparsity": 0.75}}},
+        ...     "fine_tune": {"epochs": 1}, "qat": {"epochs": 1}})
+        >>> result = tfcompress.compress(
+        ...     model, (data.x_train, data.y_train), (data.x_test, data.y_test),
+        ...     recipe=recipe, verbose=0, latency_runs=5)
+        >>> round(result.report.after.ops[0].sparsity, 2)
+        0.75
+    """
+    start = time.time()
+    _check_model(model)
+    x, y = check_data(model, data, "data")
+    validation = (
+        None if validation_data is None else check_data(model, validation_data, "validation_data")
+    )
+    if (target is None) == (recipe is None):
+        raise ValueError(
+            "Pass exactly one of `target` (a Target: plan, then compress) and `recipe` (a "
+            f"Recipe to run). Received: target={target!r}, recipe={recipe!r}"
+        )
+    if target is not None and not isinstance(target, Target):
+        raise TypeError(
+            f"`target` must be a tfcompress.Target. Received: type {type(target).__name__}"
+        )
+    if sensitivity is not None and target is None:
+        raise ValueError("`sensitivity` is for planning: pass it with `target`, not with `recipe`.")
+    recipe = _as_recipe(recipe) if recipe is not None else None
+    verbose = resolve_verbose(verbose)
+    folder = None if output_dir is None else new_output_dir(os.fspath(output_dir))
+    check_x, check_y = validation if validation is not None else (x, y)
+    notes: list[str] = []
+    if target is not None:
+        if sensitivity is None:
+            if verbose:
+                print("Measuring each layer's sensitivity.")
+            sensitivity = measure_sensitivity(
+                model, (x, y), validation_data=(check_x, check_y), verbose=verbose
+            )
+        recipe = plan(model, sensitivity, target)
+        if verbose:
+            print(plan_text(recipe))
+    plain = recipe.to_dict()
+    check_recipe(model, plain)
+    training = Training.for_recipe(model, plain, x, y, validation, verbose)
+    compressed = factorize_step(model, plain)
+    compressed = prune_step(compressed, plain, training)
+    compressed = cluster_step(compressed, plain, training)
+    exported = export_step(compressed, plain, training)
+    float_bytes = export_tflite(model)
+    comparison, kernels, agreement = _verify(
+        model, float_bytes, exported, plain, (check_x, check_y), latency_runs, notes
+    )
+    targets = measured_targets(target, recipe, comparison, kernels)
+    result = CompressionResult(
+        exported.tflite,
+        exported.model,
+        recipe,
+        comparison,
+        targets,
+        kernels,
+        agreement,
+        notes=notes,
+    )
+    if folder is not None:
+        result.files = _write(folder, model, float_bytes, result, sensitivity if target else None)
+    result.seconds = time.time() - start
+    if folder is not None:
+        atomic_write_text(os.path.join(folder, "result.json"), result.to_json())
+    if not result.met:
+        warnings.warn(
+            "compress: the compressed model misses its target, as measured: "
+            + "; ".join(result.missed()),
+            stacklevel=2,
+        )
+    return result
+
+
+def _check_model(model: keras.Model) -> None:
+    check_model(model, "compress", "model")
+    require_graph(model, "compress", "Build it as a Sequential or functional model.")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"compress: `model` must have one input and one output (a classifier). Received: "
+            f"{model.name!r} with {len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+
+
+def check_data(model: keras.Model, data, argument: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(x, y)` as arrays when they fit `model`: x of its input shape and finite, y one
+    integer class label per sample, each below the number of outputs."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise ValueError(
+            f"`{argument}` must be a pair (x, y) of arrays with integer labels y. "
+            f"Received: {argument} of type {type(data).__name__}"
+        )
+    shape = tuple(model.inputs[0].shape[1:])
+    x = check_samples(np.asarray(data[0]), shape, f"{argument}[0]", f"model {model.name!r}")
+    y = np.asarray(data[1])
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"`{argument}[0]` must hold numbers. Received: dtype {x.dtype}")
+    x = x.astype("float32", copy=False)
+    if not np.isfinite(x).all():
+        bad = int(np.size(x) - np.isfinite(x).sum())
+        raise ValueError(
+            f"`{argument}[0]` holds {bad} NaN or infinite value(s); clean the data first."
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    classes = model.outputs[0].shape[-1]
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or _whole(y)):
+        raise ValueError(
+            f"`{argument}[1]` must be one integer class label per sample (not one-hot). "
+            f"Received: {argument}[1].shape={y.shape}, dtype {y.dtype}"
+        )
+    if len(y) != len(x):
+        raise ValueError(f"`{argument}` has {len(x)} samples but {len(y)} labels: they must match.")
+    if len(x) == 0:
+        raise ValueError(f"`{argument}` is empty.")
+    y = y.astype("int64")
+    if y.min() < 0 or (classes is not None and y.max() >= classes):
+        raise ValueError(
+            f"`{argument}[1]` labels must be in [0, {classes}) for model {model.name!r} "
+            f"({classes} outputs). Received: labels from {y.min()} to {y.max()}"
+        )
+    return x, y
+
+
+def _whole(y: np.ndarray) -> bool:
+    return np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all()
+
+
+def _as_recipe(recipe) -> Recipe:
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, dict):
+        return Recipe.from_dict(recipe)
+    if isinstance(recipe, (str, os.PathLike)):
+        return Recipe.from_file(recipe)
+    raise TypeError(
+        "`recipe` must be a Recipe, a dict, or the path of a recipe file. "
+        f"Received: type {type(recipe).__name__}"
+    )
+
+
+def plan_text(recipe: Recipe) -> str:
+    """The plan in words: the binding constraint, then each layer's choice and why."""
+    info = getattr(recipe, "plan_info", None) or {}
+    lines = [f"Plan (binding: {info.get('binding') or 'none'}):"]
+    for name, choice in (info.get("layers") or {}).items():
+        lines.append(f"  {name}: {choice.get('choice', '-')} ({choice.get('reason', '')})")
+    return "\n".join(lines)
+
+
+def _verify(
+    original: keras.Model,
+    float_bytes: bytes,
+    exported: Exported,
+    recipe: dict,
+    data: tuple[np.ndarray, np.ndarray],
+    latency_runs: int,
+    notes: list[str],
+) -> tuple[ReportComparison, dict | None, float]:
+    """Before/after reports, the `.tflite`'s top-1 agreement with its Keras model, and
+    the `.tflite` with and without our kernels (int8 only)."""
+    x, y = data
+    before = report(original, float_bytes, data=data, name="float32", latency_runs=latency_runs)
+    after = report(
+        exported.model, exported.tflite, data=data, name=exported.label, latency_runs=latency_runs
+    )
+    keras_top1 = exported.reference.predict(x, batch_size=256, verbose=0).argmax(-1)
+    tflite_top1 = TFLiteModel(exported.tflite).predict(x).argmax(-1)
+    agreement = float(np.mean(keras_top1 == tflite_top1))
+    kernels = None
+    if recipe["export"]["mode"] != "int8":
+        notes.append("Our int8 kernels were not compared: the export is not int8.")
+    elif recipe["kernels"] == "none":
+        notes.append("Our int8 kernels were not compared: the recipe says `kernels: none`.")
+    else:
+        options = {"nodes": "all"} if recipe["kernels"] == "all" else None
+        try:
+            kernels = compare_kernels(
+                exported.tflite, x, runs=max(1, latency_runs // 2), kernel_options=options
+            )
+        except KernelsNotBuiltError as error:
+            notes.append(f"Our int8 kernels were not compared: {error}")
+    return before.compare(after), kernels, agreement
+
+
+def measured_targets(
+    target: Target | None, recipe: Recipe, comparison: ReportComparison, kernels: dict | None
+) -> dict[str, dict]:
+    """Each limit the target sets, with the plan's prediction and the measured value.
+
+    Latency is the `.tflite` at batch 1 as deployed: with our kernels when they ran,
+    else the default interpreter; the accuracy drop is in points, float32 `.tflite`
+    to compressed `.tflite`; MACs are the `.tflite`'s.
+    """
+    if target is None:
+        return {}
+    before, after = comparison.before.summary, comparison.after.summary
+    measured = {
+        "max_bytes": after["tflite_bytes"],
+        "max_gzip_bytes": after["gzip_bytes"],
+        "max_latency_ms": kernels["kernels_ms"] if kernels else after.get("latency_ms"),
+        "max_macs": after.get("tflite_macs"),
+        "max_accuracy_drop": 100 * (before["tflite_accuracy"] - after["tflite_accuracy"]),
+    }
+    predicted = (getattr(recipe, "plan_info", None) or {}).get("predicted") or {}
+    out = {}
+    for name in TARGETS:
+        limit = getattr(target, name)
+        if limit is None:
+            continue
+        value = measured[name]
+        guess = predicted.get(name, predicted.get(name.removeprefix("max_")))
+        out[name] = {
+            "limit": limit,
+            "predicted": guess,
+            "measured": value,
+            "met": value is not None and value <= limit,
+        }
+    return out
+
+
+def _save_keras(model: keras.Model, path: str) -> str:
+    """`model.save` to a temporary `.keras` beside `path`, renamed over it when complete."""
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".keras", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _write(
+    folder: str,
+    original: keras.Model,
+    float_bytes: bytes,
+    result: CompressionResult,
+    sensitivity: Sensitivity | None,
+) -> dict[str, str]:
+    """Every output file, each written atomically; name -> path."""
+    path = lambda name: os.path.join(folder, name)  # noqa: E731
+    files = {
+        "original.keras": _save_keras(original, path("original.keras")),
+        "compressed.keras": _save_keras(result.model, path("compressed.keras")),
+        "float32.tflite": atomic_write_bytes(path("float32.tflite"), float_bytes),
+        "model.tflite": atomic_write_bytes(path("model.tflite"), result.tflite),
+    }
+    result.recipe.to_file(path("recipe.yaml"))
+    files["recipe.yaml"] = path("recipe.yaml")
+    if sensitivity is not None:
+        sensitivity.save(path("sensitivity.json"))
+        files["sensitivity.json"] = path("sensitivity.json")
+    comparison = result.report
+    files["report.txt"] = atomic_write_text(path("report.txt"), comparison.to_text())
+    files["report.md"] = atomic_write_text(path("report.md"), comparison.to_markdown())
+    files["report.json"] = atomic_write_text(path("report.json"), comparison.to_json())
+    if result.kernels is not None:
+        text = json.dumps(result.kernels, indent=2)
+        files["kernels.json"] = atomic_write_text(path("kernels.json"), text)
+    files["result.json"] = path("result.json")
+    return files

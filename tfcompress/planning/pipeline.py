@@ -1,0 +1,335 @@
+"""The steps `compress` runs for a recipe, in order: factorize, prune, cluster, QAT, export.
+
+Every step takes the recipe as plain data (`Recipe.to_dict()`: the YAML's keys) and the
+model of the step before, and returns a new model; the user's model is never changed.
+`check_recipe` checks everything a step would refuse before any training starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from tfcompress.clustering import cluster_weights, strip_clustering
+from tfcompress.clustering.clusterable import clusterable_weights
+from tfcompress.core.blocks import BLOCK_SHAPE
+from tfcompress.distillation import Distiller, SoftTargetDistillation
+from tfcompress.distillation.probabilities import outputs_probabilities
+from tfcompress.export import export_tflite
+from tfcompress.factorization import factorize
+from tfcompress.pruning import (
+    ConstantSparsity,
+    PolynomialDecay,
+    UpdatePruningStep,
+    prune_low_magnitude,
+    shrink,
+    strip_pruning,
+)
+from tfcompress.pruning.channel_graph import channel_chains
+from tfcompress.pruning.masks import structure_problem
+from tfcompress.pruning.prunable import prunable_weights
+from tfcompress.pruning.prune_low_magnitude_wrapper import CHANNEL_LAYERS
+from tfcompress.quantization import quantize_model, strip_quantization
+from tfcompress.utils.surgery import Replacement, leaf_layers, transform_model
+from tfcompress.utils.validation import check_layer_names
+
+# Each recipe structure as `prune_low_magnitude` arguments.
+STRUCTURE_ARGS = {
+    "unstructured": {},
+    "16x4": {"block_size": BLOCK_SHAPE},
+    "2:4": {"sparsity_m_by_n": (2, 4)},
+    "channels": {"channel_norm": "L2"},
+}
+CALIBRATION_SAMPLES = 200  # post-training int8 (qat.epochs 0)
+
+
+def resolve_verbose(verbose: int | str) -> int:
+    """Keras `fit` verbosity: "auto" is a progress bar on a terminal, one line per epoch
+    otherwise (as the demo does); 0 is silent (and prints nothing else either)."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"`verbose` must be 'auto', 0, 1 or 2. Received: verbose={verbose!r}")
+    return verbose
+
+
+def _layers(recipe: dict, part: str) -> dict:
+    """`{layer: value}` of one part (`prune`, `bits`, `rank`, `cluster`) of the recipe."""
+    entries = recipe.get("layers") or {}
+    return {name: e[part] for name, e in entries.items() if e and e.get(part) is not None}
+
+
+def pruned_layers(recipe: dict) -> dict[str, dict]:
+    """`{layer: {"structure", "sparsity"}}` for the layers the recipe prunes (sparsity > 0)."""
+    return {n: p for n, p in _layers(recipe, "prune").items() if p["sparsity"] > 0}
+
+
+def check_recipe(model: keras.Model, recipe: dict) -> None:
+    """Raises before any training when a step would refuse the recipe on `model`: unknown
+    layer names (the error lists the model's), structures that do not fit, layers with
+    nothing to cluster, settings that contradict each other."""
+    entries = recipe.get("layers") or {}
+    leaves = {layer.name: layer for layer in leaf_layers(model)}
+    check_layer_names(model, list(entries), "recipe.layers", known=set(leaves))
+    problems = {}
+    for name, spec in pruned_layers(recipe).items():
+        why = _prune_problem(model, leaves[name], spec["structure"])
+        if why:
+            problems[f"layers.{name}.prune"] = f"structure {spec['structure']!r}: {why}"
+    for name in _layers(recipe, "cluster"):
+        if not clusterable_weights(leaves[name]):
+            kind = type(leaves[name]).__name__
+            problems[f"layers.{name}.cluster"] = f"a {kind} has no weights to cluster"
+    mode = recipe["export"]["mode"]
+    for name, bits in _layers(recipe, "bits").items():
+        if bits == 4 and mode != "int8":
+            problems[f"layers.{name}.bits"] = f"4 bits needs export.mode 'int8', not {mode!r}"
+        elif bits == 4 and recipe["qat"]["epochs"] == 0:
+            problems[f"layers.{name}.bits"] = (
+                "4-bit weights need quantization-aware training (qat.epochs >= 1); "
+                "post-training int8 calibrates 8 bits only"
+            )
+    if pruned_layers(recipe) and recipe["fine_tune"]["epochs"] == 0:
+        problems["fine_tune.epochs"] = "0, but layers are pruned, which happens while fine-tuning"
+    if problems:
+        listed = "\n".join(f"  {key}: {why}" for key, why in problems.items())
+        raise ValueError(
+            f"The recipe cannot run on model {model.name!r} ({len(problems)} problem(s)):\n{listed}"
+        )
+
+
+def _prune_problem(model: keras.Model, layer: keras.layers.Layer, structure: str) -> str | None:
+    """Why `structure` cannot prune `layer`; None when it can."""
+    if structure == "channels":
+        if not isinstance(layer, CHANNEL_LAYERS):
+            return f"channel pruning takes Dense and ConvND layers, not {type(layer).__name__}"
+        if layer.name not in channel_chains(model):
+            return (
+                "its output channels reach an Add, a Concatenate, a model output or several "
+                "layers, so they cannot be removed"
+            )
+        return None
+    weights = prunable_weights(layer)
+    if not weights:
+        return f"a {type(layer).__name__} has no prunable weights"
+    args = STRUCTURE_ARGS[structure]
+    block, n_m = args.get("block_size", (1, 1)), args.get("sparsity_m_by_n")
+    found = [structure_problem(tuple(w.shape), block, n_m) for w in weights]
+    return next((why for why in found if why is not None), None)
+
+
+@dataclass
+class Training:
+    """How the pipeline trains: the data, Keras' verbosity, the loss, and the teacher.
+
+    `teacher` is the original model when the recipe distils (its `alpha` and
+    `temperature`), else None: then every step trains on the labels alone.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    validation: tuple[np.ndarray, np.ndarray] | None
+    verbose: int
+    from_logits: bool
+    teacher: keras.Model | None = None
+    alpha: float = 0.5
+    temperature: float = 4.0
+
+    @classmethod
+    def for_recipe(cls, original: keras.Model, recipe: dict, x, y, validation, verbose: int):
+        """The training of `recipe` on `original` (whose outputs decide the loss)."""
+        shape = tuple(original.inputs[0].shape[1:])
+        from_logits = not outputs_probabilities(original, shape, original.inputs[0].dtype)
+        distill = recipe.get("distillation")
+        if not distill:
+            return cls(x, y, validation, verbose, from_logits)
+        return cls(
+            x,
+            y,
+            validation,
+            verbose,
+            from_logits,
+            original,
+            distill["alpha"],
+            distill["temperature"],
+        )
+
+    def say(self, text: str) -> None:
+        """Prints a step's headline unless silent."""
+        if self.verbose:
+            print(text)
+
+    def steps(self, epochs: int, batch_size: int) -> int:
+        """Training steps in `epochs` epochs of batches of `batch_size`."""
+        return epochs * -(-len(self.x) // batch_size)
+
+    def fit(
+        self,
+        model: keras.Model,
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        callbacks: list | None = None,
+        distill: bool = True,
+    ) -> keras.Model:
+        """Trains `model` (through a `Distiller` when there is a teacher and `distill`);
+        returns it. Adam, sparse cross-entropy, accuracy, as the demos train."""
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
+        trained = model
+        if self.teacher is not None and distill:
+            trained = Distiller(
+                self.teacher,
+                model,
+                SoftTargetDistillation(self.temperature),
+                alpha=self.alpha,
+                cache_teacher_outputs=True,
+            )
+        trained.compile(
+            optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"]
+        )
+        trained.fit(
+            self.x,
+            self.y,
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=self.verbose,
+            callbacks=callbacks or [],
+            validation_data=self.validation,
+        )
+        return model
+
+
+def factorize_step(model: keras.Model, recipe: dict) -> keras.Model:
+    """The layers with a `rank` factorized (SVD initialised); `model` when there are none."""
+    ranks = _layers(recipe, "rank")
+    return factorize(model, rank=ranks) if ranks else model
+
+
+def _schedule(settings: dict, sparsity: float, steps: int):
+    """The recipe's pruning schedule reaching `sparsity` over `steps` fine-tuning steps."""
+    begin = settings["begin_step"]
+    if settings["schedule"] == "constant":
+        return ConstantSparsity(sparsity, begin_step=begin, frequency=settings["frequency"])
+    end = max(begin + 1, int(steps * settings["end_fraction"]))
+    return PolynomialDecay(
+        settings["initial_sparsity"],
+        sparsity,
+        begin_step=begin,
+        end_step=end,
+        frequency=settings["frequency"],
+    )
+
+
+def prune_step(model: keras.Model, recipe: dict, training: Training) -> keras.Model:
+    """Prunes each listed layer in its own structure and to its own sparsity while
+    fine-tuning (`UpdatePruningStep`; distilled when the recipe asks), then strips the
+    wrappers (and removes the channels that channel pruning zeroed). Without pruned
+    layers: fine-tunes a factorized model, else returns `model` as it is."""
+    specs = pruned_layers(recipe)
+    tune = recipe["fine_tune"]
+    factorized = bool(_layers(recipe, "rank"))
+    if not specs:
+        if factorized and tune["epochs"]:
+            training.say(f"Fine-tuning the factorized model for {tune['epochs']} epoch(s).")
+            training.fit(model, tune["epochs"], tune["batch_size"], tune["learning_rate"])
+        return model
+    steps = training.steps(tune["epochs"], tune["batch_size"])
+
+    def replace(layer: keras.layers.Layer) -> Replacement | None:
+        spec = specs.get(layer.name)
+        if spec is None:
+            return None
+        schedule = _schedule(recipe["pruning"], spec["sparsity"], steps)
+        args = STRUCTURE_ARGS[spec["structure"]]
+        return Replacement(wrap=lambda inner: prune_low_magnitude(inner, schedule, **args))
+
+    wrapped = transform_model(model, replace)
+    listed = ", ".join(f"{n} {s['structure']} {s['sparsity']:.0%}" for n, s in specs.items())
+    training.say(f"Pruning {listed} while fine-tuning for {tune['epochs']} epoch(s).")
+    training.fit(
+        wrapped,
+        tune["epochs"],
+        tune["batch_size"],
+        tune["learning_rate"],
+        callbacks=[UpdatePruningStep()],
+    )
+    stripped = strip_pruning(wrapped)
+    if any(s["structure"] == "channels" for s in specs.values()):
+        stripped = shrink(stripped)
+    return stripped
+
+
+def cluster_step(model: keras.Model, recipe: dict, training: Training) -> keras.Model:
+    """Clusters each listed layer's weights into its number of shared values (zeros kept
+    when the recipe prunes), fine-tunes, strips; `model` when nothing is clustered."""
+    clusters = _layers(recipe, "cluster")
+    if not clusters:
+        return model
+    keep_zeros = bool(pruned_layers(recipe))
+
+    def replace(layer: keras.layers.Layer) -> Replacement | None:
+        k = clusters.get(layer.name)
+        if k is None:
+            return None
+        return Replacement(
+            wrap=lambda inner: cluster_weights(inner, k, preserve_sparsity=keep_zeros), built=True
+        )
+
+    clustered = transform_model(model, replace)
+    settings = recipe["clustering"]
+    if settings["epochs"]:
+        listed = ", ".join(f"{n} {k}" for n, k in clusters.items())
+        training.say(f"Clustering {listed} and fine-tuning for {settings['epochs']} epoch(s).")
+        batch_size = recipe["fine_tune"]["batch_size"]
+        training.fit(clustered, settings["epochs"], batch_size, settings["learning_rate"])
+    return strip_clustering(clustered)
+
+
+def qat_scheme(recipe: dict) -> str:
+    """The QAT scheme that keeps what the earlier steps made: zeros, shared values, both."""
+    pruned, clustered = bool(pruned_layers(recipe)), bool(_layers(recipe, "cluster"))
+    if pruned and clustered:
+        return "prune_cluster_preserve_8bit"
+    if pruned:
+        return "prune_preserve_8bit"
+    return "cluster_preserve_8bit" if clustered else "default_8bit"
+
+
+@dataclass
+class Exported:
+    """What the export step gives: the `.tflite`, the plain Keras model it came from,
+    the Keras model whose outputs the `.tflite` should match (the QAT model, when
+    trained), and a label of what was done."""
+
+    tflite: bytes
+    model: keras.Model
+    reference: keras.Model
+    label: str
+
+
+def export_step(model: keras.Model, recipe: dict, training: Training) -> Exported:
+    """int8: quantization-aware training with the scheme keeping zeros and clusters and
+    the per-layer bits (`quantize_model(precision=...)`), exported from the QAT ranges;
+    `qat.epochs` 0: post-training int8 calibrated on 200 training samples. Other modes
+    export `model` as it is."""
+    mode = recipe["export"]["mode"]
+    if mode != "int8":
+        return Exported(export_tflite(model, mode=mode), model, model, mode)
+    qat = recipe["qat"]
+    if not qat["epochs"]:
+        samples = training.x[:CALIBRATION_SAMPLES]
+        content = export_tflite(model, mode="int8", representative_data=samples)
+        return Exported(content, model, model, "int8 (post-training)")
+    scheme = qat_scheme(recipe)
+    four = {name: 4 for name, bits in _layers(recipe, "bits").items() if bits == 4}
+    what = f"{scheme}" + (f", 4-bit {', '.join(four)}" if four else "")
+    training.say(f"Quantization-aware training ({what}) for {qat['epochs']} epoch(s).")
+    quantized = quantize_model(model, scheme=scheme, precision=four or None)
+    batch_size = recipe["fine_tune"]["batch_size"]
+    training.fit(quantized, qat["epochs"], batch_size, qat["learning_rate"], distill=False)
+    content = export_tflite(quantized, mode="int8")
+    label = "int8 (QAT)" if not four else "int8/4-bit (QAT)"
+    return Exported(content, strip_quantization(quantized), quantized, label)
