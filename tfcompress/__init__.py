@@ -26,6 +26,7 @@ from tfcompress.export import (
 )
 from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
 from tfcompress.kernels import KernelDelegate
+from tfcompress.planning import CompressionResult, Recipe, Target, compress
 from tfcompress.pruning import (
     ConstantSparsity,
     PolynomialDecay,
@@ -72,6 +73,10 @@ __all__ = [
     "strip_clustering",
     "strip_quantization",
     "CompressionReport",
+    "CompressionResult",
+    "compress",
+    "Recipe",
+    "Target",
     "ConstantSparsity",
     "PolynomialDecay",
     "UpdatePruningStep",

@@ -24,17 +24,13 @@ from tfcompress.planning.pipeline import (
     prune_step,
     resolve_verbose,
 )
-from tfcompress.planning.plan import plan
 from tfcompress.planning.recipe import Recipe
-from tfcompress.planning.sensitivity import sensitivity as measure_sensitivity
 from tfcompress.planning.sensitivity_result import Sensitivity
-from tfcompress.planning.target import Target
+from tfcompress.planning.target import QUANTITIES, Target
 from tfcompress.reporting import ReportComparison, report
 from tfcompress.utils.io import TEMP_PREFIX, atomic_write_bytes, atomic_write_text, new_output_dir
 from tfcompress.utils.surgery import check_model, require_graph
 from tfcompress.utils.validation import check_samples
-
-TARGETS = ("max_bytes", "max_gzip_bytes", "max_latency_ms", "max_macs", "max_accuracy_drop")
 
 
 def compress(
@@ -137,10 +133,15 @@ def compress(
         raise ValueError("`sensitivity` is for planning: pass it with `target`, not with `recipe`.")
     recipe = _as_recipe(recipe) if recipe is not None else None
     verbose = resolve_verbose(verbose)
+    if recipe is not None:
+        check_recipe(model, recipe.to_dict())
     folder = None if output_dir is None else new_output_dir(os.fspath(output_dir))
     check_x, check_y = validation if validation is not None else (x, y)
     notes: list[str] = []
     if target is not None:
+        from tfcompress.planning.plan import plan
+        from tfcompress.planning.sensitivity import sensitivity as measure_sensitivity
+
         if sensitivity is None:
             if verbose:
                 print("Measuring each layer's sensitivity.")
@@ -302,31 +303,29 @@ def measured_targets(
 ) -> dict[str, dict]:
     """Each limit the target sets, with the plan's prediction and the measured value.
 
-    Latency is the `.tflite` at batch 1 as deployed: with our kernels when they ran,
-    else the default interpreter; the accuracy drop is in points, float32 `.tflite`
-    to compressed `.tflite`; MACs are the `.tflite`'s.
+    Bytes are the `.tflite`'s weight bytes, gzip bytes the whole file's; latency is
+    the `.tflite` at batch 1 as deployed: with our kernels when they ran, else the
+    default interpreter; MACs are the `.tflite`'s; the accuracy drop is in points,
+    float32 `.tflite` to compressed `.tflite`.
     """
     if target is None:
         return {}
     before, after = comparison.before.summary, comparison.after.summary
     measured = {
-        "max_bytes": after["tflite_bytes"],
-        "max_gzip_bytes": after["gzip_bytes"],
-        "max_latency_ms": kernels["kernels_ms"] if kernels else after.get("latency_ms"),
-        "max_macs": after.get("tflite_macs"),
-        "max_accuracy_drop": 100 * (before["tflite_accuracy"] - after["tflite_accuracy"]),
+        "bytes": after["tflite_weight_bytes"],
+        "gzip_bytes": after["gzip_bytes"],
+        "latency_ms": kernels["kernels_ms"] if kernels else after.get("latency_ms"),
+        "macs": after.get("tflite_macs"),
+        "accuracy_drop": 100 * (before["tflite_accuracy"] - after["tflite_accuracy"]),
     }
     predicted = (getattr(recipe, "plan_info", None) or {}).get("predicted") or {}
     out = {}
-    for name in TARGETS:
-        limit = getattr(target, name)
-        if limit is None:
-            continue
-        value = measured[name]
-        guess = predicted.get(name, predicted.get(name.removeprefix("max_")))
+    for name, limit in target.limits().items():
+        quantity = QUANTITIES[name][0]
+        value = measured[quantity]
         out[name] = {
             "limit": limit,
-            "predicted": guess,
+            "predicted": predicted.get(quantity),
             "measured": value,
             "met": value is not None and value <= limit,
         }

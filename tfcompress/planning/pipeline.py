@@ -83,11 +83,8 @@ def check_recipe(model: keras.Model, recipe: dict) -> None:
         if not clusterable_weights(leaves[name]):
             kind = type(leaves[name]).__name__
             problems[f"layers.{name}.cluster"] = f"a {kind} has no weights to cluster"
-    mode = recipe["export"]["mode"]
-    for name, bits in _layers(recipe, "bits").items():
-        if bits == 4 and mode != "int8":
-            problems[f"layers.{name}.bits"] = f"4 bits needs export.mode 'int8', not {mode!r}"
-        elif bits == 4 and recipe["qat"]["epochs"] == 0:
+    for name, bits in _layers(recipe, "bits").items():  # Recipe checks bits vs export.mode
+        if bits == 4 and recipe["qat"]["epochs"] == 0:
             problems[f"layers.{name}.bits"] = (
                 "4-bit weights need quantization-aware training (qat.epochs >= 1); "
                 "post-training int8 calibrates 8 bits only"
