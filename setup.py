@@ -64,6 +64,7 @@ setup(
         "numpy",
         "absl-py",
         "pyyaml",
+        "matplotlib",
     ],
     extras_require={
         "test": ["pytest", "mlxtend", "scikit-learn", "ruff", "cryptography", *ONNX],
