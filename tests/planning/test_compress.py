@@ -71,9 +71,13 @@ def test_recipe_reproduces_the_old_demo_pipeline(cnn, tmp_path):
     assert result.targets == {} and result.met and result.recipe == tc.Recipe.from_dict(OLD_DEMO)
     assert result.agreement >= 0.95
     # The outputs: each the object it names, the folder never reused.
-    names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(result.files) and "kernels.json" in names or result.kernels is None
-    assert {"original.keras", "compressed.keras", "float32.tflite", "model.tflite"} <= set(names)
+    names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert names == sorted(result.files)
+    assert ("kernels.json" in names) == (result.kernels is not None)
+    assert {"original.keras", "compressed.keras", "float32.tflite", "model.tflite", "report.html",
+            "plots/accuracy_vs_size.png", "plots/choices.png"} <= set(names)  # fmt: skip
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "16x4" in page
     assert (out / "model.tflite").read_bytes() == expected
     assert tc.Recipe.from_file(out / "recipe.yaml") == result.recipe
     saved = json.loads((out / "result.json").read_text())
@@ -86,11 +90,11 @@ def test_recipe_reproduces_the_old_demo_pipeline(cnn, tmp_path):
     np.testing.assert_array_equal(
         reloaded.predict(x[:8], verbose=0), result.model.predict(x[:8], verbose=0)
     )
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(FileExistsError, match="Nothing was overwritten"):
         tc.compress(model, (x, y), validation, recipe=tc.Recipe(), output_dir=out, verbose=0)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert not [p for p in out.iterdir() if p.name.startswith(".tfcompress-")]  # no temp files
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not [p for p in before if p.name.startswith(".tfcompress-")]  # no temp files left
 
 
 def test_int8_only_recipe_is_the_plain_export(cnn):

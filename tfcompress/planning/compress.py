@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 import warnings
 
@@ -14,6 +12,7 @@ import numpy as np
 from tfcompress.export import TFLiteModel, compare_kernels, export_tflite
 from tfcompress.kernels import KernelsNotBuiltError
 from tfcompress.planning.compression_result import CompressionResult
+from tfcompress.planning.outputs import write_outputs
 from tfcompress.planning.pipeline import (
     Exported,
     Training,
@@ -28,7 +27,7 @@ from tfcompress.planning.recipe import Recipe
 from tfcompress.planning.sensitivity_result import Sensitivity
 from tfcompress.planning.target import QUANTITIES, Target
 from tfcompress.reporting import ReportComparison, report
-from tfcompress.utils.io import TEMP_PREFIX, atomic_write_bytes, atomic_write_text, new_output_dir
+from tfcompress.utils.io import atomic_write_text, new_output_dir
 from tfcompress.utils.surgery import check_model, require_graph
 from tfcompress.utils.validation import check_samples
 
@@ -174,7 +173,9 @@ def compress(
         notes=notes,
     )
     if folder is not None:
-        result.files = _write(folder, model, float_bytes, result, sensitivity if target else None)
+        result.files = write_outputs(
+            folder, model, float_bytes, result, sensitivity if target else None
+        )
     result.seconds = time.time() - start
     if folder is not None:
         atomic_write_text(os.path.join(folder, "result.json"), result.to_json())
@@ -254,12 +255,32 @@ def _as_recipe(recipe) -> Recipe:
     )
 
 
+def describe_choice(choice: dict) -> str:
+    """One layer's recipe entry in words: `16x4 80% + 4-bit`, `rank 16 + int8`, `int8`."""
+    parts = []
+    prune = choice.get("prune")
+    if prune:
+        parts.append(f"{prune['structure']} {prune['sparsity']:.0%}")
+    if choice.get("rank"):
+        parts.append(f"rank {choice['rank']}")
+    if choice.get("cluster"):
+        parts.append(f"{choice['cluster']} clusters")
+    parts.append("4-bit" if choice.get("bits") == 4 else "int8")
+    return " + ".join(parts)
+
+
 def plan_text(recipe: Recipe) -> str:
-    """The plan in words: the binding constraint, then each layer's choice and why."""
-    info = getattr(recipe, "plan_info", None) or {}
-    lines = [f"Plan (binding: {info.get('binding') or 'none'}):"]
-    for name, choice in (info.get("layers") or {}).items():
-        lines.append(f"  {name}: {choice.get('choice', '-')} ({choice.get('reason', '')})")
+    """The plan in words: the binding constraint, the predictions, each layer's choice and why."""
+    info = recipe.plan_info or {}
+    layers = info.get("layers") or {}
+    pairs = layers.items() if isinstance(layers, dict) else [(c["layer"], c) for c in layers]
+    predicted = info.get("predicted") or {}
+    guesses = ", ".join(f"{k} {v:,.4g}" for k, v in predicted.items() if v is not None)
+    lines = [f"Plan (binding constraint: {info.get('binding') or 'none'}; predicted: {guesses}):"]
+    width = max((len(name) for name, _ in pairs), default=0)
+    for name, choice in pairs:
+        reason = f"  ({choice['reason']})" if choice.get("reason") else ""
+        lines.append(f"  {name:<{width}}  {describe_choice(choice)}{reason}")
     return "\n".join(lines)
 
 
@@ -330,48 +351,3 @@ def measured_targets(
             "met": value is not None and value <= limit,
         }
     return out
-
-
-def _save_keras(model: keras.Model, path: str) -> str:
-    """`model.save` to a temporary `.keras` beside `path`, renamed over it when complete."""
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".keras", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _write(
-    folder: str,
-    original: keras.Model,
-    float_bytes: bytes,
-    result: CompressionResult,
-    sensitivity: Sensitivity | None,
-) -> dict[str, str]:
-    """Every output file, each written atomically; name -> path."""
-    path = lambda name: os.path.join(folder, name)  # noqa: E731
-    files = {
-        "original.keras": _save_keras(original, path("original.keras")),
-        "compressed.keras": _save_keras(result.model, path("compressed.keras")),
-        "float32.tflite": atomic_write_bytes(path("float32.tflite"), float_bytes),
-        "model.tflite": atomic_write_bytes(path("model.tflite"), result.tflite),
-    }
-    result.recipe.to_file(path("recipe.yaml"))
-    files["recipe.yaml"] = path("recipe.yaml")
-    if sensitivity is not None:
-        sensitivity.save(path("sensitivity.json"))
-        files["sensitivity.json"] = path("sensitivity.json")
-    comparison = result.report
-    files["report.txt"] = atomic_write_text(path("report.txt"), comparison.to_text())
-    files["report.md"] = atomic_write_text(path("report.md"), comparison.to_markdown())
-    files["report.json"] = atomic_write_text(path("report.json"), comparison.to_json())
-    if result.kernels is not None:
-        text = json.dumps(result.kernels, indent=2)
-        files["kernels.json"] = atomic_write_text(path("kernels.json"), text)
-    files["result.json"] = path("result.json")
-    return files
