@@ -1,6 +1,7 @@
 """The `tfcompress` command line (also `python -m tfcompress`), with absl flags.
 
-Subcommands: `demo`, `export`, `report`, `encrypt`, `decrypt`, `keygen`.
+Subcommands: `demo`, `compress`, `sensitivity`, `export`, `report`, `encrypt`, `decrypt`,
+`keygen`.
 `tfcompress SUBCOMMAND --help` lists each one's flags.
 
 Every bad input ends the same way: one line on stderr naming the flag
@@ -14,10 +15,12 @@ import contextlib
 import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 
 import keras
+import numpy as np
 from absl import flags
 
 from tfcompress import datasets
@@ -27,6 +30,9 @@ from tfcompress.encryption import DecryptionError, decrypt_model, encrypt_model,
 from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.tflite import MODES, export_tflite
 from tfcompress.factorization.demo import run_factorize_demo
+from tfcompress.planning import Recipe, Target, compress
+from tfcompress.planning.compress import check_data
+from tfcompress.planning.pipeline import check_recipe
 from tfcompress.reporting import report
 from tfcompress.utils.io import atomic_write_bytes
 
@@ -184,6 +190,148 @@ def _load_data(name: str | None):
     return {"mnist5k": datasets.load_mnist5k, "digits": datasets.load_digits}[name]()
 
 
+# --target_* / --max_* flag -> Target field (the issue's flag names).
+TARGET_FLAGS = {
+    "target_bytes": "max_bytes",
+    "target_gzip_bytes": "max_gzip_bytes",
+    "max_latency_ms": "max_latency_ms",
+    "max_macs": "max_macs",
+    "max_accuracy_drop": "max_accuracy_drop",
+}
+
+
+def _data_flag(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string(
+        "data",
+        None,
+        "mnist5k, digits, or an .npz file with x_train, y_train (and optionally x_test, "
+        "y_test: the validation data).",
+        flag_values=fv,
+    )
+
+
+def _load_training_data(flag: str, name: str):
+    """`((x_train, y_train), (x_test, y_test) or None)` from a bundled set or an .npz."""
+    if name in ("mnist5k", "digits"):
+        split = _load_data(name)
+        return (split.x_train, split.y_train), (split.x_test, split.y_test)
+    _input_file(flag, name)
+    if not name.endswith(".npz"):
+        raise FlagError(flag, f"{name!r} is neither mnist5k, digits nor an .npz file.")
+    with _blame(flag), np.load(name, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    missing = [key for key in ("x_train", "y_train") if key not in arrays]
+    if missing or ("x_test" in arrays) != ("y_test" in arrays):
+        raise FlagError(
+            flag,
+            f"{name!r} must hold x_train and y_train (and x_test with y_test). It holds: "
+            f"{', '.join(sorted(arrays)) or 'nothing'}.",
+        )
+    test = (arrays["x_test"], arrays["y_test"]) if "x_test" in arrays else None
+    return (arrays["x_train"], arrays["y_train"]), test
+
+
+def _compress_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("model", None, "Path of a trained .keras classifier.", flag_values=fv)
+    _data_flag(fv)
+    flags.DEFINE_integer("target_bytes", None, "Most .tflite weight bytes.", flag_values=fv)
+    flags.DEFINE_integer("target_gzip_bytes", None, "Most .tflite gzip bytes.", flag_values=fv)
+    flags.DEFINE_float("max_latency_ms", None, "Most batch-1 latency (ms).", flag_values=fv)
+    flags.DEFINE_integer("max_macs", None, "Most MACs per sample.", flag_values=fv)
+    flags.DEFINE_float(
+        "max_accuracy_drop", None, "Most accuracy lost, in points.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "recipe", None, "A recipe file (.yaml/.json) to run instead of a target.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "output_dir",
+        None,
+        "New folder for the outputs (default: tfcompress-<time> under the current folder).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "latency_runs", 200, "Timed interpreter runs per model.", lower_bound=1, flag_values=fv
+    )
+    flags.mark_flags_as_required(["model", "data"], flag_values=fv)
+
+
+def _new_folder(flag: str, path: str | None) -> None:
+    if path is not None and os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise FlagError(flag, f"{path!r} exists and is not an empty folder; name a new one.")
+
+
+def _compress(fv: flags.FlagValues) -> int:
+    limits = {field: fv[flag].value for flag, field in TARGET_FLAGS.items()}
+    given = [f"--{flag}" for flag, field in TARGET_FLAGS.items() if limits[field] is not None]
+    if (fv.recipe is None) == (not given):
+        raise FlagError(
+            "--recipe",
+            "pass a target (--target_gzip_bytes, --target_bytes, --max_latency_ms, --max_macs, "
+            "--max_accuracy_drop) or --recipe, not both"
+            + (f" (received --recipe and {', '.join(given)})." if given else " (received none)."),
+        )
+    _new_folder("--output_dir", fv.output_dir)
+    model = _load_model("--model", fv.model)
+    train, test = _load_training_data("--data", fv.data)
+    names = {field: f"--{flag}" for flag, field in TARGET_FLAGS.items()}
+    with _blame("--data", {"data": "--data", "validation_data": "--data"}):
+        check_data(model, train, "data")
+        if test is not None:
+            check_data(model, test, "validation_data")
+    target = recipe = None
+    if fv.recipe is not None:
+        _input_file("--recipe", fv.recipe)
+        with _blame("--recipe"):
+            recipe = Recipe.from_file(fv.recipe)
+            check_recipe(model, recipe.to_dict())
+    else:
+        with _blame(given[0], names):
+            target = Target(**{k: v for k, v in limits.items() if v is not None})
+    output_dir = fv.output_dir or time.strftime("tfcompress-%Y%m%d-%H%M%S")
+    try:
+        result = compress(
+            model, train, test, target=target, recipe=recipe, output_dir=output_dir,
+            latency_runs=fv.latency_runs,
+        )  # fmt: skip
+    except InfeasibleTargetError as error:
+        raise FlagError(given[0], _one_line(error, names)) from error
+    print()
+    print(result)
+    print(f"Outputs written to {os.path.abspath(output_dir)}")
+    return 0
+
+
+def _sensitivity_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("model", None, "Path of a trained .keras classifier.", flag_values=fv)
+    _data_flag(fv)
+    flags.DEFINE_string("output", None, "Path of the .json to write.", flag_values=fv)
+    flags.DEFINE_list("layers", None, "Only these layers (comma-separated names).", flag_values=fv)
+    flags.DEFINE_boolean(
+        "latency", True, "Also time each layer option in the interpreter.", flag_values=fv
+    )
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing output file.", flag_values=fv)
+    flags.mark_flags_as_required(["model", "data", "output"], flag_values=fv)
+
+
+def _sensitivity(fv: flags.FlagValues) -> int:
+    _output_file("--output", fv.output, fv.overwrite)
+    if not fv.output.endswith(".json"):
+        raise FlagError("--output", f"{fv.output!r}: the sensitivity is written as .json.")
+    model = _load_model("--model", fv.model)
+    train, test = _load_training_data("--data", fv.data)
+    with _blame("--data", {"data": "--data", "validation_data": "--data"}):
+        check_data(model, train, "data")
+        if test is not None:
+            check_data(model, test, "validation_data")
+    with _blame("--layers", {"layers": "--layers"}):
+        result = sensitivity(model, train, test, layers=fv.layers, latency=fv.latency)
+    result.save(fv.output)
+    print(result.to_table())
+    print(f"Wrote {fv.output}.")
+    return 0
+
+
 def _export_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("model", None, "Path of a .keras model.", flag_values=fv)
     flags.DEFINE_string("output", None, "Path of the .tflite to write.", flag_values=fv)
@@ -336,6 +484,16 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         _demo_flags,
         _demo,
     ),
+    "compress": (
+        "Compress a .keras model to a target (planned) or by a recipe; write the results.",
+        _compress_flags,
+        _compress,
+    ),
+    "sensitivity": (
+        "Measure each layer's sensitivity and costs; write them as JSON.",
+        _sensitivity_flags,
+        _sensitivity,
+    ),
     "export": ("Convert a .keras model to .tflite.", _export_flags, _export),
     "report": ("Measure a .keras and/or .tflite model.", _report_flags, _report),
     "encrypt": (
@@ -354,7 +512,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 
 def _usage() -> str:
     lines = ["usage: tfcompress SUBCOMMAND [--flags]   (tfcompress SUBCOMMAND --help)", ""]
-    lines += [f"  {name:<8} {help_text}" for name, (help_text, _, _) in SUBCOMMANDS.items()]
+    lines += [f"  {name:<11} {help_text}" for name, (help_text, _, _) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 
 
