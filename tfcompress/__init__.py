@@ -26,6 +26,7 @@ from tfcompress.export import (
 )
 from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
 from tfcompress.kernels import KernelDelegate
+from tfcompress.planning import Sensitivity, sensitivity
 from tfcompress.pruning import (
     ConstantSparsity,
     PolynomialDecay,
@@ -88,6 +89,8 @@ __all__ = [
     "export_tflite",
     "models",
     "planning",
+    "Sensitivity",
+    "sensitivity",
     "register_layer",
     "report",
     "reporting",
