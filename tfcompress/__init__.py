@@ -26,7 +26,14 @@ from tfcompress.export import (
 )
 from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
 from tfcompress.kernels import KernelDelegate
-from tfcompress.planning import CompressionResult, Recipe, Target, compress
+from tfcompress.planning import (
+    CompressionResult,
+    Recipe,
+    Sensitivity,
+    Target,
+    compress,
+    sensitivity,
+)
 from tfcompress.pruning import (
     ConstantSparsity,
     PolynomialDecay,
@@ -93,6 +100,8 @@ __all__ = [
     "export_tflite",
     "models",
     "planning",
+    "Sensitivity",
+    "sensitivity",
     "register_layer",
     "report",
     "reporting",
