@@ -176,6 +176,11 @@ def test_gzip_target_is_met_as_predicted_and_beats_every_uniform_setting(tmp_pat
     changed = [n for n, row in rows.items() if row["choice"] != "unchanged"]
     assert recipe.layer_names() == changed
     assert all("most loss-per-byte efficient" in rows[n]["reason"] for n in changed)
+    summary = recipe.summary().splitlines()
+    assert len(summary) == len(rows) + 2 and "binding limit: max_gzip_bytes" in summary[-1]
+    for line, (name, row) in zip(summary, rows.items()):  # model order
+        what = "prune" if name in changed else "unchanged"
+        assert line.startswith(f"{name}: {what}") and row["reason"] in line
 
 
 def test_accuracy_only_target_minimises_size_within_the_drop():
@@ -199,7 +204,9 @@ def test_accuracy_only_target_minimises_size_within_the_drop():
 def test_latency_target_uses_our_kernels_where_they_are_faster():
     sensitivity = synthetic(ranks=False)
     budget = 0.75 * sensitivity.model["latency_ms"]
-    auto = plan(None, sensitivity, Target(max_latency_ms=budget)).plan_info
+    target = Target.from_ratio(sensitivity, latency=1 / 0.75)
+    assert target.max_latency_ms == pytest.approx(budget)
+    auto = plan(None, sensitivity, target).plan_info
     assert auto["predicted"]["latency_ms"] <= budget and auto["binding"] == "max_latency_ms"
     assert any(row["kernels"] for row in auto["layers"].values())
     expected = sensitivity.model["latency_ms"] + sum(

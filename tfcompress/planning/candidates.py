@@ -38,9 +38,15 @@ class Loss:
     disagreement: float = 0.0
 
     @classmethod
-    def of(cls, entry: SensitivityEntry, labels: bool) -> Loss:
-        drop = max(entry.accuracy_drop, 0.0) if labels else None
-        return cls(drop, max(entry.kl, 0.0), max(100.0 * (1.0 - entry.agreement), 0.0))
+    def of(cls, entry: SensitivityEntry, labels: bool, clip: bool = True) -> Loss:
+        """The entry's measured loss; `clip`: below zero (noise) counts as zero."""
+        loss = cls(entry.accuracy_drop if labels else None, entry.kl, 100 * (1 - entry.agreement))
+        return loss.clipped() if clip else loss
+
+    def clipped(self) -> Loss:
+        """Each part at least zero."""
+        drop = None if self.drop is None else max(self.drop, 0.0)
+        return Loss(drop, max(self.kl, 0.0), max(self.disagreement, 0.0))
 
     def __add__(self, other: Loss) -> Loss:
         drop = None if self.drop is None else self.drop + other.drop
@@ -168,11 +174,10 @@ def layer_table(
         unchanged, unchanged_scale = baseline, {name: element for name in SIZES}
         if export in ("int8", "dynamic"):
             notes.append("no bits:8 entry: the unchanged sizes are the float ones over 4")
-    export_loss = (
-        Loss.of(dense8, labels)
-        if export == "int8" and dense8 is not None
-        else Loss.of(baseline, labels)
-    )
+    measured8 = export == "int8" and dense8 is not None
+    eight_loss = Loss.of(dense8, labels) if measured8 else Loss.of(baseline, labels)
+    # The export's own loss, summed over layers unclipped so that noise cancels.
+    export_loss = Loss.of(dense8, labels, clip=False) if measured8 else eight_loss
     ref_costs, ref_ours, _ = _costs(unchanged, unchanged_scale, kernels)
     reference = dict(ref_costs, latency_ms=unchanged.latency_ms)
     zero = Loss(0.0 if labels else None)
@@ -180,7 +185,7 @@ def layer_table(
     candidates = [Candidate(layer, None, None, bits, zero, ref_costs, ref_ours)]
     four_loss = None
     if export == "int8" and dense4 is not None:
-        four_loss = Loss.of(dense4, labels).beyond(export_loss)
+        four_loss = Loss.of(dense4, labels).beyond(eight_loss)
         costs, ours, _ = _costs(dense4, scale, kernels)
         candidates.append(Candidate(layer, None, None, 4, four_loss, costs, ours))
     unchanged_loss = Loss.of(baseline, labels)

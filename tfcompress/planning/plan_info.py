@@ -63,7 +63,7 @@ class PlanTotals:
         beyond = self.zero()
         for candidate in chosen:
             beyond = beyond + candidate.loss
-        total = beyond + self.export_loss
+        total = beyond + self.export_loss.clipped()
         out.update(
             accuracy_drop=total.drop,
             accuracy_drop_beyond_export=beyond.drop,
@@ -92,7 +92,14 @@ def _saving(unchanged: Candidate, candidate: Candidate, quantity: str) -> str | 
     if before is None or after is None or after >= before:
         return None
     share = f" ({(before - after) / before:.0%})" if before > 0 else ""
-    return f"{before - after:,.4g} {UNITS[quantity]}{share}"
+    return f"{number(before - after, quantity)} {UNITS[quantity]}{share}"
+
+
+def number(value: float, quantity: str) -> str:
+    """`12,345` for counts (bytes, MACs), `0.0123` for milliseconds and losses."""
+    if quantity in ("bytes", "gzip_bytes", "macs"):
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
 def _reason(table, candidate, binding, names, labels) -> str:
