@@ -45,3 +45,19 @@ def test_unknown_key_from_dict():
         Target.from_dict({"max_gzip": 5})
     with pytest.raises(ValueError, match="`target` must be a mapping"):
         Target.from_dict([5])
+
+
+def test_from_ratio():
+    model = {"float_gzip_bytes": 400_000, "latency_ms": 0.5}
+    target = Target.from_ratio(model, gzip=40, latency=2, max_accuracy_drop=1.0)
+    assert target.limits() == {
+        "max_gzip_bytes": 10_000,
+        "max_latency_ms": 0.25,
+        "max_accuracy_drop": 1.0,
+    }
+    with pytest.raises(
+        ValueError, match=r"`gzip` must be a number in \(0, inf\). Received: gzip=0"
+    ):
+        Target.from_ratio(model, gzip=0)
+    with pytest.raises(ValueError, match="lacks. Received: latency=2"):
+        Target.from_ratio({"float_gzip_bytes": 1}, latency=2)

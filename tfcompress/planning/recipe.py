@@ -119,6 +119,9 @@ class Recipe:
         ...      "fine_tune": {"epochs": 1}})
         >>> recipe.layers["fc1"].prune.sparsity, recipe.fine_tune.batch_size
         (0.8, 64)
+        >>> print(recipe.summary())
+        fc1: prune 16x4 to 80%, 4-bit weights
+        export int8, kernels auto
         >>> path = recipe.to_file("recipe.yaml")
         >>> Recipe.from_file(path) == recipe
         True
@@ -179,6 +182,34 @@ class Recipe:
     def layer_names(self) -> list[str]:
         """The layers the recipe lists, in its order."""
         return list(self.layers)
+
+    def summary(self) -> str:
+        """One line per layer (what is done to it and, for a planned recipe, why), then the
+        export and, for a planned recipe, the binding limit and the predicted values."""
+        info = self.plan_info or {}
+        rows = info.get("layers") or {}
+        lines = []
+        for name in [*rows, *(n for n in self.layers if n not in rows)]:
+            what = self.layers[name].describe() if name in self.layers else "unchanged"
+            reason = rows.get(name, {}).get("reason") if isinstance(rows, dict) else None
+            lines.append(f"{name}: {what}" + (f" ({reason})" if reason else ""))
+        lines.append(f"export {self.export.mode}, kernels {self.kernels}")
+        predicted = info.get("predicted") or {}
+        shown = [
+            f"{key} {value:,.0f}" if key != "latency_ms" else f"{key} {value:.3g}"
+            for key, value in predicted.items()
+            if key in ("gzip_bytes", "bytes", "latency_ms", "macs")
+            and isinstance(value, (int, float))
+        ]
+        if isinstance(predicted.get("accuracy_drop"), (int, float)):
+            shown.append(
+                f"accuracy_drop {predicted['accuracy_drop']:.3g} points "
+                f"({predicted.get('accuracy_drop_beyond_export', 0):.3g} beyond the export)"
+            )
+        if shown:
+            binding = info.get("binding") or "none"
+            lines.append(f"binding limit: {binding}; predicted: {', '.join(shown)}")
+        return "\n".join(lines)
 
     @classmethod
     def from_dict(cls, data: Any) -> Recipe:

@@ -160,6 +160,19 @@ class LayerRecipe(_Section):
                 out[key] = value.to_dict() if isinstance(value, PruneSpec) else value
         return out
 
+    def describe(self) -> str:
+        """In words: `prune 16x4 to 80%, 4-bit weights`, `rank 16`, `unchanged`."""
+        parts = []
+        if self.prune is not None:
+            parts.append(f"prune {self.prune.structure} to {self.prune.sparsity:.0%}")
+        if self.rank is not None:
+            parts.append(f"rank {self.rank}")
+        if self.cluster is not None:
+            parts.append(f"{self.cluster} clusters")
+        if self.bits is not None:
+            parts.append(f"{self.bits}-bit weights")
+        return ", ".join(parts) or "unchanged"
+
     def changes(self) -> bool:
         """Whether the layer is changed beyond the export (8 bits counts as no change)."""
         return any(v is not None for v in (self.prune, self.rank, self.cluster)) or self.bits == 4

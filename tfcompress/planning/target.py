@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ class Target:
         {'max_gzip_bytes': 60000.0, 'max_accuracy_drop': 1.0}
         >>> Target.from_dict(target.to_dict()) == target
         True
+        >>> Target.from_ratio({"float_gzip_bytes": 800_000}, gzip=40).limits()
+        {'max_gzip_bytes': 20000.0}
         >>> Target(max_bytes=0)
         Traceback (most recent call last):
         ...
@@ -61,6 +64,41 @@ class Target:
             raise ValueError(
                 f"A Target needs at least one limit: {', '.join(QUANTITIES)}. Received none."
             )
+
+    @classmethod
+    def from_ratio(
+        cls,
+        sensitivity: Any,
+        gzip: float | None = None,
+        latency: float | None = None,
+        max_accuracy_drop: float | None = None,
+    ) -> Target:
+        """Limits relative to the measured model: `gzip=40` means 40x smaller than its float
+        `.tflite` after gzip, `latency=2` twice as fast as its int8 `.tflite`.
+
+        Args:
+            sensitivity: A `Sensitivity` (or its `model` dict, with `float_gzip_bytes`
+                and `latency_ms`).
+            gzip: How many times smaller than the float gzip size (> 0).
+            latency: How many times faster than the int8 latency (> 0).
+            max_accuracy_drop: As in the constructor.
+        """
+        model = sensitivity if isinstance(sensitivity, Mapping) else sensitivity.model
+        limits = {"max_accuracy_drop": max_accuracy_drop}
+        for name, ratio, key, field_name in (
+            ("gzip", gzip, "float_gzip_bytes", "max_gzip_bytes"),
+            ("latency", latency, "latency_ms", "max_latency_ms"),
+        ):
+            if ratio is None:
+                continue
+            ratio = check_number(ratio, name, 0.0, low_open=True)
+            if model.get(key) is None:
+                raise ValueError(
+                    f"`{name}` is relative to the model's {key}, which the sensitivity "
+                    f"lacks. Received: {name}={ratio!r}"
+                )
+            limits[field_name] = model[key] / ratio
+        return cls(**limits)
 
     def limits(self) -> dict[str, float]:
         """The limits given, field name -> value, in field order."""
