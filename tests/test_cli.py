@@ -86,13 +86,21 @@ def files(tmp_path_factory):
     """A folder with a tiny .keras model, its .tflite, a junk file and a non-empty folder."""
     folder = tmp_path_factory.mktemp("cli")
     model = keras.Sequential(
-        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3, name="fc")]
     )
     model.save(folder / "m.keras")
     (folder / "m.tflite").write_bytes(tc.export_tflite(model))
     (folder / "junk.tflite").write_bytes(b"not a model at all")
     (folder / "full").mkdir()
     (folder / "full" / "x").write_text("x")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 4, 4, 1), "float32"), rng.integers(0, 3, 64)
+    np.savez(folder / "data.npz", x_train=x, y_train=y, x_test=x[:16], y_test=y[:16])
+    np.savez(folder / "nolabels.npz", x_train=x)
+    np.savez(folder / "nan.npz", x_train=np.where(x > 0.5, np.nan, x), y_train=y)
+    tc.Recipe.from_dict({"qat": {"epochs": 0}, "kernels": "none"}).to_file(folder / "ptq.yaml")
+    (folder / "typo.yaml").write_text("fine_tune: {epoch: 2}\n")
+    (folder / "unknown.yaml").write_text("layers: {fc9: {bits: 4}}\n")
     return folder
 
 
@@ -119,9 +127,67 @@ WRONG_INVOCATIONS = [
     (["report"], "--model"),
     (["demo", "--epochs=0"], "--epochs"),
     (["demo", "--epochs=two"], "--epochs"),
-    (["demo", "--sparsity=1.5"], "--sparsity"),
+    (["demo", "--gzip_ratio=0.5"], "--gzip_ratio"),
     (["demo", "--output_dir={d}/full"], "--output_dir"),
     (["keygen", "--output={d}/full"], "--output"),
+    (
+        ["compress", "--model={d}/missing.keras", "--data={d}/data.npz", "--recipe={d}/ptq.yaml"],
+        "--model",
+    ),
+    (["compress", "--model={d}/m.keras", "--data={d}/data.npz"], "--recipe"),
+    (
+        [
+            "compress",
+            "--model={d}/m.keras",
+            "--data={d}/data.npz",
+            "--recipe={d}/ptq.yaml",
+            "--max_accuracy_drop=1",
+        ],
+        "--recipe",
+    ),
+    (
+        ["compress", "--model={d}/m.keras", "--data={d}/nolabels.npz", "--recipe={d}/ptq.yaml"],
+        "--data",
+    ),
+    (["compress", "--model={d}/m.keras", "--data={d}/nan.npz", "--recipe={d}/ptq.yaml"], "--data"),
+    (["compress", "--model={d}/m.keras", "--data=digits", "--recipe={d}/ptq.yaml"], "--data"),
+    (["compress", "--model={d}/m.keras", "--data={d}/none.npz", "--recipe={d}/ptq.yaml"], "--data"),
+    (
+        ["compress", "--model={d}/m.keras", "--data={d}/data.npz", "--recipe={d}/typo.yaml"],
+        "--recipe",
+    ),
+    (
+        ["compress", "--model={d}/m.keras", "--data={d}/data.npz", "--recipe={d}/unknown.yaml"],
+        "--recipe",
+    ),
+    (
+        ["compress", "--model={d}/m.keras", "--data={d}/data.npz", "--target_gzip_bytes=-5"],
+        "--target_gzip_bytes",
+    ),
+    (
+        [
+            "compress",
+            "--model={d}/m.keras",
+            "--data={d}/data.npz",
+            "--recipe={d}/ptq.yaml",
+            "--output_dir={d}/full",
+        ],
+        "--output_dir",
+    ),
+    (
+        ["sensitivity", "--model={d}/m.keras", "--data={d}/data.npz", "--output={d}/m.tflite"],
+        "--output",
+    ),
+    (
+        [
+            "sensitivity",
+            "--model={d}/m.keras",
+            "--data={d}/data.npz",
+            "--output={d}/s.json",
+            "--layers=fc9",
+        ],
+        "--layers",
+    ),
     (["encrypt", "--input={d}/m.tflite", "--output={d}/e.bin", "--key=env:TFC_UNSET"], "--key"),
 ]
 
@@ -161,3 +227,21 @@ def test_errors_through_the_console_script_entry_point(files, capsys, monkeypatc
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.startswith("tfcompress report: --tflite: ")
+
+
+def test_compress_and_sensitivity_end_to_end(files, tmp_path, capsys):
+    """A recipe run from the command line writes its folder and never reuses it; the
+    sensitivity subcommand writes the JSON `Sensitivity.load` reads."""
+    out = tmp_path / "out"
+    argv = ["tfcompress", "compress", f"--model={files}/m.keras", f"--data={files}/data.npz"]
+    argv += [f"--recipe={files}/ptq.yaml", f"--output_dir={out}", "--latency_runs=2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"Outputs written to {out}" in printed and "Comparison: float32 -> int8" in printed
+    assert tc.TFLiteFile((out / "model.tflite").read_bytes()).ops
+    assert tc.Recipe.from_file(out / "recipe.yaml") == tc.Recipe.from_file(files / "ptq.yaml")
+    assert main(argv) == 2 and "--output_dir" in capsys.readouterr().err
+    path = tmp_path / "s.json"
+    argv = ["tfcompress", "sensitivity", f"--model={files}/m.keras", f"--data={files}/data.npz"]
+    assert main([*argv, f"--output={path}", "--nolatency"]) == 0
+    assert tc.Sensitivity.load(path).layers == ["fc"] and "fc" in capsys.readouterr().out

@@ -32,6 +32,7 @@ from tfcompress.planning import (
     Sensitivity,
     Target,
     compress,
+    plan,
     sensitivity,
 )
 from tfcompress.pruning import (
@@ -102,6 +103,7 @@ __all__ = [
     "planning",
     "Sensitivity",
     "sensitivity",
+    "plan",
     "register_layer",
     "report",
     "reporting",

@@ -30,7 +30,7 @@ from tfcompress.encryption import DecryptionError, decrypt_model, encrypt_model,
 from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.tflite import MODES, export_tflite
 from tfcompress.factorization.demo import run_factorize_demo
-from tfcompress.planning import Recipe, Target, compress
+from tfcompress.planning import InfeasibleTargetError, Recipe, Target, compress, sensitivity
 from tfcompress.planning.compress import check_data
 from tfcompress.planning.pipeline import check_recipe
 from tfcompress.reporting import report
@@ -107,11 +107,18 @@ def _demo_flags(fv: flags.FlagValues) -> None:
         flag_values=fv,
     )
     flags.DEFINE_integer("epochs", 3, "Training epochs.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer(
-        "prune_epochs",
-        2,
-        "Fine-tuning epochs while block-pruning (0: no pruning).",
-        lower_bound=0,
+    flags.DEFINE_float(
+        "gzip_ratio",
+        40.0,
+        "Plan for a .tflite this many times smaller (gzip) than the float one.",
+        lower_bound=1.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "max_accuracy_drop",
+        1.0,
+        "Most accuracy lost, in points (checked as measured).",
+        lower_bound=0.0,
         flag_values=fv,
     )
     flags.DEFINE_boolean(
@@ -128,41 +135,15 @@ def _demo_flags(fv: flags.FlagValues) -> None:
         flag_values=fv,
     )
     flags.DEFINE_integer(
-        "qat_epochs",
-        1,
-        "Quantization-aware training epochs after pruning (0: post-training int8).",
-        lower_bound=0,
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "sparsity",
-        0.8,
-        "Target sparsity of the 16x4 block-pruned layers.",
-        lower_bound=0.0,
-        upper_bound=0.99,
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
         "seed", 0, "Seed of data split, initialisation and shuffling.", flag_values=fv
     )
     flags.DEFINE_integer(
         "latency_runs", 200, "Timed interpreter runs per model.", lower_bound=1, flag_values=fv
     )
-    flags.DEFINE_boolean(
-        "kernels",
-        True,
-        "Also run the int8 model with tfcompress's own "
-        "kernels and compare latency and predictions.",
-        flag_values=fv,
-    )
 
 
 def _demo(fv: flags.FlagValues) -> int:
-    out = fv.output_dir
-    if out is not None and os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise FlagError(
-            "--output_dir", f"{out!r} exists and is not an empty folder; name a new one."
-        )
+    _new_folder("--output_dir", fv.output_dir)
     if fv.distill and fv.factorize:
         raise FlagError("--distill", "--distill and --factorize are two demos; pick one.")
     if fv.distill:
@@ -176,12 +157,10 @@ def _demo(fv: flags.FlagValues) -> int:
     run_demo(
         fv.output_dir,
         epochs=fv.epochs,
-        prune_epochs=fv.prune_epochs,
-        qat_epochs=fv.qat_epochs,
-        sparsity=fv.sparsity,
+        gzip_ratio=fv.gzip_ratio,
+        max_accuracy_drop=fv.max_accuracy_drop,
         seed=fv.seed,
         latency_runs=fv.latency_runs,
-        with_kernels=fv.kernels,
     )
     return 0
 
@@ -238,9 +217,7 @@ def _compress_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("target_gzip_bytes", None, "Most .tflite gzip bytes.", flag_values=fv)
     flags.DEFINE_float("max_latency_ms", None, "Most batch-1 latency (ms).", flag_values=fv)
     flags.DEFINE_integer("max_macs", None, "Most MACs per sample.", flag_values=fv)
-    flags.DEFINE_float(
-        "max_accuracy_drop", None, "Most accuracy lost, in points.", flag_values=fv
-    )
+    flags.DEFINE_float("max_accuracy_drop", None, "Most accuracy lost, in points.", flag_values=fv)
     flags.DEFINE_string(
         "recipe", None, "A recipe file (.yaml/.json) to run instead of a target.", flag_values=fv
     )
@@ -480,7 +457,7 @@ def _keygen(fv: flags.FlagValues) -> int:
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "demo": (
-        "Train the small CNN on MNIST-5k, block-prune and quantize it, print the report.",
+        "Train the small CNN on MNIST-5k, compress it to a target, print the plan and report.",
         _demo_flags,
         _demo,
     ),

@@ -23,7 +23,9 @@ from tfcompress.planning.pipeline import (
     prune_step,
     resolve_verbose,
 )
+from tfcompress.planning.plan import plan
 from tfcompress.planning.recipe import Recipe
+from tfcompress.planning.sensitivity import sensitivity as measure_sensitivity
 from tfcompress.planning.sensitivity_result import Sensitivity
 from tfcompress.planning.target import QUANTITIES, Target
 from tfcompress.reporting import ReportComparison, report
@@ -138,18 +140,15 @@ def compress(
     check_x, check_y = validation if validation is not None else (x, y)
     notes: list[str] = []
     if target is not None:
-        from tfcompress.planning.plan import plan
-        from tfcompress.planning.sensitivity import sensitivity as measure_sensitivity
-
         if sensitivity is None:
             if verbose:
                 print("Measuring each layer's sensitivity.")
             sensitivity = measure_sensitivity(
-                model, (x, y), validation_data=(check_x, check_y), verbose=verbose
+                model, (x, y), (check_x, check_y), verbose="auto" if verbose else False
             )
         recipe = plan(model, sensitivity, target)
         if verbose:
-            print(plan_text(recipe))
+            print(f"Plan:\n{recipe.summary()}")
     plain = recipe.to_dict()
     check_recipe(model, plain)
     training = Training.for_recipe(model, plain, x, y, validation, verbose)
@@ -253,35 +252,6 @@ def _as_recipe(recipe) -> Recipe:
         "`recipe` must be a Recipe, a dict, or the path of a recipe file. "
         f"Received: type {type(recipe).__name__}"
     )
-
-
-def describe_choice(choice: dict) -> str:
-    """One layer's recipe entry in words: `16x4 80% + 4-bit`, `rank 16 + int8`, `int8`."""
-    parts = []
-    prune = choice.get("prune")
-    if prune:
-        parts.append(f"{prune['structure']} {prune['sparsity']:.0%}")
-    if choice.get("rank"):
-        parts.append(f"rank {choice['rank']}")
-    if choice.get("cluster"):
-        parts.append(f"{choice['cluster']} clusters")
-    parts.append("4-bit" if choice.get("bits") == 4 else "int8")
-    return " + ".join(parts)
-
-
-def plan_text(recipe: Recipe) -> str:
-    """The plan in words: the binding constraint, the predictions, each layer's choice and why."""
-    info = recipe.plan_info or {}
-    layers = info.get("layers") or {}
-    pairs = layers.items() if isinstance(layers, dict) else [(c["layer"], c) for c in layers]
-    predicted = info.get("predicted") or {}
-    guesses = ", ".join(f"{k} {v:,.4g}" for k, v in predicted.items() if v is not None)
-    lines = [f"Plan (binding constraint: {info.get('binding') or 'none'}; predicted: {guesses}):"]
-    width = max((len(name) for name, _ in pairs), default=0)
-    for name, choice in pairs:
-        reason = f"  ({choice['reason']})" if choice.get("reason") else ""
-        lines.append(f"  {name:<{width}}  {describe_choice(choice)}{reason}")
-    return "\n".join(lines)
 
 
 def _verify(
