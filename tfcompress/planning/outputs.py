@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import tempfile
 
 import keras
 
 from tfcompress.export import format_comparison
 from tfcompress.planning.compression_result import CompressionResult
+from tfcompress.planning.latency_cache import cpu_model_name
 from tfcompress.planning.sensitivity_result import Sensitivity
 from tfcompress.reporting.html import html_report
 from tfcompress.reporting.plots import (
@@ -38,7 +38,7 @@ def save_keras(model: keras.Model, path: str) -> str:
 
 def cpu_note() -> str:
     """Which machine measured the latencies, for the plots."""
-    return f"measured on {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return f"measured on {cpu_model_name()}, {os.cpu_count()} cores"
 
 
 def _option_key(entry: dict) -> str | None:
