@@ -182,3 +182,39 @@ def test_bad_input_is_refused_before_training(cnn, tmp_path):
         with pytest.raises((ValueError, TypeError), match=message):
             tc.compress(model, **arguments)
     assert not (tmp_path / "never").exists()
+
+
+def test_a_target_the_original_meets_changes_nothing(digits):
+    """Limits at the float model's own size: the plan changes no layer, and `compress` gives
+    what the int8-only recipe gives, byte for byte."""
+    keras.utils.set_random_seed(10)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu", name="fc1"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    data, validation = (digits.x_train[:256], digits.y_train[:256]), (digits.x_test, digits.y_test)
+    compile_classifier(model).fit(*data, epochs=5, verbose=0)
+    options = {
+        "sparsities": (0.5, 0.9),
+        "structures": ("unstructured",),
+        "bits": (4,),
+        "energies": (),
+    }
+    measured = tc.sensitivity(
+        model, data, validation, options=options, latency=False, verbose=False
+    )
+    target = tc.Target(max_gzip_bytes=measured.model["float_gzip_bytes"])
+    keras.utils.set_random_seed(11)
+    planned = tc.compress(model, data, validation, target=target, sensitivity=measured, verbose=0,
+                          latency_runs=2)  # fmt: skip
+    assert not any(layer.changes() for layer in planned.recipe.layers.values())
+    keras.utils.set_random_seed(11)
+    default = tc.compress(model, data, validation, recipe=tc.Recipe(kernels=planned.recipe.kernels),
+                          verbose=0, latency_runs=2)  # fmt: skip
+    assert default.tflite == planned.tflite
+    met = planned.targets["max_gzip_bytes"]
+    assert met["met"] and met["measured"] == planned.report.after.summary["gzip_bytes"]
