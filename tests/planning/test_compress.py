@@ -176,6 +176,9 @@ def test_bad_input_is_refused_before_training(cnn, tmp_path):
         (dict(recipe=recipe, data=(x, y[:-1])), "640 samples but 639 labels"),
         (dict(recipe=recipe, validation_data=x), r"`validation_data` must be a pair"),
         (dict(recipe=recipe, verbose=3), r"`verbose` must be"),
+        (dict(recipe=recipe, latency_runs=0), r"`latency_runs` must be a positive integer"),
+        (dict(recipe=recipe, sensitivity=tc.Sensitivity([])), "`sensitivity` is for planning"),
+        (dict(recipe=3), "`recipe` must be a Recipe"),
     ]  # fmt: skip
     for given, message in cases:
         arguments = {"data": (x, y), "output_dir": tmp_path / "never", **given}

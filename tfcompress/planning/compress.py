@@ -136,6 +136,10 @@ def compress(
         raise ValueError("`sensitivity` is for planning: pass it with `target`, not with `recipe`.")
     recipe = _as_recipe(recipe) if recipe is not None else None
     verbose = resolve_verbose(verbose)
+    if isinstance(latency_runs, bool) or not isinstance(latency_runs, int) or latency_runs < 1:
+        raise ValueError(
+            f"`latency_runs` must be a positive integer. Received: latency_runs={latency_runs!r}"
+        )
     if recipe is not None:
         check_recipe(model, recipe.to_dict())
     folder = None if output_dir is None else new_output_dir(os.fspath(output_dir))
