@@ -13,7 +13,7 @@ from tfcompress.demo import new_output_dir, run_demo
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    result = run_demo(str(out), epochs=1, latency_runs=20)
+    result = run_demo(str(out), epochs=1, gzip_ratio=20, latency_runs=20)
     printed = capsys.readouterr().out
     comparison = result.report
     # The plan, printed: every layer the recipe changes, with the reason the planner gave.

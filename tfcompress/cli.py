@@ -154,14 +154,17 @@ def _demo(fv: flags.FlagValues) -> int:
             fv.output_dir, epochs=fv.epochs, seed=fv.seed, latency_runs=fv.latency_runs
         )
         return 0
-    run_demo(
-        fv.output_dir,
-        epochs=fv.epochs,
-        gzip_ratio=fv.gzip_ratio,
-        max_accuracy_drop=fv.max_accuracy_drop,
-        seed=fv.seed,
-        latency_runs=fv.latency_runs,
-    )
+    try:
+        run_demo(
+            fv.output_dir,
+            epochs=fv.epochs,
+            gzip_ratio=fv.gzip_ratio,
+            max_accuracy_drop=fv.max_accuracy_drop,
+            seed=fv.seed,
+            latency_runs=fv.latency_runs,
+        )
+    except InfeasibleTargetError as error:
+        raise FlagError("--gzip_ratio", _one_line(error, {})) from error
     return 0
 
 
