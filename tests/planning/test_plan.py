@@ -125,9 +125,12 @@ def _uniform(sensitivity, structure, sparsity):
 
 def test_target_at_the_original_changes_nothing(tmp_path):
     sensitivity = synthetic()
+    baselines = [sensitivity.baseline(name) for name in sensitivity.layers]
     original = Target(
+        max_bytes=sum(b.bytes for b in baselines),
         max_gzip_bytes=sensitivity.model["float_gzip_bytes"],
         max_latency_ms=sensitivity.model["latency_ms"],
+        max_macs=sum(b.macs for b in baselines),
         max_accuracy_drop=0.0,
     )
     for target, binding, reason in (
@@ -327,3 +330,20 @@ def test_bad_arguments():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="fc1")])
     with pytest.raises(ValueError, match=r"does not have: \['conv1', 'conv2', 'fc2'\]"):
         plan(model, sensitivity, target)
+
+
+def test_model_figures_are_the_starting_point_when_given():
+    sensitivity = synthetic()
+    target = Target(max_gzip_bytes=20_000)
+    alone = plan(None, sensitivity, target).plan_info
+    assert any(note.startswith("bytes: the planned layers only") for note in alone["notes"])
+    model = dict(sensitivity.model, int8_bytes=40_000, macs=300_000)
+    info = plan(None, Sensitivity(sensitivity.entries, model), target).plan_info
+    assert info["unchanged"]["bytes"] == 40_000 and info["unchanged"]["macs"] == 300_000
+    layers_only = alone["predicted"]
+    assert info["predicted"]["bytes"] == pytest.approx(
+        layers_only["bytes"] + 40_000 - alone["unchanged"]["bytes"]
+    )
+    assert info["predicted"]["macs"] == pytest.approx(
+        layers_only["macs"] + 300_000 - alone["unchanged"]["macs"]
+    )
