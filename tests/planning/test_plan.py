@@ -347,3 +347,19 @@ def test_model_figures_are_the_starting_point_when_given():
     assert info["predicted"]["macs"] == pytest.approx(
         layers_only["macs"] + 300_000 - alone["unchanged"]["macs"]
     )
+
+
+def test_float_export_has_no_bits_choice_and_starts_from_the_float_model():
+    sensitivity = synthetic()
+    limit = 0.5 * sensitivity.model["float_gzip_bytes"]
+    recipe = plan(None, sensitivity, Target(max_gzip_bytes=limit), export="float32")
+    info = recipe.plan_info
+    assert info["unchanged"]["gzip_bytes"] == sensitivity.model["float_gzip_bytes"]
+    assert info["predicted"]["gzip_bytes"] <= limit and recipe.export.mode == "float32"
+    assert all(row["bits"] is None for row in info["layers"].values())
+    assert all(layer.bits is None for layer in recipe.layers.values()) and recipe.layers
+    # Nothing to plan: the budget holds or it does not.
+    empty = Sensitivity([], {"int8_gzip_bytes": 5000})
+    assert plan(None, empty, Target(max_gzip_bytes=6000)).layers == {}
+    with pytest.raises(InfeasibleTargetError, match="below 5,000"):
+        plan(None, empty, Target(max_gzip_bytes=4000))
