@@ -229,13 +229,12 @@ def test_infeasible_target_names_the_limit_and_the_closest_point():
         plan(None, sensitivity, Target(max_gzip_bytes=1000, max_accuracy_drop=1.0))
     assert isinstance(error.value, ValueError)
     least = REST_GZIP
-    for name in sensitivity.layers:  # the smallest is a pruned entry at 4 bits
-        four = (
-            sensitivity.entry(name, "bits:4").gzip_bytes
-            / sensitivity.entry(name, "bits:8").gzip_bytes
-        )
-        least += four * min(
-            e.gzip_bytes for e in sensitivity.entries if e.layer == name and e.option is not None
+    for name in sensitivity.layers:  # the smallest is a pruned or factorized entry at 4 bits
+        eight, four = sensitivity.entry(name, "bits:8"), sensitivity.entry(name, "bits:4")
+        least += min(
+            e.gzip_bytes - e.nonzeros / eight.nonzeros * (eight.gzip_bytes - four.gzip_bytes)
+            for e in sensitivity.entries
+            if e.layer == name and e.option is not None and e.option.kind != "bits"
         )
     assert error.value.minimum["max_gzip_bytes"] == pytest.approx(least, rel=1e-6)
     assert error.value.closest["gzip_bytes"] == pytest.approx(least, rel=1e-6)
@@ -255,7 +254,8 @@ def _predicted_points(sensitivity, name, key):
     entry = sensitivity.entry(name, option)
     loss = entry.accuracy_drop + 0.01 * entry.kl
     if bits:
-        return loss + extra, entry.gzip_bytes * four.gzip_bytes / eight.gzip_bytes
+        kept = entry.nonzeros / eight.nonzeros
+        return loss + extra, entry.gzip_bytes - kept * (eight.gzip_bytes - four.gzip_bytes)
     return loss, entry.gzip_bytes
 
 
