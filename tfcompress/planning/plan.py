@@ -152,7 +152,7 @@ def plan(
     the chosen one. Latency uses our kernels' measurement where it is smaller
     (`kernels="auto"`), wherever they claim the layer (`"all"`), or never (`"none"`). On the
     small CNN (MNIST-5k, one epoch; AMD EPYC Zen 4) the predicted gzip size of plans for 10x,
-    25x and 50x targets was 13% over, 6% under and 9% over the int8 `.tflite`'s measured
+    25x and 50x targets was 15% over, 6% under and 10% over the int8 `.tflite`'s measured
     (the chosen pruning and 4-bit weights applied without fine-tuning).
 
     The search is a multiple-choice knapsack (`tfcompress.planning.knapsack`): Lagrangian
