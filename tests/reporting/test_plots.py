@@ -206,6 +206,10 @@ def test_plot_layer_latency(tmp_path):
         {"layer": "fc2", "latency_ms": 0.02, "latency_ms_kernels": math.inf},
     ]
     path = tmp_path / "latency.png"
+    path.write_bytes(b"old")
+    with pytest.raises(ValueError, match="negative"):  # a failed call leaves the file as it was
+        plot_layer_latency([{**rows[0], "latency_ms": -1.0}], path)
+    assert path.read_bytes() == b"old"
     with pytest.warns(UserWarning, match="kernels' bar of layer 'fc2'"):
         data = plot_layer_latency(rows, path, note="CPU: test")
     check_png(path)
@@ -215,16 +219,6 @@ def test_plot_layer_latency(tmp_path):
         "latency_ms_kernels": [0.09, None, None],
         "skipped": [],
     }
-
-
-def test_a_plot_replaces_a_file_only_when_it_succeeds(tmp_path):
-    path = tmp_path / "plot.png"
-    path.write_bytes(b"old")
-    with pytest.raises(ValueError):
-        plot_tradeoff(TRADEOFF_POINTS, path, x="size")
-    assert path.read_bytes() == b"old"
-    plot_tradeoff(TRADEOFF_POINTS, path)
-    check_png(path)
 
 
 def _sens(**changes):

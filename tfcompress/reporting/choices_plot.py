@@ -126,14 +126,15 @@ def plot_choices(plan_info: dict, path: str | os.PathLike, note: str | None = No
     panels = ["sparsity", "bits"] + (["rank"] if any(r is not None for r in data["rank"]) else [])
     width = max(len(n) for n in names) * 0.07 + 2.6 * len(panels)
     figure = new_figure(max(6.0, width), 1.3 + 0.32 * len(names))
-    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    ratios = [1.5] + [1] * (len(panels) - 1)  # the sparsity panel's labels are the longest
+    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False, width_ratios=ratios)[0]
     percent = [None if s is None else 100 * s for s in data["sparsity"]]
     sparsity_labels = [
         "dense" if s is None or s == 0 else f"{100 * s:.0f}% {structure or ''}".rstrip()
         for s, structure in zip(data["sparsity"], data["structure"])
     ]
     _bars(axes[0], names, percent, sparsity_labels, BAR_COLOR["sparsity"], "sparsity (%)")
-    axes[0].set_xlim(0, 160)  # room for the labels; ticks stop at 100%
+    axes[0].set_xlim(0, 150)  # room for the labels; ticks stop at 100%
     axes[0].set_xticks(range(0, 101, 25))
     for ax, key in zip(axes[1:], panels[1:]):
         labels = ["-" if v is None else str(v) for v in data[key]]
