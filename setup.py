@@ -63,6 +63,7 @@ setup(
         "keras>=3.12,<4",
         "numpy",
         "absl-py",
+        "matplotlib",
     ],
     extras_require={
         "test": ["pytest", "mlxtend", "scikit-learn", "ruff", "cryptography", *ONNX],
