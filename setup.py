@@ -63,6 +63,7 @@ setup(
         "keras>=3.12,<4",
         "numpy",
         "absl-py",
+        "matplotlib",
         "pyyaml",
     ],
     extras_require={

@@ -7,6 +7,7 @@ import json
 import os
 
 from tfcompress.planning.options import LayerOption
+from tfcompress.reporting.plots import plot_sensitivity
 from tfcompress.reporting.table import render_table
 from tfcompress.utils.io import atomic_write_text
 
@@ -205,6 +206,4 @@ class Sensitivity:
 
     def plot(self, path: str | os.PathLike) -> dict:
         """Per-layer sensitivity curves as a PNG; returns the data plotted."""
-        from tfcompress.reporting.plots import plot_sensitivity
-
         return plot_sensitivity(self.to_dict(), path)

@@ -6,9 +6,27 @@ from typing import Protocol
 
 from tfcompress.reporting.layer_stats import LayerStats
 from tfcompress.reporting.measures import MEASURES
-from tfcompress.reporting.table import Renderable, fmt_int, fmt_pct, fmt_ratio, render_table
+from tfcompress.reporting.table import (
+    Renderable,
+    fmt_int,
+    fmt_pct,
+    fmt_ratio,
+    render_sections,
+)
 
 _COMPARED = [m for m in MEASURES if m.compared]
+LAYER_HEADERS = [
+    "layer",
+    "params",
+    "params'",
+    "nonzero",
+    "nonzero'",
+    "sparsity'",
+    "structure'",
+    "MACs",
+    "MACs'",
+    "bytes ratio",
+]
 
 
 class _Report(Protocol):
@@ -103,29 +121,24 @@ class ReportComparison(Renderable):
             for b, a in self._layer_pairs()
         ]
 
-    def _render(self, markdown: bool) -> str:
+    def _title(self, markdown: bool) -> str:
         title = f"{self.before.name} -> {self.after.name}"
-        parts = [f"## {title}" if markdown else f"Comparison: {title}"]
-        parts.append(
-            render_table(["measure", "before", "after", "change"], self._summary_rows(), markdown)
-        )
+        return f"## {title}" if markdown else f"Comparison: {title}"
+
+    def _sections(self) -> list[dict]:
+        summary = {
+            "headers": ["measure", "before", "after", "change"],
+            "rows": self._summary_rows(),
+        }
+        sections = [{"table": summary}]
         layer_rows = self._layer_rows()
         if layer_rows:
-            headers = [
-                "layer",
-                "params",
-                "params'",
-                "nonzero",
-                "nonzero'",
-                "sparsity'",
-                "structure'",
-                "MACs",
-                "MACs'",
-                "bytes ratio",
-            ]
-            parts.append(("### " if markdown else "") + "Per layer (' = after)")
-            parts.append(render_table(headers, layer_rows, markdown))
-        return "\n\n".join(parts) + "\n"
+            table = {"headers": LAYER_HEADERS, "rows": layer_rows}
+            sections.append({"heading": "Per layer (' = after)", "table": table})
+        return sections
+
+    def _render(self, markdown: bool) -> str:
+        return render_sections(self._title(markdown), self._sections(), markdown)
 
     def to_dict(self) -> dict:
         keys = [m.key for m in _COMPARED]

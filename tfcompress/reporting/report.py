@@ -16,7 +16,7 @@ from tfcompress.reporting.comparison import ReportComparison
 from tfcompress.reporting.keras_stats import keras_layer_stats
 from tfcompress.reporting.layer_stats import LayerStats
 from tfcompress.reporting.measures import measure_labels, summary_rows
-from tfcompress.reporting.table import Renderable, fmt_int, fmt_pct, render_table
+from tfcompress.reporting.table import Renderable, fmt_int, fmt_pct, render_sections
 from tfcompress.reporting.tflite_stats import tflite_op_stats
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
@@ -120,9 +120,11 @@ class CompressionReport(Renderable):
             "ops": [r.to_dict() for r in self.ops],
         }
 
-    def _render(self, markdown: bool) -> str:
-        heading = f"## {self.name}" if markdown else f"Compression report: {self.name}"
-        parts = [heading]
+    def _title(self, markdown: bool) -> str:
+        return f"## {self.name}" if markdown else f"Compression report: {self.name}"
+
+    def _sections(self) -> list[dict]:
+        sections = []
         for title, rows in (("Keras layers", self.layers), (".tflite ops", self.ops)):
             shown = [r for r in rows if r.params or r.macs]
             if shown:
@@ -137,23 +139,28 @@ class CompressionReport(Renderable):
                     stored_bytes=sum(r.stored_bytes for r in shown),
                 )
                 table = [_layer_row(r) for r in shown] + [_layer_row(total)]
-                parts.append(("### " if markdown else "") + title)
-                parts.append(render_table(LAYER_HEADERS, table, markdown))
+                sections.append(
+                    {"heading": title, "table": {"headers": LAYER_HEADERS, "rows": table}}
+                )
         notes = [f"- {r.name}: {r.note}" for r in self.layers if r.note]
         if notes:
-            parts.append(("### " if markdown else "") + "Notes")
-            parts.append("\n".join(notes))
-        parts.append(("### " if markdown else "") + "Summary")
-        parts.append(render_table(["measure", "value"], summary_rows(self.summary), markdown))
+            sections.append({"heading": "Notes", "text": "\n".join(notes)})
+        summary = {"headers": ["measure", "value"], "rows": summary_rows(self.summary)}
+        sections.append({"heading": "Summary", "table": summary})
         for why, keys in _grouped(self.missing).items():
-            parts.append(f"Not measured ({', '.join(measure_labels(keys))}): {why}.")
+            sections.append({"text": f"Not measured ({', '.join(measure_labels(keys))}): {why}."})
         if self.latency:
             lat = self.latency
-            parts.append(
-                f"Latency: {lat['runs']} runs after warm-up, batch {lat['batch']}, "
-                f"{lat['num_threads']} thread(s), {lat['backend']} interpreter."
+            sections.append(
+                {
+                    "text": f"Latency: {lat['runs']} runs after warm-up, batch {lat['batch']}, "
+                    f"{lat['num_threads']} thread(s), {lat['backend']} interpreter."
+                }
             )
-        return "\n\n".join(parts) + "\n"
+        return sections
+
+    def _render(self, markdown: bool) -> str:
+        return render_sections(self._title(markdown), self._sections(), markdown)
 
     def compare(self, other: CompressionReport) -> ReportComparison:
         """Side by side with `other` (this report is "before", `other` "after")."""
