@@ -26,6 +26,13 @@ from tfcompress.export import (
 )
 from tfcompress.factorization import FactorizedConv2D, FactorizedDense, factorize
 from tfcompress.kernels import KernelDelegate
+from tfcompress.planning import (
+    InfeasibleTargetError,
+    Recipe,
+    Sensitivity,
+    Target,
+    plan,
+)
 from tfcompress.pruning import (
     ConstantSparsity,
     PolynomialDecay,
@@ -88,6 +95,11 @@ __all__ = [
     "export_tflite",
     "models",
     "planning",
+    "plan",
+    "InfeasibleTargetError",
+    "Recipe",
+    "Sensitivity",
+    "Target",
     "register_layer",
     "report",
     "reporting",

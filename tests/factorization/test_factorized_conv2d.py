@@ -1,6 +1,5 @@
 """FactorizedConv2D: both schemes against Conv2D, the decompositions' errors, serialization."""
 
-
 import keras
 import numpy as np
 import pytest
