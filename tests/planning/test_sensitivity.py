@@ -62,6 +62,17 @@ def test_unchanging_options_have_no_effect_and_results_round_trip(mlp, digits, t
 
     loaded = Sensitivity.load(result.save(tmp_path / "sensitivity.json"))
     assert loaded.to_dict() == result.to_dict() and "prune:16x4:0.5" in str(loaded)
+    drawn = loaded.plot(tmp_path / "sensitivity.png")  # the numbers drawn are the JSON's
+    assert (tmp_path / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+    points = {
+        (series["layer"], key): y
+        for panel in drawn["panels"]
+        for series in panel["series"]
+        for key, y in zip(series["keys"], series["y"])
+    }
+    assert points == {
+        (e.layer, e.key): e.accuracy_drop for e in result.entries if e.option is not None
+    }
 
     # Without labels: no accuracy drop, the same divergence measures.
     unlabelled = tc.sensitivity(mlp, digits.x_test, options=options, **NO_LATENCY)
