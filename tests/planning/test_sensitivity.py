@@ -10,6 +10,7 @@ import tfcompress as tc
 from tfcompress.planning import LayerOption, Sensitivity
 from tfcompress.planning.changes import fake_quant, prune_mask
 from tfcompress.planning.evaluation import changed_outputs
+from tfcompress.planning.sensitivity import _distribution, _is_probability
 
 BLOCKS = LayerOption("prune", structure="16x4", sparsity=0.5)
 NO_LATENCY = {"latency": False, "verbose": False}
@@ -120,6 +121,16 @@ def test_downstream_path_matches_the_full_model(digits):
     with pytest.raises(RuntimeError, match="stop"):
         changed_outputs(model, model.get_layer("b"), [[0 * kernel]], x, 32, fail)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.get_layer("b").kernel), kernel)
+
+
+def test_softmax_only_for_logits():
+    logits = np.array([[2.0, -1.0, 0.5], [0.0, 0.0, 3.0]])
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert not _is_probability(logits) and _is_probability(probabilities)
+    np.testing.assert_allclose(_distribution(logits, False), probabilities)
+    np.testing.assert_allclose(_distribution(probabilities, True), probabilities)
+    sigmoid = _distribution(np.array([[0.0], [np.log(3.0)]]), False)  # one logit: binary
+    np.testing.assert_allclose(sigmoid, [[0.5, 0.5], [0.25, 0.75]])
 
 
 def test_argument_errors(mlp, digits):
