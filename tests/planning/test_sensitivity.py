@@ -159,6 +159,8 @@ def test_argument_errors(mlp, digits):
         tc.sensitivity(mlp, x, options={"structures": ("4x4",)}, **NO_LATENCY)
     with pytest.raises(ValueError, match="mixes"):
         tc.sensitivity(mlp, x, options={"bits": (8,), "fc1": [BLOCKS]}, **NO_LATENCY)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        tc.sensitivity(mlp, x, batch_size=0, **NO_LATENCY)
     with pytest.raises(ValueError, match="never built"):
         tc.sensitivity(keras.Sequential([keras.layers.Dense(3)]), x, **NO_LATENCY)
 

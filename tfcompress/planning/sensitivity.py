@@ -123,7 +123,9 @@ def _verbosity(verbose) -> int:
         return 1 if sys.stdout.isatty() else 0
     if isinstance(verbose, (bool, int)):
         return int(bool(verbose))
-    raise ValueError(f"`verbose` must be 'auto', True or False. Received: verbose={verbose!r}")
+    raise ValueError(
+        f"{WHERE}: `verbose` must be 'auto', True or False. Received: verbose={verbose!r}"
+    )
 
 
 def sensitivity(
@@ -205,7 +207,9 @@ def sensitivity(
             f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size!r}")
+        raise ValueError(
+            f"{WHERE}: `batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+        )
     show = _verbosity(verbose)
     x, y = split_data(data, model, "data", need_labels=False)
     if validation_data is not None:
@@ -232,7 +236,9 @@ def sensitivity(
         variants, svd = _variants(layer, opts)
         scores = _Scores(reference, probabilities, labels, len(opts), rows // len(x_eval))
         scores.progress = (progress, done, -(-len(x_eval) // batch_size))
-        changed_outputs(model, layer, [variants[o.key] for o in opts], x_eval, batch_size, scores)
+        if opts:
+            changed = [variants[o.key] for o in opts]
+            changed_outputs(model, layer, changed, x_eval, batch_size, scores)
         timed = layer_latencies(layer, [None, *opts], variants, cache) if latency else {}
         if cache is not None:
             cache.save()
