@@ -60,6 +60,9 @@ def test_unchanging_options_have_no_effect_and_results_round_trip(mlp, digits, t
     assert result.model["accuracy"] == pytest.approx(accuracy)
     assert result.model["latency_ms"] is None and result.model["seconds"] > 0
     assert result.model["float_gzip_bytes"] > result.model["int8_gzip_bytes"] > 0
+    assert result.model["float_bytes"] > result.model["int8_bytes"] > 0
+    # fc1 is half pruned: its MACs (and so the model's) count the non-zero weights only.
+    assert result.model["macs"] == 64 * 32 // 2 + 32 * 10 == result.baseline("fc1").macs + 320
 
     loaded = Sensitivity.load(result.save(tmp_path / "sensitivity.json"))
     assert loaded.to_dict() == result.to_dict() and "prune:16x4:0.5" in str(loaded)

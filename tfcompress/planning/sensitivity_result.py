@@ -88,8 +88,9 @@ class Sensitivity:
             baseline (option None) per layer.
         model: Whole-model figures: `name`, `accuracy` (None without labels),
             `float_gzip_bytes`, `int8_gzip_bytes`, `latency_ms` (int8, default
-            interpreter), `cpu` (where latencies were measured), `seconds` (time taken),
-            `samples` (how many the effects were measured on).
+            interpreter), `cpu` (where latencies were measured), `seconds` (time taken);
+            `tfcompress.sensitivity` adds `macs`, `float_bytes`, `int8_bytes` and `samples`
+            (how many the effects were measured on).
 
     Example:
         >>> from tfcompress.planning import LayerOption, Sensitivity, SensitivityEntry
