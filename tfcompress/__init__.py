@@ -32,6 +32,7 @@ from tfcompress.planning import (
     Sensitivity,
     Target,
     plan,
+    sensitivity,
 )
 from tfcompress.pruning import (
     ConstantSparsity,
@@ -100,6 +101,7 @@ __all__ = [
     "Recipe",
     "Sensitivity",
     "Target",
+    "sensitivity",
     "register_layer",
     "report",
     "reporting",

@@ -4,6 +4,7 @@ from tfcompress.planning.errors import InfeasibleTargetError
 from tfcompress.planning.options import LayerOption, default_options
 from tfcompress.planning.plan import plan
 from tfcompress.planning.recipe import Recipe
+from tfcompress.planning.sensitivity import sensitivity
 from tfcompress.planning.sensitivity_result import Sensitivity, SensitivityEntry
 from tfcompress.planning.target import Target
 
@@ -16,4 +17,5 @@ __all__ = [
     "Target",
     "default_options",
     "plan",
+    "sensitivity",
 ]
