@@ -63,8 +63,8 @@ setup(
         "keras>=3.12,<4",
         "numpy",
         "absl-py",
-        "pyyaml",
         "matplotlib",
+        "pyyaml",
     ],
     extras_require={
         "test": ["pytest", "mlxtend", "scikit-learn", "ruff", "cryptography", *ONNX],

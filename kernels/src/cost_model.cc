@@ -17,18 +17,22 @@ constexpr int kManyRows = 8;
 constexpr DenseRatio kAvx2OnAvx2 = {0.98, 1.0, 1.0};
 // Measured: Intel Xeon (Sapphire Rapids) with AVX-512 VNNI and AMX
 // (benchmarks/results/kernels-avx512vnni-amx.md): dense FC 0.30-0.64x at batch 1 (noisy),
-// 0.11-0.12x at 32 (XNNPACK uses AMX), dense convs 0.13-0.16x.
+// 0.11-0.12x at 32 (XNNPACK uses AMX), dense convs 0.13-0.16x; measured with the earlier
+// vpdpwssd kernel (about 1.5-2x slower on Zen 4 than the vpdpbusd one), not re-measured.
 constexpr DenseRatio kVnniOnAmx = {0.45, 0.11, 0.14};
-// Guess, not measured: AVX-512 VNNI without AMX, like the AMX CPU but without AMX's GEMMs.
-constexpr DenseRatio kVnniOnVnni = {0.45, 0.3, 0.14};
+// Measured: AMD EPYC Zen 4 with AVX-512 VNNI, no AMX (2 cores, KVM, shared;
+// benchmarks/results/kernels-avx512vnni.md, `python -m benchmarks.kernels`, medians of the
+// per-round ratios XNNPACK / ours dense, with the vpdpbusd kernel): FC 1024x1024 1.01-1.03x
+// at batch 1, 0.77-1.07x at 32, dense convs 0.50-0.80x (the machine was loaded: +-20%).
+constexpr DenseRatio kVnniOnVnni = {1.0, 0.9, 0.7};
 // Guess, not measured: our NEON dot-product kernels against XNNPACK's on ARM.
 constexpr DenseRatio kNeonOnArm = {1.0, 1.0, 1.0};
 // Guess: a lesser ISA than the CPU's best (forced with isa=...) or the portable kernel.
 constexpr DenseRatio kSlower = {0.1, 0.05, 0.05};
 
 // Our sparse kernel's time over our dense kernel's is density + this (the walk over
-// block indices; for convs also the im2col of every row). Measured on both CPUs above:
-// FC 0.06-0.11, conv 0.09-0.4.
+// block indices; for convs also the im2col of every row). Measured on the three CPUs
+// above: FC 0.01-0.11, conv 0.09-0.4 (Zen 4: FC 0.01-0.10, conv 0.15-0.35).
 constexpr double kSparseOverheadFc = 0.08;
 constexpr double kSparseOverheadConv = 0.25;
 

@@ -40,7 +40,7 @@ Isa DetectIsa() {
 }
 
 Layout LayoutFor(Isa isa) {
-  return (isa == Isa::kAvx2 || isa == Isa::kAvx512Vnni) ? Layout::kPairs : Layout::kQuads;
+  return isa == Isa::kAvx2 ? Layout::kPairs : Layout::kQuads;
 }
 
 GemmFn KernelFor(Isa isa) {

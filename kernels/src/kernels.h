@@ -22,8 +22,8 @@ namespace tfc {
 
 // Byte order inside a 64-byte block.
 enum class Layout {
-  kQuads,  // for o in 0..15: w[o][4c..4c+3]              (portable, NEON sdot)
-  kPairs,  // for p in 0..1: for o in 0..15: w[o][4c+2p..4c+2p+1]   (x86 pmaddwd)
+  kQuads,  // for o in 0..15: w[o][4c..4c+3]    (portable, NEON sdot, AVX-512 vpdpbusd)
+  kPairs,  // for p in 0..1: for o in 0..15: w[o][4c+2p..4c+2p+1]   (AVX2 pmaddwd)
 };
 
 enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512Vnni = 2, kNeonDot = 3 };

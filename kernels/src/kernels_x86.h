@@ -1,4 +1,4 @@
-// Shared driver for the x86 packed kernels (pairs layout, int16 inputs).
+// Driver for the AVX2 packed kernel (pairs layout, int16 inputs).
 //
 // Loop order: all input rows are widened to int16 once; then, per block row of
 // 16 outputs (its weights stay in L1), every tile of kMr input rows is

@@ -28,6 +28,13 @@ inline int16_t* WideBuffer(size_t count) {
   return buffer.data();
 }
 
+// A per-thread buffer of at least `count` bytes.
+inline uint8_t* ByteBuffer(size_t count) {
+  thread_local std::vector<uint8_t> buffer;
+  if (buffer.size() < count) buffer.resize(count);
+  return buffer.data();
+}
+
 }  // namespace tfc
 
 #endif  // TFCOMPRESS_KERNELS_ROW_INPUT_H_

@@ -100,7 +100,7 @@ void RunCase(std::mt19937& rng, int n, int k, int m, double sparsity, bool per_c
       q.folded_bias = folded.data();
       // x86 kernels requantize with AVX2 when given tables, else with WriteRow.
       tfc::RequantTables tables;
-      if (tfc::LayoutFor(isa) == tfc::Layout::kPairs && rng() % 4 != 0) {
+      if ((isa == tfc::Isa::kAvx2 || isa == tfc::Isa::kAvx512Vnni) && rng() % 4 != 0) {
         tfc::BuildRequantTables(out, n, &tables);
         q.out.tables = &tables;
       }
@@ -168,6 +168,22 @@ void TestCostModel() {
         "amx fc 80%", 0, 0, 0, "avx512vnni", true);
   Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAmx, fc(1, 0.5, true)) < claim,
         "amx fc 50% left", 0, 0, 0, "avx512vnni", true);
+  // AVX-512 VNNI without AMX (Zen 4): dense layers stay with XNNPACK (a tie at best);
+  // block-sparse FCs and convs at 80% pay.
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, fc(1, 1.0, false)) < claim,
+        "vnni dense fc left", 0, 0, 0, "avx512vnni", false);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, fc(32, 1.0, false)) < claim,
+        "vnni dense batch 32 left", 0, 0, 0, "avx512vnni", false);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, fc(1, 0.2, true)) > 2,
+        "vnni fc 80%", 0, 0, 0, "avx512vnni", true);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, fc(32, 0.1, true)) > claim,
+        "vnni 90% batch 32", 0, 0, 0, "avx512vnni", true);
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, conv) > claim, "vnni conv 80%",
+        0, 0, 0, "avx512vnni", true);
+  tfc::NodeCost dense_conv = fc(784, 1.0, false);
+  dense_conv.is_conv = true;
+  Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, dense_conv) < claim,
+        "vnni dense conv left", 0, 0, 0, "avx512vnni", false);
   // A lesser ISA than the CPU's best, and a layer too small to matter, are never claimed.
   Check(tfc::ExpectedSpeedup(Isa::kPortable, Host::kAvx2, fc(1, 0.1, true)) < claim,
         "portable left", 0, 0, 0, "portable", true);

@@ -38,7 +38,8 @@ def test_dense_costs_match_hand_computation():
     # 4 bits: per output channel (a row of TFLite's [out, in]), scale = max|w| / 7.
     rows = kernel.T
     scale = np.abs(rows).max(axis=1) / 7
-    q = np.clip(np.round(rows / scale[:, None]), -7, 7)
+    scaled = rows / scale[:, None]
+    q = np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5), -7, 7)  # TFLite's rounding
     four = costs.option_cost(layer, LayerOption("bits", bits=4))
     assert four.bytes == 128 + 4 * 16 + 4 * 16  # int8 containers, float32 scales, int32 bias
     assert four.gzip_bytes == _gz(q.astype(np.int8).tobytes(), scale.astype("<f4").tobytes(), f32)

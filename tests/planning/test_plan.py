@@ -125,9 +125,12 @@ def _uniform(sensitivity, structure, sparsity):
 
 def test_target_at_the_original_changes_nothing(tmp_path):
     sensitivity = synthetic()
+    baselines = [sensitivity.baseline(name) for name in sensitivity.layers]
     original = Target(
+        max_bytes=sum(b.bytes for b in baselines),
         max_gzip_bytes=sensitivity.model["float_gzip_bytes"],
         max_latency_ms=sensitivity.model["latency_ms"],
+        max_macs=sum(b.macs for b in baselines),
         max_accuracy_drop=0.0,
     )
     for target, binding, reason in (
@@ -226,13 +229,12 @@ def test_infeasible_target_names_the_limit_and_the_closest_point():
         plan(None, sensitivity, Target(max_gzip_bytes=1000, max_accuracy_drop=1.0))
     assert isinstance(error.value, ValueError)
     least = REST_GZIP
-    for name in sensitivity.layers:  # the smallest is a pruned entry at 4 bits
-        four = (
-            sensitivity.entry(name, "bits:4").gzip_bytes
-            / sensitivity.entry(name, "bits:8").gzip_bytes
-        )
-        least += four * min(
-            e.gzip_bytes for e in sensitivity.entries if e.layer == name and e.option is not None
+    for name in sensitivity.layers:  # the smallest is a pruned or factorized entry at 4 bits
+        eight, four = sensitivity.entry(name, "bits:8"), sensitivity.entry(name, "bits:4")
+        least += min(
+            e.gzip_bytes - e.nonzeros / eight.nonzeros * (eight.gzip_bytes - four.gzip_bytes)
+            for e in sensitivity.entries
+            if e.layer == name and e.option is not None and e.option.kind != "bits"
         )
     assert error.value.minimum["max_gzip_bytes"] == pytest.approx(least, rel=1e-6)
     assert error.value.closest["gzip_bytes"] == pytest.approx(least, rel=1e-6)
@@ -252,7 +254,8 @@ def _predicted_points(sensitivity, name, key):
     entry = sensitivity.entry(name, option)
     loss = entry.accuracy_drop + 0.01 * entry.kl
     if bits:
-        return loss + extra, entry.gzip_bytes * four.gzip_bytes / eight.gzip_bytes
+        kept = entry.nonzeros / eight.nonzeros
+        return loss + extra, entry.gzip_bytes - kept * (eight.gzip_bytes - four.gzip_bytes)
     return loss, entry.gzip_bytes
 
 
@@ -327,3 +330,36 @@ def test_bad_arguments():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="fc1")])
     with pytest.raises(ValueError, match=r"does not have: \['conv1', 'conv2', 'fc2'\]"):
         plan(model, sensitivity, target)
+
+
+def test_model_figures_are_the_starting_point_when_given():
+    sensitivity = synthetic()
+    target = Target(max_gzip_bytes=20_000)
+    alone = plan(None, sensitivity, target).plan_info
+    assert any(note.startswith("bytes: the planned layers only") for note in alone["notes"])
+    model = dict(sensitivity.model, int8_bytes=40_000, macs=300_000)
+    info = plan(None, Sensitivity(sensitivity.entries, model), target).plan_info
+    assert info["unchanged"]["bytes"] == 40_000 and info["unchanged"]["macs"] == 300_000
+    layers_only = alone["predicted"]
+    assert info["predicted"]["bytes"] == pytest.approx(
+        layers_only["bytes"] + 40_000 - alone["unchanged"]["bytes"]
+    )
+    assert info["predicted"]["macs"] == pytest.approx(
+        layers_only["macs"] + 300_000 - alone["unchanged"]["macs"]
+    )
+
+
+def test_float_export_has_no_bits_choice_and_starts_from_the_float_model():
+    sensitivity = synthetic()
+    limit = 0.5 * sensitivity.model["float_gzip_bytes"]
+    recipe = plan(None, sensitivity, Target(max_gzip_bytes=limit), export="float32")
+    info = recipe.plan_info
+    assert info["unchanged"]["gzip_bytes"] == sensitivity.model["float_gzip_bytes"]
+    assert info["predicted"]["gzip_bytes"] <= limit and recipe.export.mode == "float32"
+    assert all(row["bits"] is None for row in info["layers"].values())
+    assert all(layer.bits is None for layer in recipe.layers.values()) and recipe.layers
+    # Nothing to plan: the budget holds or it does not.
+    empty = Sensitivity([], {"int8_gzip_bytes": 5000})
+    assert plan(None, empty, Target(max_gzip_bytes=6000)).layers == {}
+    with pytest.raises(InfeasibleTargetError, match="below 5,000"):
+        plan(None, empty, Target(max_gzip_bytes=4000))

@@ -10,6 +10,7 @@ import tfcompress as tc
 from tfcompress.planning import LayerOption, Sensitivity
 from tfcompress.planning.changes import fake_quant, prune_mask
 from tfcompress.planning.evaluation import changed_outputs
+from tfcompress.planning.sensitivity import _distribution, _is_probability
 
 BLOCKS = LayerOption("prune", structure="16x4", sparsity=0.5)
 NO_LATENCY = {"latency": False, "verbose": False}
@@ -59,9 +60,23 @@ def test_unchanging_options_have_no_effect_and_results_round_trip(mlp, digits, t
     assert result.model["accuracy"] == pytest.approx(accuracy)
     assert result.model["latency_ms"] is None and result.model["seconds"] > 0
     assert result.model["float_gzip_bytes"] > result.model["int8_gzip_bytes"] > 0
+    assert result.model["float_bytes"] > result.model["int8_bytes"] > 0
+    # fc1 is half pruned: its MACs (and so the model's) count the non-zero weights only.
+    assert result.model["macs"] == 64 * 32 // 2 + 32 * 10 == result.baseline("fc1").macs + 320
 
     loaded = Sensitivity.load(result.save(tmp_path / "sensitivity.json"))
     assert loaded.to_dict() == result.to_dict() and "prune:16x4:0.5" in str(loaded)
+    drawn = loaded.plot(tmp_path / "sensitivity.png")  # the numbers drawn are the JSON's
+    assert (tmp_path / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+    points = {
+        (series["layer"], key): y
+        for panel in drawn["panels"]
+        for series in panel["series"]
+        for key, y in zip(series["keys"], series["y"])
+    }
+    assert points == {
+        (e.layer, e.key): e.accuracy_drop for e in result.entries if e.option is not None
+    }
 
     # Without labels: no accuracy drop, the same divergence measures.
     unlabelled = tc.sensitivity(mlp, digits.x_test, options=options, **NO_LATENCY)
@@ -111,6 +126,16 @@ def test_downstream_path_matches_the_full_model(digits):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.get_layer("b").kernel), kernel)
 
 
+def test_softmax_only_for_logits():
+    logits = np.array([[2.0, -1.0, 0.5], [0.0, 0.0, 3.0]])
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert not _is_probability(logits) and _is_probability(probabilities)
+    np.testing.assert_allclose(_distribution(logits, False), probabilities)
+    np.testing.assert_allclose(_distribution(probabilities, True), probabilities)
+    sigmoid = _distribution(np.array([[0.0], [np.log(3.0)]]), False)  # one logit: binary
+    np.testing.assert_allclose(sigmoid, [[0.5, 0.5], [0.25, 0.75]])
+
+
 def test_argument_errors(mlp, digits):
     x, y = digits.x_test[:50], digits.y_test[:50]
     with pytest.raises(ValueError, match=r"'nope' \(no such layer\).*'fc1', 'logits'"):
@@ -137,6 +162,8 @@ def test_argument_errors(mlp, digits):
         tc.sensitivity(mlp, x, options={"structures": ("4x4",)}, **NO_LATENCY)
     with pytest.raises(ValueError, match="mixes"):
         tc.sensitivity(mlp, x, options={"bits": (8,), "fc1": [BLOCKS]}, **NO_LATENCY)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        tc.sensitivity(mlp, x, batch_size=0, **NO_LATENCY)
     with pytest.raises(ValueError, match="never built"):
         tc.sensitivity(keras.Sequential([keras.layers.Dense(3)]), x, **NO_LATENCY)
 

@@ -54,7 +54,7 @@ def test_default_options_follow_what_fits():
         [
             keras.Input((6, 6, 1)),
             keras.layers.Conv2D(8, 3, name="conv"),
-            keras.layers.Flatten(),
+            keras.layers.Flatten(name="flatten"),  # not auto-named: other tests make Flattens
             keras.layers.Dense(32, name="fc"),
             keras.layers.Dense(10, name="out"),
         ]

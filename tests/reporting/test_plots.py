@@ -115,7 +115,7 @@ def test_plot_sensitivity_draws_the_entries(sensitivity_json, tmp_path):
         sensitivity_series(sensitivity_json, metric="accuracy_drop")
 
 
-def test_plot_sensitivity_leaves_out_nan_with_a_warning(sensitivity_json):
+def test_plot_sensitivity_leaves_out_nan_and_none_with_a_warning(sensitivity_json):
     sensitivity_json["entries"][3]["accuracy_drop"] = math.nan  # fc2, prune:16x4:0.5
     sensitivity_json["entries"][4]["accuracy_drop"] = None  # fc2, prune:16x4:0.7
     with pytest.warns(UserWarning) as warned:
@@ -125,33 +125,48 @@ def test_plot_sensitivity_leaves_out_nan_with_a_warning(sensitivity_json):
     assert re.search(
         r"\['accuracy_drop'\]=nan; entry 3 \(layer 'fc2', option 'prune:16x4:0.5'\)", messages[0]
     )
-    assert "entry 4 (layer 'fc2', option 'prune:16x4:0.7') has no 'accuracy_drop'" in messages[1]
+    assert messages[1].endswith(
+        "['accuracy_drop'] is None (not measured); "
+        "entry 4 (layer 'fc2', option 'prune:16x4:0.7') is left out."
+    )
     fc2 = data["panels"][0]["series"][1]
     assert fc2["layer"] == "fc2" and fc2["keys"] == ["prune:16x4:0.9"]
 
 
-def test_plot_choices_list_and_mapping(tmp_path):
-    choices = [
-        {"layer": "conv2", "prune": {"structure": "16x4", "sparsity": 0.8}, "bits": 8},
-        {"layer": "fc1", "prune": {"structure": "unstructured", "sparsity": 0.95}, "bits": 4},
-        {"layer": "fc2", "rank": 16, "bits": 8, "reason": "low-rank"},
-        {"layer": "logits", "prune": None, "bits": None},
-    ]
-    info = {"binding": "max_gzip_bytes", "layers": choices, "predicted": {"gzip_bytes": 1}}
+def test_plot_choices_from_plan_info_and_recipe_forms(tmp_path):
+    def planned(structure, sparsity, bits, rank):  # the fields plan() writes per layer
+        costs = {"gzip_bytes": 100, "latency_ms": 0.1, "macs": 10, "bytes": 120}
+        return {"choice": "x", "structure": structure, "sparsity": sparsity, "bits": bits,
+                "rank": rank, "loss": 0.1, **costs, "reason": "why"}  # fmt: skip
+
+    layers = {
+        "conv2": planned("16x4", 0.8, 8, None),
+        "fc1": planned("unstructured", 0.95, 4, None),
+        "fc2": planned(None, 0.0, 8, 16),
+        "logits": planned(None, 0.0, None, None),
+    }
+    info = {"binding": "max_gzip_bytes", "layers": layers, "predicted": {"gzip_bytes": 1}}
     path = tmp_path / "choices.png"
     data = plot_choices(info, path)
     check_png(path)
     assert data == {
         "layers": ["conv2", "fc1", "fc2", "logits"],
-        "sparsity": [0.8, 0.95, None, None],
+        "sparsity": [0.8, 0.95, 0.0, 0.0],
         "structure": ["16x4", "unstructured", None, None],
         "bits": [8, 4, 8, None],
         "rank": [None, None, 16, None],
         "binding": "max_gzip_bytes",
     }
-    # a Recipe's `layers` mapping gives the same series
-    recipe_layers = {c["layer"]: {k: v for k, v in c.items() if k != "layer"} for c in choices}
-    assert choice_series({"layers": recipe_layers}) == {**data, "binding": None}
+    # a list of choices with the pruning nested as a Recipe writes it gives the same series
+    recipe_form = [
+        {"layer": "conv2", "prune": {"structure": "16x4", "sparsity": 0.8}, "bits": 8},
+        {"layer": "fc1", "prune": {"structure": "unstructured", "sparsity": 0.95}, "bits": 4},
+        {"layer": "fc2", "prune": {"structure": None, "sparsity": 0.0}, "bits": 8, "rank": 16},
+        {"layer": "logits", "prune": {"sparsity": 0.0}, "cluster": 16},
+    ]
+    assert choice_series({"layers": recipe_form}) == {**data, "binding": None}
+    with pytest.raises(ValueError, match=r"\['fc1'\]` gives the pruning twice"):
+        choice_series({"layers": {"fc1": {"prune": None, "sparsity": 0.5}}})
 
 
 TRADEOFF_POINTS = [
@@ -190,13 +205,16 @@ def test_plot_tradeoff_size_and_latency(tmp_path):
     ]
     points = [dict(p) for p in TRADEOFF_POINTS]
     points[2]["latency_ms"] = math.nan
-    with pytest.warns(
-        UserWarning, match=r"points\[2\]\['latency_ms'\]=nan; point 'u90' is left out"
-    ):
+    del points[1]["latency_ms"]  # not measured
+    with pytest.warns(UserWarning) as warned:
         data = plot_tradeoff(points, tmp_path / "latency.png", x="latency_ms")
+    assert [str(w.message) for w in warned] == [
+        "plot_tradeoff: points[1]['latency_ms'] is None (not measured); point 'u50' is left out.",
+        "plot_tradeoff: points[2]['latency_ms']=nan; point 'u90' is left out.",
+    ]
     check_png(tmp_path / "latency.png")
-    assert data["x_scale"] == "linear" and data["skipped"] == ["u90"]
-    assert [p["x"] for p in data["points"]] == [0.9, 0.35, 0.2]
+    assert data["x_scale"] == "linear" and data["skipped"] == ["u50", "u90"]
+    assert [p["x"] for p in data["points"]] == [0.9, 0.2]
 
 
 def test_plot_layer_latency(tmp_path):
@@ -206,6 +224,10 @@ def test_plot_layer_latency(tmp_path):
         {"layer": "fc2", "latency_ms": 0.02, "latency_ms_kernels": math.inf},
     ]
     path = tmp_path / "latency.png"
+    path.write_bytes(b"old")
+    with pytest.raises(ValueError, match="negative"):  # a failed call leaves the file as it was
+        plot_layer_latency([{**rows[0], "latency_ms": -1.0}], path)
+    assert path.read_bytes() == b"old"
     with pytest.warns(UserWarning, match="kernels' bar of layer 'fc2'"):
         data = plot_layer_latency(rows, path, note="CPU: test")
     check_png(path)
@@ -215,16 +237,6 @@ def test_plot_layer_latency(tmp_path):
         "latency_ms_kernels": [0.09, None, None],
         "skipped": [],
     }
-
-
-def test_a_plot_replaces_a_file_only_when_it_succeeds(tmp_path):
-    path = tmp_path / "plot.png"
-    path.write_bytes(b"old")
-    with pytest.raises(ValueError):
-        plot_tradeoff(TRADEOFF_POINTS, path, x="size")
-    assert path.read_bytes() == b"old"
-    plot_tradeoff(TRADEOFF_POINTS, path)
-    check_png(path)
 
 
 def _sens(**changes):
@@ -292,7 +304,7 @@ def _sens(**changes):
         (
             lambda p: plot_tradeoff([{"label": "a", "kind": "planned", "accuracy": 0.9}], p),
             ValueError,
-            r"point 'a'.*no 'gzip_bytes'",
+            r"none has finite 'gzip_bytes' and 'accuracy' values. Left out: \['a'\]",
         ),
         (
             lambda p: plot_tradeoff([{**TRADEOFF_POINTS[1], "accuracy": math.nan}], p),
@@ -303,7 +315,7 @@ def _sens(**changes):
         (
             lambda p: plot_layer_latency([{"layer": "fc1"}], p),
             ValueError,
-            r"rows\[0\]` \(layer 'fc1'\) has no 'latency_ms'",
+            r"no row has a finite 'latency_ms'. Left out: \['fc1'\]",
         ),
         (
             lambda p: plot_layer_latency([{"layer": "fc1", "latency_ms": -1}], p),

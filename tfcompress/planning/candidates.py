@@ -8,8 +8,13 @@ beyond `bits:8`. Losses below zero (measurement noise) count as 0.
 
 Costs come from the measured entries. A part measured alone (`prune:16x4:0.8`, `bits:4`,
 `rank:16`) uses its entry; a combination (`prune:16x4:0.8` at 4 bits) is estimated from
-the pruned entry, scaled per quantity by what 4 bits did to the dense layer (`bits:4` over
-`bits:8`: the same bytes in int8 containers, fewer gzip bytes). Latency is the default
+the pruned entry less what 4 bits saved on the dense layer (`bits:8` minus `bits:4`: no
+bytes in int8 containers, some gzip bytes) times the share of weights kept (non-zeros over
+the dense layer's). Checked against the gzip size `tfcompress.planning.costs` computes for
+every pruned layer at 4 bits of LeNet-300-100 and the small CNN (96 layer options, MNIST-5k,
+one epoch of training): 8% off on average, median 2-3% over, from -20% to +19%; scaling the
+pruned size by the dense layer's 4-bit ratio instead came out 11-14% under (median). Latency
+is scaled by the dense layer's `bits:4` over `bits:8` latency. Latency is the default
 interpreter's, or our kernels' where they claim the layer and `kernels` is "all", or "auto"
 and they are faster.
 """
@@ -135,8 +140,12 @@ def _costs(entry, scale, kernels, four=None, dense8=None):
     }
     if four is None:
         return costs, ours, ()
+    # 4 bits saves on the stored values, not on where the zeros are: the dense layer's saving
+    # in proportion to the weights kept.
+    density = min(entry.nonzeros / dense8.nonzeros, 1.0) if dense8.nonzeros else 1.0
     for name in SIZES:
-        costs[name] *= _ratio(getattr(four, name), getattr(dense8, name))
+        saving = density * (getattr(dense8, name) - getattr(four, name)) * scale[name]
+        costs[name] = max(costs[name] - saving, 0.0)
     ratio = _ratio(_latency(four, kernels)[0], _latency(dense8, kernels)[0])
     costs["latency_ms"] = None if latency is None or ratio is None else latency * ratio
     return costs, ours, ("bytes", "gzip_bytes", "latency_ms")

@@ -46,7 +46,8 @@ def quantize_rows(rows: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     qmax = 2 ** (bits - 1) - 1
     scale = np.abs(rows).max(axis=1, keepdims=True).astype(np.float64) / qmax
     scale = np.where(scale > 0, scale, 1.0)
-    q = np.clip(np.round(rows / scale), -qmax, qmax)
+    scaled = rows / scale
+    q = np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5), -qmax, qmax)  # half away from 0
     return q, scale[:, 0]
 
 
@@ -55,9 +56,10 @@ def fake_quant(value: np.ndarray, bits: int, depthwise: bool = False) -> np.ndar
 
     Example:
         >>> from tfcompress.planning.changes import fake_quant
-        >>> fake_quant(np.array([[0.5, -1.0], [0.26, 2.0]]), bits=4)
-        array([[ 0.42857143, -1.        ],
-               [ 0.28571429,  2.        ]])
+        >>> kernel = np.array([[0.7, -1.0], [0.26, 2.0]])  # [in, out]: one scale per column
+        >>> np.round(fake_quant(kernel, bits=4) / [0.7 / 7, 2.0 / 7], 6)  # integers times scales
+        array([[ 7., -4.],
+               [ 3.,  7.]])
     """
     rows = channel_rows(value, depthwise)
     q, scale = quantize_rows(rows, bits)

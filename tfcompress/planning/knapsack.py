@@ -225,8 +225,9 @@ def solve(objective: list[np.ndarray], costs: list[np.ndarray], budgets) -> Solu
         >>> solve(loss, size, [10.0]).choice
         [1, 1]
     """
-    if not objective:
-        return Solution([], True, [0.0] * len(budgets))
+    if not objective:  # nothing to choose: the budgets hold or they do not
+        fits = bool(np.all(np.asarray(budgets, dtype=np.float64) >= 0))
+        return Solution([], fits, [0.0] * len(budgets))
     problem = _Problem(objective, costs, budgets)
     lam, outside = _relax(problem)
     best = None

@@ -3,10 +3,10 @@
 The file is `latency-<cpu id>.json` in `cache_dir` (default `$TFCOMPRESS_CACHE_DIR`, else
 `~/.cache/tfcompress`). The CPU id names what the default int8 kernels can use on this CPU
 (`tfcompress.kernels.host_kind()`), the CPU's model name, the interpreter runtime and the
-TensorFlow and tfcompress versions, so another machine or version never reads another's
-figures. Each entry maps a key (op kind, shapes, weight variant) to the median latencies of
-one `.tflite` at batch 1 with one thread: `latency_ms` in the default interpreter (XNNPACK)
-and `latency_ms_kernels` with `KernelDelegate(nodes="auto")`, None where it claims no node.
+TensorFlow version, so another machine or version never reads another's figures. Each
+entry maps a key (op kind, shapes, weight variant) to the median latencies of one
+`.tflite` at batch 1 with one thread: `latency_ms` in the default interpreter (XNNPACK) and
+`latency_ms_kernels` with `KernelDelegate(nodes="auto")`, None where it claims no node.
 """
 
 from __future__ import annotations
@@ -43,14 +43,12 @@ def cpu_model_name() -> str:
 
 
 def cpu_id() -> str:
-    """This machine's cache id: kernel host kind, CPU model, runtime, TF and tfcompress versions."""
-    from tfcompress import __version__
-
+    """This machine's cache id: kernel host kind, CPU model, interpreter runtime, TF version."""
     try:
         host = host_kind()
     except KernelsNotBuiltError:
         host = "no-kernels"
-    text = f"{host}-{cpu_model_name()}-{runtime().name}-tf{tf.__version__}-tfc{__version__}"
+    text = f"{host}-{cpu_model_name()}-{runtime().name}-tf{tf.__version__}"
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 

@@ -150,7 +150,10 @@ def plan(
     pruned entry scaled by what 4 bits did to the dense layer); model totals are the
     sensitivity's whole-model figures with each planned layer's unchanged cost replaced by
     the chosen one. Latency uses our kernels' measurement where it is smaller
-    (`kernels="auto"`), wherever they claim the layer (`"all"`), or never (`"none"`).
+    (`kernels="auto"`), wherever they claim the layer (`"all"`), or never (`"none"`). On the
+    small CNN (MNIST-5k, one epoch; AMD EPYC Zen 4) the predicted gzip size of plans for 10x,
+    25x and 50x targets was 15% over, 6% under and 10% over the int8 `.tflite`'s measured
+    (the chosen pruning and 4-bit weights applied without fine-tuning).
 
     The search is a multiple-choice knapsack (`tfcompress.planning.knapsack`): Lagrangian
     relaxation with bisection on each resource limit's multiplier, then greedy repair and

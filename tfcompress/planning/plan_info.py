@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tfcompress.planning.candidates import QUANTITIES, Candidate, LayerTable, Loss
+from tfcompress.planning.candidates import QUANTITIES, SIZES, Candidate, LayerTable, Loss
 from tfcompress.planning.knapsack import Solution
 from tfcompress.planning.sensitivity_result import Sensitivity
 from tfcompress.planning.target import QUANTITIES as LIMITS
@@ -14,10 +14,15 @@ METHOD = (
 )
 # Per export, the key of `Sensitivity.model` each whole-model quantity starts from.
 MODEL_TOTALS = {
-    "int8": {"gzip_bytes": "int8_gzip_bytes", "bytes": "int8_bytes", "latency_ms": "latency_ms"},
-    "dynamic": {"gzip_bytes": "int8_gzip_bytes", "bytes": "int8_bytes"},
-    "float32": {"gzip_bytes": "float_gzip_bytes", "bytes": "float_bytes"},
-    "float16": {"gzip_bytes": "float_gzip_bytes", "bytes": "float_bytes"},
+    "int8": {
+        "gzip_bytes": "int8_gzip_bytes",
+        "bytes": "int8_bytes",
+        "latency_ms": "latency_ms",
+        "macs": "macs",
+    },
+    "dynamic": {"gzip_bytes": "int8_gzip_bytes", "bytes": "int8_bytes", "macs": "macs"},
+    "float32": {"gzip_bytes": "float_gzip_bytes", "bytes": "float_bytes", "macs": "macs"},
+    "float16": {"gzip_bytes": "float_gzip_bytes", "bytes": "float_bytes", "macs": "macs"},
 }
 UNITS = {"bytes": "bytes", "gzip_bytes": "gzip bytes", "latency_ms": "ms", "macs": "MACs"}
 PER = {"bytes": "byte", "gzip_bytes": "byte", "latency_ms": "ms", "macs": "MAC"}
@@ -42,7 +47,7 @@ class PlanTotals:
                 if quantity != "macs":
                     self.notes.append(f"{quantity}: the planned layers only (no model figure)")
                 continue
-            scale = 0.5 if export == "float16" else 1.0
+            scale = 0.5 if export == "float16" and quantity in SIZES else 1.0
             self.offsets[quantity] = scale * float(total) - float(sum(references))
         self.labels = labels
         self.export_loss = self.zero()

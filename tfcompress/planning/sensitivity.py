@@ -16,11 +16,12 @@ from tfcompress.export.interpreter import TFLiteModel
 from tfcompress.export.tflite import export_tflite
 from tfcompress.planning.arguments import WHERE, check_labels, layer_options, split_data
 from tfcompress.planning.changes import changed_kernels, kernel_svd
-from tfcompress.planning.costs import baseline_cost, layer_latencies, option_cost
+from tfcompress.planning.costs import baseline_cost, dense_macs, layer_latencies, option_cost
 from tfcompress.planning.evaluation import changed_outputs
 from tfcompress.planning.latency_cache import LatencyCache
 from tfcompress.planning.options import LayerOption
 from tfcompress.planning.sensitivity_result import Sensitivity, SensitivityEntry
+from tfcompress.reporting.keras_stats import keras_layer_stats
 from tfcompress.reporting.report import gzip_size
 from tfcompress.utils.surgery import check_model, require_graph
 
@@ -80,19 +81,26 @@ def _predict(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate([np.asarray(p) for p in parts], axis=0)
 
 
-def _model_figures(model, x, accuracy, latency, cache, labelled) -> dict:
-    """Whole-model figures: float and int8 `.tflite` gzip bytes, int8 latency."""
+def _model_figures(model, x, accuracy, latency, cache, labelled, zero_macs) -> dict:
+    """Whole-model figures: MACs (the report's count less `zero_macs`, those of zero weights
+    in the measured layers, as their entries count), float and int8 `.tflite` bytes and gzip
+    bytes, int8 latency."""
+    macs = [row.macs for row in keras_layer_stats(model)]
     figures = {
         "name": model.name,
         "accuracy": accuracy,
+        "macs": None if any(m is None for m in macs) else int(sum(macs)) - zero_macs,
+        "float_bytes": None,
         "float_gzip_bytes": None,
+        "int8_bytes": None,
         "int8_gzip_bytes": None,
         "latency_ms": None,
         "cpu": cache.cpu if cache is not None else None,
         "samples": labelled,
     }
     try:
-        figures["float_gzip_bytes"] = gzip_size(export_tflite(model, mode="float32"))
+        float32 = export_tflite(model, mode="float32")
+        figures["float_bytes"], figures["float_gzip_bytes"] = len(float32), gzip_size(float32)
         int8 = export_tflite(
             model,
             mode="int8",
@@ -104,7 +112,7 @@ def _model_figures(model, x, accuracy, latency, cache, labelled) -> dict:
             f"{WHERE}: the model's .tflite sizes and latency are unknown: {err}", stacklevel=3
         )
         return figures
-    figures["int8_gzip_bytes"] = gzip_size(int8)
+    figures["int8_bytes"], figures["int8_gzip_bytes"] = len(int8), gzip_size(int8)
     if latency:
         figures["latency_ms"] = TFLiteModel(int8).latency(x[:1])["median_ms"]
     return figures
@@ -123,7 +131,9 @@ def _verbosity(verbose) -> int:
         return 1 if sys.stdout.isatty() else 0
     if isinstance(verbose, (bool, int)):
         return int(bool(verbose))
-    raise ValueError(f"`verbose` must be 'auto', True or False. Received: verbose={verbose!r}")
+    raise ValueError(
+        f"{WHERE}: `verbose` must be 'auto', True or False. Received: verbose={verbose!r}"
+    )
 
 
 def sensitivity(
@@ -172,7 +182,11 @@ def sensitivity(
 
     Returns:
         A `Sensitivity`: per layer a baseline entry (unchanged, float32 bytes) and one entry
-        per option; `.model` holds the whole model's figures and the seconds taken.
+        per option; `.model` holds the whole model's figures: `name`, `accuracy` (None
+        without labels), `macs` (with non-zero weights in the measured layers, as their
+        entries count them; the report's count elsewhere), `float_bytes`, `float_gzip_bytes`,
+        `int8_bytes`, `int8_gzip_bytes` (the `.tflite` files, gzip at level 9),
+        `latency_ms` (int8, default interpreter, batch 1), `cpu`, `samples`, `seconds`.
 
     Example:
         >>> data = tfcompress.datasets.load_digits()
@@ -205,7 +219,9 @@ def sensitivity(
             f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size!r}")
+        raise ValueError(
+            f"{WHERE}: `batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+        )
     show = _verbosity(verbose)
     x, y = split_data(data, model, "data", need_labels=False)
     if validation_data is not None:
@@ -227,16 +243,19 @@ def sensitivity(
     cache = LatencyCache(cache_dir) if latency else None
     total = sum(len(opts) for _, opts in chosen) or 1
     progress = keras.utils.Progbar(total, verbose=show, unit_name="option")
-    done, entries = 0, []
+    done, entries, zero_macs = 0, [], 0
     for layer, opts in chosen:
         variants, svd = _variants(layer, opts)
         scores = _Scores(reference, probabilities, labels, len(opts), rows // len(x_eval))
         scores.progress = (progress, done, -(-len(x_eval) // batch_size))
-        changed_outputs(model, layer, [variants[o.key] for o in opts], x_eval, batch_size, scores)
+        if opts:
+            changed = [variants[o.key] for o in opts]
+            changed_outputs(model, layer, changed, x_eval, batch_size, scores)
         timed = layer_latencies(layer, [None, *opts], variants, cache) if latency else {}
         if cache is not None:
             cache.save()
         base = baseline_cost(layer)
+        zero_macs += dense_macs(layer) - base.macs
         entries.append(
             SensitivityEntry(
                 layer.name, None, None if labels is None else 0.0, 0.0, 1.0,
@@ -258,7 +277,7 @@ def sensitivity(
             )  # fmt: skip
         done += len(opts)
         progress.update(done)
-    figures = _model_figures(model, x, accuracy, latency, cache, len(x_eval))
+    figures = _model_figures(model, x, accuracy, latency, cache, len(x_eval), zero_macs)
     figures["seconds"] = round(time.perf_counter() - start_time, 3)
     return Sensitivity(entries, figures)
 

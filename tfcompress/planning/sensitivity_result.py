@@ -7,6 +7,7 @@ import json
 import os
 
 from tfcompress.planning.options import LayerOption
+from tfcompress.reporting.plots import plot_sensitivity
 from tfcompress.reporting.table import render_table
 from tfcompress.utils.io import atomic_write_text
 
@@ -25,9 +26,10 @@ class SensitivityEntry:
         agreement: Fraction of samples whose top-1 class is the original's.
         params: Weights the layer stores after the change (a factorized layer's two factors).
         nonzeros: Non-zero weights among them.
-        macs: Multiply-accumulates per sample.
-        bytes: Bytes of the layer's weights in an int8 `.tflite` (float32 for the baseline).
-        gzip_bytes: The same bytes after gzip.
+        macs: Multiply-accumulates per sample with a non-zero weight.
+        bytes: Bytes of the layer's weights in an int8 `.tflite` (float32 for the baseline;
+            see `tfcompress.planning.costs`).
+        gzip_bytes: The same bytes after gzip (level 6).
         latency_ms: The layer alone as an int8 `.tflite` op at batch 1 in the default
             interpreter, None when not measured.
         latency_ms_kernels: The same with our kernels, None where they do not claim it.
@@ -86,7 +88,9 @@ class Sensitivity:
             baseline (option None) per layer.
         model: Whole-model figures: `name`, `accuracy` (None without labels),
             `float_gzip_bytes`, `int8_gzip_bytes`, `latency_ms` (int8, default
-            interpreter), `cpu` (where latencies were measured), `seconds` (time taken).
+            interpreter), `cpu` (where latencies were measured), `seconds` (time taken);
+            `tfcompress.sensitivity` adds `macs`, `float_bytes`, `int8_bytes` and `samples`
+            (how many the effects were measured on).
 
     Example:
         >>> from tfcompress.planning import LayerOption, Sensitivity, SensitivityEntry
@@ -205,6 +209,4 @@ class Sensitivity:
 
     def plot(self, path: str | os.PathLike) -> dict:
         """Per-layer sensitivity curves as a PNG; returns the data plotted."""
-        from tfcompress.reporting.plots import plot_sensitivity
-
         return plot_sensitivity(self.to_dict(), path)

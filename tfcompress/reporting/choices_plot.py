@@ -46,28 +46,41 @@ def _choices(plan_info) -> list[tuple[str, Mapping]]:
     return [(layer, choice or {}) for layer, choice in pairs]
 
 
+def _prune(choice: Mapping, where: str) -> tuple[Mapping, str]:
+    """A layer's pruning `{"structure", "sparsity"}` (empty when none) and where it was read:
+    nested under `"prune"` (the Recipe's form) or flat in the choice (`plan_info`'s form)."""
+    if "prune" not in choice:
+        return choice, where
+    if "sparsity" in choice or "structure" in choice:
+        raise ValueError(
+            f"`{where}` gives the pruning twice: under 'prune' and as 'sparsity'/'structure'. "
+            f"Received keys: {sorted(choice)}"
+        )
+    prune = choice["prune"]
+    if prune is not None and not isinstance(prune, Mapping):
+        raise ValueError(
+            f"`{where}['prune']` must be a dict {{'structure', 'sparsity'}} or None. "
+            f"Received: {prune!r:.120}"
+        )
+    return prune or {}, f"{where}['prune']"
+
+
 def choice_series(plan_info: dict) -> dict:
     """The data `plot_choices` draws, without drawing it (same format as its return)."""
     series = {"layers": [], "sparsity": [], "structure": [], "bits": [], "rank": []}
     for layer, choice in _choices(plan_info):
         where = f"plan_info['layers'][{layer!r}]"
-        prune = choice.get("prune")
-        if prune is not None and not isinstance(prune, Mapping):
-            raise ValueError(
-                f"`{where}['prune']` must be a dict {{'structure', 'sparsity'}} or None. "
-                f"Received: {prune!r:.120}"
-            )
-        sparsity = number((prune or {}).get("sparsity"), f"{where}['prune']['sparsity']")
+        prune, prune_where = _prune(choice, where)
+        sparsity = number(prune.get("sparsity"), f"{prune_where}['sparsity']")
         if sparsity is not None and not 0 <= sparsity <= 1:
             raise ValueError(
-                f"`{where}['prune']['sparsity']` must be a fraction in [0, 1]. "
-                f"Received: {sparsity!r}"
+                f"`{prune_where}['sparsity']` must be a fraction in [0, 1]. Received: {sparsity!r}"
             )
         bits = number(choice.get("bits"), f"{where}['bits']")
         rank = number(choice.get("rank"), f"{where}['rank']")
         series["layers"].append(layer)
         series["sparsity"].append(sparsity)
-        series["structure"].append((prune or {}).get("structure"))
+        series["structure"].append(prune.get("structure"))
         series["bits"].append(None if bits is None else int(bits))
         series["rank"].append(None if rank is None else int(rank))
     series["binding"] = plan_info.get("binding")
@@ -95,14 +108,15 @@ def plot_choices(plan_info: dict, path: str | os.PathLike, note: str | None = No
     default, e.g. int8).
 
     Args:
-        plan_info: A dict with `"layers"`: either a list of per-layer dicts
-            `{"layer": str, "prune": {"structure": str, "sparsity": float} |
-            None, "bits": 8 | 4 | None, "rank": int | None, "reason": str}`
-            in model order (the planner's `Recipe.plan_info`), or a mapping
-            layer -> the same dict without `"layer"` (`Recipe.to_dict()`'s
-            `layers`). Other keys (`"reason"`, `"cluster"`, ...) are ignored.
-            Optional `"binding"` (the binding constraint's name) goes in the
-            title.
+        plan_info: A dict with `"layers"`: a mapping layer -> choice in
+            model order, or a list of choices each with `"layer"` (str). A
+            choice is `{"structure": str | None, "sparsity": float, "bits":
+            8 | 4 | None, "rank": int | None}` (the planner's
+            `Recipe.plan_info`), or has the pruning nested as `"prune":
+            {"structure", "sparsity"} | None` (`Recipe.to_dict()`'s
+            `layers`); other keys (`"reason"`, `"cluster"`, costs) are
+            ignored. Optional `"binding"` (the binding limit's name) goes in
+            the title.
         path: The `.png` to write (atomically); its folder must exist.
         note: A line of small text under the plot (e.g. the CPU).
 
@@ -113,10 +127,10 @@ def plot_choices(plan_info: dict, path: str | os.PathLike, note: str | None = No
 
     Example:
         >>> from tfcompress.reporting.plots import plot_choices
-        >>> info = {"binding": "max_gzip_bytes", "layers": [
-        ...     {"layer": "conv2", "prune": {"structure": "16x4", "sparsity": 0.8}, "bits": 8},
-        ...     {"layer": "fc1", "prune": {"structure": "unstructured", "sparsity": 0.95},
-        ...      "bits": 4, "reason": "largest layer, least sensitive"}]}
+        >>> info = {"binding": "max_gzip_bytes", "layers": {
+        ...     "conv2": {"structure": "16x4", "sparsity": 0.8, "bits": 8, "rank": None},
+        ...     "fc1": {"structure": "unstructured", "sparsity": 0.95, "bits": 4, "rank": None,
+        ...             "reason": "largest layer, least sensitive"}}}
         >>> plot_choices(info, "choices.png")["sparsity"]
         [0.8, 0.95]
     """
@@ -126,14 +140,15 @@ def plot_choices(plan_info: dict, path: str | os.PathLike, note: str | None = No
     panels = ["sparsity", "bits"] + (["rank"] if any(r is not None for r in data["rank"]) else [])
     width = max(len(n) for n in names) * 0.07 + 2.6 * len(panels)
     figure = new_figure(max(6.0, width), 1.3 + 0.32 * len(names))
-    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    ratios = [1.5] + [1] * (len(panels) - 1)  # the sparsity panel's labels are the longest
+    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False, width_ratios=ratios)[0]
     percent = [None if s is None else 100 * s for s in data["sparsity"]]
     sparsity_labels = [
         "dense" if s is None or s == 0 else f"{100 * s:.0f}% {structure or ''}".rstrip()
         for s, structure in zip(data["sparsity"], data["structure"])
     ]
     _bars(axes[0], names, percent, sparsity_labels, BAR_COLOR["sparsity"], "sparsity (%)")
-    axes[0].set_xlim(0, 160)  # room for the labels; ticks stop at 100%
+    axes[0].set_xlim(0, 150)  # room for the labels; ticks stop at 100%
     axes[0].set_xticks(range(0, 101, 25))
     for ax, key in zip(axes[1:], panels[1:]):
         labels = ["-" if v is None else str(v) for v in data[key]]

@@ -58,11 +58,13 @@ def number(value, argument: str) -> float | None:
     return float(value)
 
 
-def finite_or_warn(value: float | None, argument: str, function: str, what: str) -> bool:
-    """Whether `value` can be drawn; a NaN or infinity warns that `what` is left out."""
-    if value is None or math.isfinite(value):
-        return value is not None
-    warnings.warn(f"{function}: {argument}={value!r}; {what} is left out.", stacklevel=3)
+def drawable(value: float | None, argument: str, function: str, what: str) -> bool:
+    """Whether `value` can be drawn; None (not measured), NaN or infinity warn that `what`
+    is left out."""
+    if value is not None and math.isfinite(value):
+        return True
+    problem = " is None (not measured)" if value is None else f"={value!r}"
+    warnings.warn(f"{function}: {argument}{problem}; {what} is left out.", stacklevel=3)
     return False
 
 

@@ -30,6 +30,11 @@ figcaption { color: #555; font-size: 0.9em; }
 """
 
 
+def _text(value: str) -> str:
+    """`value` escaped for an element's content (quotes need no escaping there)."""
+    return html.escape(value, quote=False)
+
+
 def _cell(value) -> str:
     """A table cell's text: None is "-", integers get thousands separators."""
     if value is None:
@@ -58,7 +63,7 @@ def _table(table, where: str) -> str:
             )
         headers = list(rows[0])
     headers = [str(h) for h in headers]
-    lines = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"]
+    lines = ["<table>", "<tr>" + "".join(f"<th>{_text(h)}</th>" for h in headers) + "</tr>"]
     for i, row in enumerate(rows):
         cells = [row.get(h) for h in headers] if isinstance(row, Mapping) else row
         if isinstance(cells, (str, bytes)) or not isinstance(cells, Sequence):
@@ -70,7 +75,7 @@ def _table(table, where: str) -> str:
                 f"`{where}['rows'][{i}]` has {len(cells)} cells but there are {len(headers)} "
                 f"headers {headers}. Received: {row!r:.120}"
             )
-        lines.append("<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in cells) + "</tr>")
+        lines.append("<tr>" + "".join(f"<td>{_text(_cell(c))}</td>" for c in cells) + "</tr>")
     return "\n".join(lines + ["</table>"])
 
 
@@ -94,7 +99,7 @@ def _png_bytes(image, where: str) -> bytes:
 
 def _paragraphs(text: str) -> str:
     blocks = [b.strip() for b in text.split("\n\n") if b.strip()]
-    return "\n".join("<p>" + html.escape(b).replace("\n", "<br>\n") + "</p>" for b in blocks)
+    return "\n".join("<p>" + _text(b).replace("\n", "<br>\n") + "</p>" for b in blocks)
 
 
 def _section(section, i: int) -> str:
@@ -112,11 +117,11 @@ def _section(section, i: int) -> str:
             raise TypeError(f"`{where}['{key}']` must be a string. Received: {section[key]!r:.80}")
     parts = []
     if section.get("heading"):
-        parts.append(f"<h2>{html.escape(section['heading'])}</h2>")
+        parts.append(f"<h2>{_text(section['heading'])}</h2>")
     if section.get("text"):
         parts.append(_paragraphs(section["text"]))
     if section.get("preformatted"):
-        parts.append(f"<pre>{html.escape(section['preformatted'])}</pre>")
+        parts.append(f"<pre>{_text(section['preformatted'])}</pre>")
     if section.get("table") is not None:
         parts.append(_table(section["table"], f"{where}['table']"))
     caption = section.get("caption") or ""
@@ -125,10 +130,10 @@ def _section(section, i: int) -> str:
         alt = html.escape(caption or section.get("heading") or "figure", quote=True)
         figure = f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
         if caption:
-            figure += f"<figcaption>{html.escape(caption)}</figcaption>"
+            figure += f"<figcaption>{_text(caption)}</figcaption>"
         parts.append(figure + "</figure>")
     elif caption:
-        parts.append(f"<p><em>{html.escape(caption)}</em></p>")
+        parts.append(f"<p><em>{_text(caption)}</em></p>")
     return "<section>\n" + "\n".join(parts) + "\n</section>"
 
 
@@ -188,7 +193,7 @@ def html_report(title: str, sections: list[dict], path: str | os.PathLike) -> st
     body = "\n".join(_section(s, i) for i, s in enumerate(sections))
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{html.escape(title)}</h1>\n{body}\n</body>\n</html>\n"
+        f"<title>{_text(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{_text(title)}</h1>\n{body}\n</body>\n</html>\n"
     )
     return atomic_write_text(path, page)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from tfcompress.reporting.figures import (
     check_png_path,
-    finite_or_warn,
+    drawable,
     new_figure,
     number,
     save_png,
@@ -34,17 +34,13 @@ def latency_series(rows: list[dict]) -> dict:
         for key, value in (("latency_ms", default), ("latency_ms_kernels", kernels)):
             if value is not None and value < 0:
                 raise ValueError(f"`{where}[{key!r}]` (layer {layer!r}) is negative: {value!r}")
-        if default is None:
-            raise ValueError(
-                f"`{where}` (layer {layer!r}) has no 'latency_ms'. Received keys: {sorted(row)}"
-            )
-        if not finite_or_warn(
+        if not drawable(
             default, f"{where}['latency_ms']", "plot_layer_latency", f"layer {layer!r}"
         ):
             data["skipped"].append(layer)
             continue
         what = f"the kernels' bar of layer {layer!r}"
-        if kernels is not None and not finite_or_warn(
+        if kernels is not None and not drawable(
             kernels, f"{where}['latency_ms_kernels']", "plot_layer_latency", what
         ):
             kernels = None
@@ -66,7 +62,7 @@ def plot_layer_latency(
 
     A kernels bar is labelled with its speed-up over the default; a layer our
     kernels do not claim (`latency_ms_kernels` None) shows "not claimed". A
-    row whose `latency_ms` is NaN or infinite is left out with a warning.
+    row whose `latency_ms` is None, NaN or infinite is left out with a warning.
 
     Args:
         rows: Dicts `{"layer": str, "latency_ms": float, "latency_ms_kernels":
@@ -90,7 +86,9 @@ def plot_layer_latency(
     path = check_png_path(path, "plot_layer_latency")
     data = latency_series(rows)
     names = data["layers"]
-    longest = max(data["latency_ms"] + [k for k in data["latency_ms_kernels"] if k is not None])
+    longest = (
+        max(data["latency_ms"] + [k for k in data["latency_ms_kernels"] if k is not None]) or 1
+    )
     figure = new_figure(7.0 + max(len(n) for n in names) * 0.05, 1.5 + 0.45 * len(names))
     ax = figure.subplots()
     positions = range(len(names))

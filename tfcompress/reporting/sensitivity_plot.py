@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Mapping
 
 from tfcompress.reporting.figures import (
     check_png_path,
-    finite_or_warn,
+    drawable,
     layer_colors,
     legend_columns,
     new_figure,
@@ -146,15 +145,10 @@ def sensitivity_series(sensitivity_json: dict, metric: str = "auto") -> dict:
         name, x_name, x = _panel(option, where)
         y = number(entry.get(metric), f"{where}['{metric}']")
         what = f"entry {i} (layer {layer!r}, option {option.get('key', name)!r})"
-        if y is None:
-            warnings.warn(
-                f"plot_sensitivity: {what} has no {metric!r}; it is left out.", stacklevel=2
-            )
-            continue
         x_argument = f"{where}['option']['{x_name}']"
-        if not finite_or_warn(x, x_argument, "plot_sensitivity", what):
+        if not drawable(x, x_argument, "plot_sensitivity", what):
             continue
-        if not finite_or_warn(y, f"{where}['{metric}']", "plot_sensitivity", what):
+        if not drawable(y, f"{where}['{metric}']", "plot_sensitivity", what):
             continue
         panel = panels.setdefault(name, {"name": name, "x": x_name, "series": {}})
         series = panel["series"].setdefault(layer, {"layer": layer, "x": [], "y": [], "keys": []})
@@ -207,7 +201,7 @@ def plot_sensitivity(sensitivity_json: dict, path: str | os.PathLike, metric: st
     given), compression increasing to the right in each; y: `metric`. Only one
     layer is changed per point (no retraining), so the curves say which
     layers tolerate what. Baseline entries (option None) are not drawn; an
-    entry whose value is NaN or infinite is left out with a warning naming it.
+    entry whose value is None, NaN or infinite is left out with a warning naming it.
 
     Args:
         sensitivity_json: `json.loads(Sensitivity.to_json())`: a dict with

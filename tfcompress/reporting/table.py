@@ -64,18 +64,19 @@ class Renderable:
     """Text, Markdown, JSON and HTML renderings from `_render(markdown)` and `to_dict()`.
 
     A subclass that also defines `_sections()` (`html_report` sections) and
-    `_title(markdown)` gets real HTML tables; else the page holds the text
-    rendering.
+    `_title(markdown)` gets real HTML tables; else the page's title is the
+    first line of the text rendering and the rest is shown preformatted.
     """
 
     def _render(self, markdown: bool) -> str:
         raise NotImplementedError
 
     def _title(self, markdown: bool) -> str:
-        return type(self).__name__
+        return self._render(markdown).split("\n", 1)[0]
 
     def _sections(self) -> list[dict]:
-        return [{"preformatted": self._render(markdown=False)}]
+        rest = self._render(markdown=False).split("\n", 1)[1:]
+        return [{"preformatted": rest[0].strip("\n")}] if rest and rest[0].strip() else []
 
     def to_dict(self) -> dict:
         raise NotImplementedError

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from tfcompress.reporting.figures import (
     annotate_points,
     check_png_path,
-    finite_or_warn,
+    drawable,
     new_figure,
     number,
     save_png,
@@ -46,11 +46,7 @@ def _checked_point(point, i: int, x: str, y: str) -> dict | None:
     values = {}
     for axis in (x, y):
         value = number(point.get(axis), f"{where}[{axis!r}]")
-        if value is None:
-            raise ValueError(
-                f"`{where}` (point {label!r}) has no {axis!r} value. Received keys: {sorted(point)}"
-            )
-        if not finite_or_warn(value, f"{where}[{axis!r}]", "plot_tradeoff", f"point {label!r}"):
+        if not drawable(value, f"{where}[{axis!r}]", "plot_tradeoff", f"point {label!r}"):
             return None
         values[axis] = value
     if not 0 <= values[y] <= 1:
@@ -104,7 +100,8 @@ def plot_tradeoff(
     same `group` are joined by a line (sorted by x), so a baseline sweep
     reads as a curve. The x axis is logarithmic when the largest x is at
     least 10 times the smallest. A point whose x or y is NaN or infinite is
-    left out with a warning naming it.
+    left out with a warning naming it, and so is one without a value (None or
+    no key: not measured); no point left to draw is an error.
 
     Args:
         points: Dicts `{"label": str, "kind": "original" | "uniform" |
@@ -112,7 +109,7 @@ def plot_tradeoff(
             float (a fraction, 0 to 1)}`, optionally `"bytes"`, `"macs"`,
             `"agreement"` (0 to 1) for the other axes, and `"group"` (str:
             which uniform sweep the point belongs to; default its kind).
-            Only the keys of `x` and `y` are required.
+            Only the keys of `x` and `y` are read.
         path: The `.png` to write (atomically); its folder must exist.
         x: `"gzip_bytes"`, `"bytes"`, `"latency_ms"` or `"macs"`.
         y: `"accuracy"` or `"agreement"`.
