@@ -15,19 +15,18 @@ from tfcompress.planning.compression_result import CompressionResult
 from tfcompress.planning.outputs import write_outputs
 from tfcompress.planning.pipeline import (
     Exported,
-    Training,
     check_recipe,
     cluster_step,
     export_step,
     factorize_step,
     prune_step,
-    resolve_verbose,
 )
 from tfcompress.planning.plan import plan
 from tfcompress.planning.recipe import Recipe
 from tfcompress.planning.sensitivity import sensitivity as measure_sensitivity
 from tfcompress.planning.sensitivity_result import Sensitivity
 from tfcompress.planning.target import QUANTITIES, Target
+from tfcompress.planning.training import Training, resolve_verbose
 from tfcompress.reporting import ReportComparison, report
 from tfcompress.utils.io import atomic_write_text, new_output_dir
 from tfcompress.utils.surgery import check_model, require_graph
