@@ -51,6 +51,7 @@ def old_demo_pipeline(model, x, y, prune_epochs=2, qat_epochs=1, sparsity=0.8):
     return tc.export_tflite(qat, mode="int8"), tc.strip_quantization(qat)
 
 
+@pytest.mark.slow
 def test_recipe_reproduces_the_old_demo_pipeline(cnn, tmp_path):
     model, (x, y), validation = cnn
     original = [w.copy() for w in model.get_weights()]
@@ -112,6 +113,7 @@ def test_int8_only_recipe_is_the_plain_export(cnn):
     assert result.agreement > 0.95 and result.report.ratio("tflite_weight_bytes") > 3.9
 
 
+@pytest.mark.slow
 def test_every_step_on_a_tiny_model(digits, capsys):
     """Factorize, prune (two structures), distil, cluster, 4-bit QAT on one small MLP."""
     keras.utils.set_random_seed(9)
@@ -187,6 +189,7 @@ def test_bad_input_is_refused_before_training(cnn, tmp_path):
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.slow
 def test_a_target_the_original_meets_changes_nothing(digits):
     """Limits at the float model's own size: the plan changes no layer, and `compress` gives
     what the int8-only recipe gives, byte for byte."""
