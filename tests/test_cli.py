@@ -245,3 +245,23 @@ def test_compress_and_sensitivity_end_to_end(files, tmp_path, capsys):
     argv = ["tfcompress", "sensitivity", f"--model={files}/m.keras", f"--data={files}/data.npz"]
     assert main([*argv, f"--output={path}", "--nolatency"]) == 0
     assert tc.Sensitivity.load(path).layers == ["fc"] and "fc" in capsys.readouterr().out
+
+
+def test_an_infeasible_target_is_one_line_on_its_flag(files, tmp_path, capsys, monkeypatch):
+    def infeasible(*args, **kwargs):
+        raise tc.InfeasibleTargetError(
+            "The target cannot be met: max_latency_ms=0.01 ms, but no plan gets latency_ms "
+            "below 0.05.\nClosest reachable point: latency_ms 0.05.",
+            "max_latency_ms",
+            0.01,
+            {"latency_ms": 0.05},
+            {"latency_ms": 0.05},
+        )
+
+    monkeypatch.setattr("tfcompress.cli.compress", infeasible)
+    argv = ["tfcompress", "compress", f"--model={files}/m.keras", f"--data={files}/data.npz"]
+    argv += ["--target_gzip_bytes=1000", "--max_latency_ms=0.01", f"--output_dir={tmp_path}/o"]
+    assert main(argv) == 2  # the flag of the limit that cannot be met, not the first given
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tfcompress compress: --max_latency_ms: ") and len(err.splitlines()) == 1
+    assert "--max_latency_ms=0.01 ms" in err and "below 0.05" in err

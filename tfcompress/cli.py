@@ -274,8 +274,9 @@ def _compress(fv: flags.FlagValues) -> int:
             model, train, test, target=target, recipe=recipe, output_dir=output_dir,
             latency_runs=fv.latency_runs,
         )  # fmt: skip
-    except InfeasibleTargetError as error:
-        raise FlagError(given[0], _one_line(error, names)) from error
+    except InfeasibleTargetError as error:  # blamed on the limit that cannot be met
+        flag = names.get(error.constraint, given[0])
+        raise FlagError(flag, _one_line(error, names)) from error
     print()
     print(result)
     print(f"Outputs written to {os.path.abspath(output_dir)}")
