@@ -14,7 +14,7 @@ import tfcompress as tc
 EPOCHS, STEPS_PER_EPOCH = 2, 512 // 64  # worker.py: 512 samples, global batch 64
 TOLERANCE = 1e-5  # the all-reduced gradient sums the halves of each batch in another order
 
-# Three cluster starts (about a minute on 2 shared cores): run with TFCOMPRESS_FULL_MATRIX=1.
+# Three cluster starts and a reference run, minutes on 2 shared cores: TFCOMPRESS_FULL_MATRIX=1.
 LONG = pytest.mark.skipif(
     os.environ.get("TFCOMPRESS_FULL_MATRIX") != "1",
     reason="kills and restarts a local cluster twice: run with TFCOMPRESS_FULL_MATRIX=1",
@@ -76,6 +76,14 @@ def test_a_lost_worker_resumes_from_backup(tmp_path):
         assert not (cluster / "faults_0.npz").exists()
     run_cluster(2, args, cluster, timeout=240)
     run_single([str(single), str(EPOCHS), "faults"], timeout=240)
+    # Each restart resumed at the killed epoch, with the optimizer's steps of the backup.
+    starts = [
+        f"{name} {epoch} {epoch * STEPS_PER_EPOCH}"
+        for name in ("pruned", "qat")
+        for epoch in (0, 1, 1)
+    ]
+    for task in range(2):
+        assert (cluster / f"epochs_{task}.txt").read_text().split("\n")[:-1] == starts, task
     workers = [dict(np.load(cluster / f"faults_{i}.npz")) for i in range(2)]
     reference = dict(np.load(single / "faults_single.npz"))
     assert workers[0].keys() == reference.keys()

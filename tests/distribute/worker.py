@@ -10,7 +10,8 @@ optionally `faults`.
 * `faults`: trains a pruned and a QAT model with `keras.callbacks.BackupAndRestore` (one
   backup folder per worker); where `TFCOMPRESS_TEST_FAULT` names one of them ("pruned",
   "qat"), worker 1 SIGKILLs itself in the middle of that model's second epoch. Run again, it
-  resumes from the backups. Writes `faults_<task>.npz`.
+  resumes from the backups. Writes `faults_<task>.npz`, and appends each epoch's start to
+  `epochs_<task>.txt`.
 """
 
 import json
@@ -84,6 +85,20 @@ class KillMidEpoch(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class EpochLog(keras.callbacks.Callback):
+    """Appends `name epoch optimizer-steps` to `path` as each epoch begins: shows where a
+    restarted run resumed, and with which optimizer state."""
+
+    def __init__(self, path: str, name: str):
+        super().__init__()
+        self.path, self.name = path, name
+
+    def on_epoch_begin(self, epoch, logs=None):
+        steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        with open(self.path, "a") as f:
+            f.write(f"{self.name} {epoch} {steps}\n")
+
+
 def task_index():
     return json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", "single")
 
@@ -109,7 +124,8 @@ def faults(out: str, epochs: int) -> None:
         # Before UpdatePruningStep, which reads the restored step; kept after training, so
         # that a run restarted after this model finished skips it (zero epochs left).
         backup = keras.callbacks.BackupAndRestore(folder, delete_checkpoint=False)
-        callbacks = [backup, *callbacks]
+        log = EpochLog(os.path.join(out, f"epochs_{task}.txt"), name)
+        callbacks = [backup, *callbacks, log]
         if fault == name and task == 1:
             callbacks.append(KillMidEpoch(epoch=1, batch=3))
         model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks)
