@@ -23,7 +23,9 @@ class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
     This subclass accepts both: it reduces a structure leaf by leaf, and a scalar across
     replicas only (`axis=None`, the mean Keras means). Every other call goes to TensorFlow
     unchanged, so construct it with the same arguments, `TF_CONFIG` included, and use it
-    wherever TensorFlow's is used.
+    wherever TensorFlow's is used. The first batch is still averaged across workers, so its
+    global size must split evenly over the replicas (96 over 3, not 128): unequal shards fail
+    in TensorFlow with "Shape mismatch in the collective instance".
 
     Example:
         >>> strategy = tfcompress.distribute.MultiWorkerMirroredStrategy()  # 1 worker here
