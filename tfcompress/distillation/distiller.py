@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfcompress.distillation.external_teacher import ExternalTeacher
 from tfcompress.distillation.loss_terms import (
@@ -280,7 +281,8 @@ class Distiller(keras.Model):
                 "alpha=0 to learn from the teachers alone."
             )
         if isinstance(self._label_loss, keras.losses.Loss):
-            return self._label_loss(y, y_pred, sample_weight=sample_weight)
+            # A Keras loss divides by the replicas in sync (see `compute_loss`): undo it here.
+            return self._label_loss(y, y_pred, sample_weight=sample_weight) * _replicas()
         return keras.ops.mean(self._label_loss(y, y_pred))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -307,7 +309,10 @@ class Distiller(keras.Model):
             total = total + regularization
         self.student_loss_tracker.update_state(label_loss)
         self.distillation_loss_tracker.update_state(distillation)
-        return total
+        # Under a tf.distribute strategy the replicas' gradients are summed: each replica's
+        # loss is divided by their number, as Keras does for its own losses, so that the
+        # step is the global batch's mean (as in one process), not that many times it.
+        return total / _replicas()
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if y is None:  # a transfer set: no labels to measure against
@@ -346,6 +351,10 @@ class Distiller(keras.Model):
             keras.saving.deserialize_keras_object(loss) for loss in config["distillation_losses"]
         ]
         return cls(teachers if len(teachers) > 1 else teachers[0], **config)
+
+
+def _replicas() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def _architecture(model: keras.layers.Layer) -> dict:

@@ -8,6 +8,17 @@ import tensorflow as tf
 from tfcompress.quantization.quantizer import ACTIVATION_BITS, Quantizer, check_bits
 
 
+def global_batch_range(lo: tf.Tensor, hi: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The min and max over every replica's batch (one all-gather) under a `tf.distribute`
+    strategy with several replicas, so the range is the global batch's, as in one process."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return lo, hi
+    gathered = context.all_gather(tf.stack([lo, -hi])[None], axis=0)  # [replicas, 2]
+    smallest = tf.reduce_min(gathered, axis=0)
+    return smallest[0], -smallest[1]
+
+
 @keras.saving.register_keras_serializable(package="tfcompress")
 class ActivationQuantizer(Quantizer):
     """Asymmetric per-tensor fake quantization of an activation.
@@ -15,7 +26,9 @@ class ActivationQuantizer(Quantizer):
     The range `[min, max]` always contains 0 (so zero padding and ReLU zeros
     are exact). In training the first batch sets it, then each batch moves it
     by an exponential moving average of the batch's min and max; in inference
-    the stored range is used. With `learned=True` the range starts from the
+    the stored range is used. Under a `tf.distribute` strategy the min and max
+    are the global batch's (all replicas'), so every replica moves the range
+    alike, as training in one process does. With `learned=True` the range starts from the
     first batch and is then trained by gradient descent (the fake-quant op
     passes gradients to its min and max), instead of following the average.
 
@@ -64,6 +77,7 @@ class ActivationQuantizer(Quantizer):
         if training:
             batch_lo = tf.stop_gradient(tf.minimum(tf.reduce_min(x), 0.0))
             batch_hi = tf.stop_gradient(tf.maximum(tf.reduce_max(x), 0.0))
+            batch_lo, batch_hi = global_batch_range(batch_lo, batch_hi)
             seen = init.value > 0
             if self.learned:
                 lo = tf.where(seen, lo_var.value, batch_lo)
