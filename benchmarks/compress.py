@@ -241,11 +241,11 @@ def planned(base: keras.Model, data, target_kwargs: dict, latency_runs: int) -> 
     )
     return {
         "content": result.tflite,
-        "recipe": recipe.to_dict(),
+        "recipe": json.loads(json.dumps(recipe.to_dict(), default=str)),
         "sensitivity_s": sensitivity_s,
         "plan_s": plan_s,
         "compress_s": time.perf_counter() - start,
-        "targets": result.targets,
+        "targets": json.loads(json.dumps(result.targets, default=str)),
     }
 
 
@@ -267,14 +267,40 @@ def model_rows(name: str, data, args, seed: int, workdir: str) -> list[dict]:
         row = {"model": name, "seed": seed, "method": method, "seconds": seconds, **extra}
         row.update(measure(content, data, args.latency_runs, kernels))
         rows.append(row)
-        print(json.dumps({k: v for k, v in row.items()}), flush=True)
+        print(json.dumps(row, default=str), flush=True)
         return row
 
     float_row = add("float32", tc.export_tflite(base), pretrain_s)
     calibration = data.x_train[:200]
-    add(
-        "int8 (post-training)", tc.export_tflite(base, mode="int8", representative_data=calibration)
-    )
+    int8 = tc.export_tflite(base, mode="int8", representative_data=calibration)
+    latency_limit = 0.5 * add("int8 (post-training)", int8)["latency_ms"]
+    if not args.only_planned:
+        baseline_rows(add, name, base, data, args, seed, workdir, latency_limit)
+    goal = {"max_gzip_bytes": float_row["gzip_bytes"] // spec["goal"], "max_accuracy_drop": 1.0}
+    goals = [("planned", goal)]
+    if name == "small_cnn":
+        goals.append(("planned, latency target", {"max_latency_ms": latency_limit}))
+    for method, goal in goals:
+        plan = planned(base, data, goal, args.latency_runs)
+        if plan:
+            extra = {"latency_limit_ms": latency_limit} if "max_latency_ms" in goal else {}
+            content = plan.pop("content")
+            add(
+                method,
+                content,
+                plan["compress_s"],
+                kernels=bool(extra),
+                target=goal,
+                **plan,
+                **extra,
+            )
+    return rows
+
+
+def baseline_rows(add, name, base, data, args, seed, workdir, latency_limit) -> None:
+    """The hand recipe, uniform settings at its gzip size, tfmot, and (small CNN) the
+    block-sparse recipe for the latency target, each measured by `add`."""
+    spec = RECIPES[name]
     content, seconds = run_recipe(base, spec["layers"], data, args, seed)
     add("recipe", content, seconds, layers=spec["layers"])
     # Uniform settings at the recipe's gzip size: their kernels gzip as the recipe's do.
@@ -301,23 +327,16 @@ def model_rows(name: str, data, args, seed: int, workdir: str) -> list[dict]:
             open(run["tflite"], "rb").read(),
             setting=f"{run['sparsity']:.1%}",
         )
-    goal = {"max_gzip_bytes": float_row["gzip_bytes"] // spec["goal"], "max_accuracy_drop": 1.0}
-    plan = planned(base, data, goal, args.latency_runs)
-    if plan:
-        add("planned", plan.pop("content"), plan["compress_s"], target=goal, **plan)
     if name == "small_cnn":
-        dense = [r for r in rows if r["method"] == "int8 (post-training)"][0]
         content, seconds = run_recipe(base, LATENCY_LAYERS, data, args, seed)
-        limit = 0.5 * dense["latency_ms"]
         add(
             "latency recipe (16x4 blocks)",
             content,
             seconds,
             kernels=True,
             layers=LATENCY_LAYERS,
-            latency_limit_ms=limit,
+            latency_limit_ms=latency_limit,
         )
-    return rows
 
 
 def spread(values: list[float], digits: int = 3) -> str:
@@ -369,6 +388,17 @@ def table(records: list[dict]) -> tuple[list[str], list[list[str]], list[list[st
                     f"{method}: >= {goal}x smaller (gzip), <= 1 point lost",
                     f"{spread(ratios, 1)}x, {spread(drops, 1)} points, {len(group)} seed(s)",
                     "met" if met else "not met",
+                ]
+            )
+        for r in (r for r in of_model if "sensitivity_s" in r):
+            cheap = r["sensitivity_s"] + r["plan_s"] < r["compress_s"]
+            verdicts.append(
+                [
+                    name,
+                    f"{r['method']}, seed {r['seed']}: sensitivity + plan cheaper than compress",
+                    f"sensitivity {r['sensitivity_s']:.0f} s, plan {r['plan_s']:.2f} s, "
+                    f"compress (fine-tuning, export, checks) {r['compress_s']:.0f} s",
+                    "met" if cheap else "not met",
                 ]
             )
         for r in (r for r in of_model if "latency_limit_ms" in r):
@@ -434,7 +464,14 @@ def main() -> None:
     parser.add_argument("--latency_runs", type=int, default=200)
     parser.add_argument("--tfmot_python", default=None, help="a Python with tfmot and tf_keras")
     parser.add_argument("--name", default="compress")
+    parser.add_argument("--only_planned", action="store_true", help="float, int8 and planned rows")
+    parser.add_argument(
+        "--render", nargs="+", default=None, help="only re-render these results JSON files, merged"
+    )
     args = parser.parse_args()
+    if args.render:
+        render(args)
+        return
     start = time.perf_counter()
     workdir = tempfile.mkdtemp(prefix="tfcompress-bench-")
     records = []
@@ -446,7 +483,24 @@ def main() -> None:
     print(open(paths[1], encoding="utf-8").read())
 
 
-def save(records: list[dict], args, seconds: float) -> tuple[str, str]:
+def render(args) -> None:
+    """Writes one table from several runs' JSON (rows of a model, seed and method that an
+    earlier file holds are not repeated); their commands are listed in the notes."""
+    records, commands, seen = [], [], set()
+    for path in args.render:
+        run = json.load(open(path, encoding="utf-8"))
+        commands.append(f"`{run['environment']['command']}` ({run['environment']['date']})")
+        for record in run["results"]:
+            key = (record["model"], record["seed"], record["method"])
+            if key not in seen:
+                seen.add(key)
+                records.append(record)
+    args.models = list(dict.fromkeys(r["model"] for r in records))
+    args.seeds = sorted({r["seed"] for r in records})
+    save(records, args, None, "Rows measured by: " + "; ".join(commands) + ".")
+
+
+def save(records: list[dict], args, seconds: float | None, merged: str = "") -> tuple[str, str]:
     headers, rows, verdicts = table(records)
     notes = "\n\n".join(
         [
@@ -456,7 +510,7 @@ def save(records: list[dict], args, seconds: float) -> tuple[str, str]:
             "CPU: AMD EPYC (Zen 4, AVX-512 VNNI, no AMX), 2 cores shared with other jobs: "
             "latency figures under ~2x apart are noise; accuracy differs by about +-0.7 points "
             "between seeds without meaning anything.",
-            f"Runtime: {seconds / 60:.1f} min.",
+            merged or f"Runtime: {seconds / 60:.1f} min.",
         ]
     )
     title = "Compression to a target: per-layer recipes vs uniform settings vs tfmot"
