@@ -6,7 +6,8 @@ is measured as an int8 `.tflite` in the interpreter (accuracy on the 1,000 test
 images, gzip bytes, latency with and without our kernels):
 
 * `float32` / `int8 (post-training)`: the starting point and plain int8;
-* `recipe`: a per-layer recipe (sparsity and 4/8-bit weights per layer) run with
+* `recipe`: a per-layer recipe of benchmarks/recipes (sparsity and 4/8-bit weights
+  per layer, `tc.Recipe` YAML; found by the search in results/compress-notes.md) run with
   the existing APIs (`prune_low_magnitude(layer_sparsity=...)`, `strip_pruning`,
   `quantize_model(scheme="prune_preserve_8bit", precision=...)`, `export_tflite`);
 * `uniform ... at the same gzip`: one sparsity for every layer (8-bit, and 4-bit),
@@ -33,6 +34,7 @@ import time
 
 import keras
 import numpy as np
+import yaml
 
 import tfcompress as tc
 from benchmarks.harness import write_results
@@ -42,37 +44,30 @@ from tfcompress.reporting.table import render_table
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-# Per-layer recipes (the SPEC's Recipe `layers:` form) found by the search recorded in
-# results/compress-notes.md; "goal" is the size ratio the issue asks for.
+RECIPES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes")
+# Per model: the size ratio the issue asks for and the epochs that converge the float model.
+GOALS = {"lenet_300_100": (40, 20), "small_cnn": (50, 6)}
+
+
+def load_recipe(name: str) -> dict:
+    """A recipe of benchmarks/recipes (the `tc.Recipe` YAML form), found by the search that
+    results/compress-notes.md records."""
+    with open(os.path.join(RECIPES_DIR, f"{name}.yaml"), encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
 RECIPES = {
-    "lenet_300_100": {
-        "goal": 40,
-        "pretrain_epochs": 20,
-        "prune_epochs": 8,
-        "qat_epochs": 2,
-        "layers": {
-            "fc1": {"prune": {"structure": "unstructured", "sparsity": 0.97}, "bits": 4},
-            "fc2": {"prune": {"structure": "unstructured", "sparsity": 0.9}, "bits": 4},
-            "logits": {"prune": {"structure": "unstructured", "sparsity": 0.5}, "bits": 4},
-        },
-    },
-    "small_cnn": {
-        "goal": 50,
-        "pretrain_epochs": 6,
-        "prune_epochs": 4,
-        "qat_epochs": 1,
-        "layers": {
-            "conv2": {"prune": {"structure": "unstructured", "sparsity": 0.7}, "bits": 4},
-            "fc1": {"prune": {"structure": "unstructured", "sparsity": 0.98}, "bits": 4},
-            "logits": {"prune": {"structure": "unstructured", "sparsity": 0.5}, "bits": 4},
-        },
-    },
+    name: {
+        "goal": goal,
+        "pretrain_epochs": pretrain_epochs,
+        "layers": load_recipe(name)["layers"],
+        "prune_epochs": load_recipe(name)["fine_tune"]["epochs"],
+        "qat_epochs": load_recipe(name)["qat"]["epochs"],
+    }
+    for name, (goal, pretrain_epochs) in GOALS.items()
 }
 # The latency target on the small CNN: block-sparse layers our kernels run.
-LATENCY_LAYERS = {
-    "conv2": {"prune": {"structure": "16x4", "sparsity": 0.8}},
-    "fc1": {"prune": {"structure": "16x4", "sparsity": 0.95}},
-}
+LATENCY_LAYERS = load_recipe("small_cnn_latency")["layers"]
 
 
 def clone(model: keras.Model) -> keras.Model:
