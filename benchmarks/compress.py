@@ -423,6 +423,7 @@ def table(records: list[dict]) -> tuple[list[str], list[list[str]], list[list[st
             )
         for r in (r for r in measured if "latency_limit_ms" in r):
             met = r.get("kernels_ms") is not None and r["kernels_ms"] <= r["latency_limit_ms"]
+            by_default = r["latency_ms"] <= r["latency_limit_ms"]
             factor = r["latency_limit_ms"] / int8[r["seed"]]["latency_ms"]
             verdicts.append(
                 [
@@ -431,7 +432,8 @@ def table(records: list[dict]) -> tuple[list[str], list[list[str]], list[list[st
                     f"plain int8's) with our kernels, seed {r['seed']}",
                     f"{r.get('kernels_ms', float('nan')):.4f} ms ours, {r['latency_ms']:.4f} ms "
                     f"default, {100 * (floats[r['seed']]['accuracy'] - r['accuracy']):.1f} points",
-                    "met" if met else "not met",
+                    ("met" if met else "not met")
+                    + (" (met by the default interpreter)" if by_default and not met else ""),
                 ]
             )
     headers = [
