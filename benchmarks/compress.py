@@ -399,7 +399,7 @@ def table(records: list[dict]) -> tuple[list[str], list[list[str]], list[list[st
                     "met" if met else "not met",
                 ]
             )
-        for r in (r for r in of_model if "sensitivity_s" in r):
+        for r in (r for r in of_model if "compress_s" in r):
             cheap = r["sensitivity_s"] + r["plan_s"] < r["compress_s"]
             verdicts.append(
                 [
