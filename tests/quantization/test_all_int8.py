@@ -200,3 +200,19 @@ def test_conv2d_transpose_folds_batch_norm_in_int8(digits):
     assert ops.count("QUANTIZE") == 1 and ops.count("DEQUANTIZE") == 1
     assert "TRANSPOSE_CONV" in ops and not {"DEPTHWISE_CONV_2D", "MUL", "RELU"} & set(ops)
     assert _max_output_steps(qat, content, np.repeat(digits.x_test, 3, -1)) <= 1.001
+
+
+def test_a_linear_activation_takes_its_input_range():
+    """MobileNetV3's head: logits Conv2D -> Flatten -> Activation(None). The identity gets no
+    range of its own, which cost an int8 -> int8 QUANTIZE before the Flatten's RESHAPE."""
+    inputs = keras.Input((4, 4, 3))
+    x = L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(8, 3, activation="relu")(inputs))
+    x = L.Activation(None, name="predictions")(L.Flatten()(L.Conv2D(10, 1)(x)))
+    qat = tc.quantize_model(keras.Model(inputs, x))
+    qat.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    qat.fit(rng.uniform(size=(32, 4, 4, 3)), rng.normal(size=(32, 10)), verbose=0)
+    ranged = [layer.name for layer in qat.layers if getattr(layer, "output_ranges", None)]
+    assert ranged[-1] == "quant_conv2d_1"  # the logits' range is the model output's
+    info = tc.TFLiteFile(tc.export_tflite(qat, mode="int8"))
+    assert [op.name for op in info.ops].count("QUANTIZE") == 1  # the input's
