@@ -41,12 +41,13 @@ def _images(x, side):
 # The int8 file is faithful when its logits are within a few output steps of QAT Keras'
 # (rounding at each requantization along a deep graph; measured on MobileNetV3Small: p99 3,
 # max 5 steps); a broken BN fold moves them by far more (that model with its folded biases
-# zeroed in the file only: p99 10, max 12 steps, 0% agreement).
+# zeroed in the file only: p99 10, max 12 steps, 0% agreement). ResNet50's 50 layers round
+# more (p99 18, max 26 of its 255 steps; 231 and 0% with the broken fold).
 # Top-1 agreement alone cannot tell: after 4 steps many digits' top-1 margin is about one
 # output step, so a one-step rounding flips them. Agreement is checked on the digits whose
 # margin exceeds twice the error allowed, which int8 rounding cannot flip, and the raw figure
 # is printed.
-STEPS_P99 = 4
+STEPS_P99 = {"ResNet50": 24}  # the others: 4
 # With Keras' momentum (0.99, MobileNetV3's 0.999) 4 steps leave the BN moving statistics at
 # their initial values, and in inference MobileNetV3Small's logits were all exactly 0 (its
 # "100% agreement" compared two constants). At 0.5 they follow the batches, as a trained
@@ -89,6 +90,7 @@ def test_qat_gives_all_int8_and_agrees(name, mnist):
     assert [op.name for op in info.ops].count("DEQUANTIZE") == 1  # the output's
     requantized = [op for op in info.ops if op.name == "QUANTIZE" and op not in from_float]
     assert requantized == []  # no int8 -> int8 QUANTIZE either
+    tolerance = STEPS_P99.get(name, 4)
     x_test = _images(mnist.x_test[:200], side)
     keras_logits = qat.predict(x_test, verbose=0)
     int8_logits = tc.TFLiteModel(content).predict(x_test)
@@ -96,16 +98,16 @@ def test_qat_gives_all_int8_and_agrees(name, mnist):
     scale = info.tensors[last.inputs[0]].scale[0]  # one int8 output step
     steps = np.abs(keras_logits - int8_logits) / scale
     top = np.sort(keras_logits, axis=-1)
-    clear = (top[:, -1] - top[:, -2]) / scale > 2 * STEPS_P99
+    clear = (top[:, -1] - top[:, -2]) / scale > 2 * tolerance
     agrees = keras_logits.argmax(-1) == int8_logits.argmax(-1)
     print(
         f"{name}: top-1 agreement {agrees.mean():.3f} raw, "
         f"{agrees[clear].mean() if clear.any() else float('nan'):.3f} on the {clear.sum()} "
-        f"digits with a top-1 margin over {2 * STEPS_P99} output steps; |logit difference| "
+        f"digits with a top-1 margin over {2 * tolerance} output steps; |logit difference| "
         f"median {np.median(steps):.2f}, p99 {np.percentile(steps, 99):.2f}, "
         f"max {steps.max():.2f} steps"
     )
     assert np.ptp(keras_logits, axis=0).max() > 2 * scale  # not constants (see BN_MOMENTUM)
-    assert np.percentile(steps, 99) <= STEPS_P99
+    assert np.percentile(steps, 99) <= tolerance
     if clear.any():
         assert agrees[clear].mean() >= 0.99
