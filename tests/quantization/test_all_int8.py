@@ -170,3 +170,49 @@ def test_a_chain_of_preprocessing_layers_runs_in_float_before_the_input_quantize
     assert find_float_islands(content, qat) == []
     assert ops.count("QUANTIZE") == 1 and ops.count("DEQUANTIZE") == 1
     assert _agreement(qat, content, digits) >= 0.99
+
+
+def _max_output_steps(qat, content, x):
+    """The largest |QAT logit - int8 logit|, in steps of the int8 output's scale."""
+    info = tc.TFLiteFile(content)
+    (last,) = [op for op in info.ops if op.outputs[0] in info.outputs]
+    scale = info.tensors[last.inputs[0]].scale[0]
+    diff = np.abs(qat.predict(x, verbose=0) - tc.TFLiteModel(content).predict(x))
+    return float(diff.max() / scale)
+
+
+def test_conv2d_transpose_folds_batch_norm_in_int8(digits):
+    """Conv2DTranspose -> BN -> ReLU: one int8 TRANSPOSE_CONV with the BN in its weights and
+    bias and the ReLU fused, within one output step of the QAT model."""
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 3, strides=2, padding="same")(inputs)
+    x = L.Conv2DTranspose(8, 3, strides=2, padding="same", use_bias=False, name="up")(x)
+    x = L.ReLU()(L.BatchNormalization(name="up_bn")(x))
+    model = keras.Model(inputs, L.Dense(10)(L.GlobalAveragePooling2D()(x)))
+    keras.utils.set_random_seed(0)
+    qat = compile_classifier(tc.quantize_model(model), learning_rate=3e-3)
+    qat.fit(np.repeat(digits.x_train[:160], 3, -1), digits.y_train[:160], batch_size=32, verbose=0)
+    assert qat.get_layer("quant_up").batch_norm.name == "up_bn"
+    assert not any(isinstance(layer, L.BatchNormalization) for layer in qat.layers)
+    content = tc.export_tflite(qat, mode="int8")
+    ops = [op.name for op in tc.TFLiteFile(content).ops]
+    assert find_float_islands(content, qat) == []
+    assert ops.count("QUANTIZE") == 1 and ops.count("DEQUANTIZE") == 1
+    assert "TRANSPOSE_CONV" in ops and not {"DEPTHWISE_CONV_2D", "MUL", "RELU"} & set(ops)
+    assert _max_output_steps(qat, content, np.repeat(digits.x_test, 3, -1)) <= 1.001
+
+
+def test_a_linear_activation_takes_its_input_range():
+    """MobileNetV3's head: logits Conv2D -> Flatten -> Activation(None). The identity gets no
+    range of its own, which cost an int8 -> int8 QUANTIZE before the Flatten's RESHAPE."""
+    inputs = keras.Input((4, 4, 3))
+    x = L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(8, 3, activation="relu")(inputs))
+    x = L.Activation(None, name="predictions")(L.Flatten()(L.Conv2D(10, 1)(x)))
+    qat = tc.quantize_model(keras.Model(inputs, x))
+    qat.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    qat.fit(rng.uniform(size=(32, 4, 4, 3)), rng.normal(size=(32, 10)), verbose=0)
+    ranged = [layer.name for layer in qat.layers if getattr(layer, "output_ranges", None)]
+    assert ranged[-1] == "quant_conv2d_1"  # the logits' range is the model output's
+    info = tc.TFLiteFile(tc.export_tflite(qat, mode="int8"))
+    assert [op.name for op in info.ops].count("QUANTIZE") == 1  # the input's

@@ -2,10 +2,11 @@
 
 Each model (`weights=None`, its smallest input, 10 classes) is quantized with
 `quantize_model`, trained for a few steps on MNIST digits as colour images, and
-exported with `mode="int8"`: the file must have no float island, no
-QUANTIZE from float nor DEQUANTIZE but at its input and output (an int8 -> int8
-requantize is allowed), and its top-1 class must agree with the QAT Keras
-model's on >= 99% of held-out digits.
+exported with `mode="int8"`: the file must have no float island, no QUANTIZE
+nor DEQUANTIZE but at its input and output (no int8 -> int8 requantize either),
+its logits must be within `STEPS_P99` output steps of the QAT Keras model's on
+99% of 200 held-out digits, and its top-1 class must agree with Keras' on >= 99%
+of those whose top-1 margin int8 rounding cannot flip.
 """
 
 import keras
@@ -37,15 +38,22 @@ def _images(x, side):
     return np.repeat(tf.image.resize(x, (side, side)).numpy(), 3, axis=-1)
 
 
-# All-int8, but after 4 steps on 64 digits these agree with their int8 file on fewer digits
-# (measured). EfficientNetB0's QAT logits are then the same for every input (spread across
-# inputs 7e-8, all within one output step, 0.086, of zero): both Keras and the int8 file
-# output a constant, and top-1 is decided by ties and one-step roundings, not by the model.
-# ResNet50's and DenseNet121's vary, but their median top-1 margin is one output step
-# (0.04) and zero, and the int8 file is on average within one step (0.026, 0.008): the
-# classes are not yet apart by more than int8 rounding. A fair check needs trained models.
-AGREEMENT_GAPS = {"EfficientNetB0": "0%", "ResNet50": "82%", "DenseNet121": "51.5%"}
-
+# The int8 file is faithful when its logits are within a few output steps of QAT Keras'
+# (rounding at each requantization along a deep graph; measured on MobileNetV3Small: p99 3,
+# max 5 steps); a broken BN fold moves them by far more (that model with its folded biases
+# zeroed in the file only: p99 10, max 12 steps, 0% agreement). ResNet50's 50 layers round
+# more (p99 18, max 26 of its 255 steps; 231 and 0% with the broken fold), DenseNet121's
+# 121 too (p99 17, max 24), EfficientNetB0 p99 4, max 6.
+# Top-1 agreement alone cannot tell: after 4 steps many digits' top-1 margin is about one
+# output step, so a one-step rounding flips them. Agreement is checked on the digits whose
+# margin exceeds twice the error allowed, which int8 rounding cannot flip, and the raw figure
+# is printed.
+STEPS_P99 = {"EfficientNetB0": 8, "ResNet50": 24, "DenseNet121": 24}  # the others: 4
+# With Keras' momentum (0.99, MobileNetV3's 0.999) 4 steps leave the BN moving statistics at
+# their initial values, and in inference MobileNetV3Small's logits were all exactly 0 (its
+# "100% agreement" compared two constants). At 0.5 they follow the batches, as a trained
+# model's do.
+BN_MOMENTUM = 0.5
 
 # Each takes one to several minutes on 2 cores (cloning, tracing, conversion): CI runs
 # MobileNetV3Small (operator syntax, squeeze-excite, hard-swish); the rest need
@@ -68,6 +76,9 @@ def test_qat_gives_all_int8_and_agrees(name, mnist):
         classifier_activation=None,
         **kwargs,
     )
+    for layer in model.layers:  # see BN_MOMENTUM
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
     qat = tc.quantize_model(model)
     qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = _images(mnist.x_train[:64], side)
@@ -78,9 +89,26 @@ def test_qat_gives_all_int8_and_agrees(name, mnist):
     from_float = [op for op in info.ops if info.tensors[op.inputs[0]].dtype == "float32"]
     assert [op.name for op in from_float if op.name == "QUANTIZE"] == ["QUANTIZE"]  # the input's
     assert [op.name for op in info.ops].count("DEQUANTIZE") == 1  # the output's
-    if name in AGREEMENT_GAPS:
-        pytest.xfail(f"top-1 agreement with the int8 file: {AGREEMENT_GAPS[name]}")
+    requantized = [op for op in info.ops if op.name == "QUANTIZE" and op not in from_float]
+    assert requantized == []  # no int8 -> int8 QUANTIZE either
+    tolerance = STEPS_P99.get(name, 4)
     x_test = _images(mnist.x_test[:200], side)
-    keras_top = qat.predict(x_test, verbose=0).argmax(-1)
-    tflite_top = tc.TFLiteModel(content).predict(x_test).argmax(-1)
-    assert np.mean(keras_top == tflite_top) >= 0.99
+    keras_logits = qat.predict(x_test, verbose=0)
+    int8_logits = tc.TFLiteModel(content).predict(x_test)
+    (last,) = [op for op in info.ops if op.outputs[0] in info.outputs]
+    scale = info.tensors[last.inputs[0]].scale[0]  # one int8 output step
+    steps = np.abs(keras_logits - int8_logits) / scale
+    top = np.sort(keras_logits, axis=-1)
+    clear = (top[:, -1] - top[:, -2]) / scale > 2 * tolerance
+    agrees = keras_logits.argmax(-1) == int8_logits.argmax(-1)
+    print(
+        f"{name}: top-1 agreement {agrees.mean():.3f} raw, "
+        f"{agrees[clear].mean() if clear.any() else float('nan'):.3f} on the {clear.sum()} "
+        f"digits with a top-1 margin over {2 * tolerance} output steps; |logit difference| "
+        f"median {np.median(steps):.2f}, p99 {np.percentile(steps, 99):.2f}, "
+        f"max {steps.max():.2f} steps"
+    )
+    assert np.ptp(keras_logits, axis=0).max() > 2 * scale  # not constants (see BN_MOMENTUM)
+    assert np.percentile(steps, 99) <= tolerance
+    if clear.any():
+        assert agrees[clear].mean() >= 0.99

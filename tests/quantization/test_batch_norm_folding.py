@@ -69,6 +69,23 @@ def test_depthwise_scale_has_the_kernels_in_multiplier_shape():
     np.testing.assert_array_equal(scale.numpy().reshape(-1), folding.scale().numpy())
 
 
+@pytest.mark.parametrize("rank", [1, 2])
+def test_transposed_conv_scale_is_on_the_kernels_output_axis(rank):
+    """A transposed convolution's kernel is `[..., out, in]`: folding scales axis -2."""
+    transpose = keras.layers.Conv1DTranspose if rank == 1 else keras.layers.Conv2DTranspose
+    layer = transpose(4, 3, strides=2, bias_initializer="random_normal")
+    shape = (None, *[5] * rank, 2)
+    layer.build(shape)
+    bn = _bn(4, layer.compute_output_shape(shape))
+    folding = BatchNormFolding(layer, bn)
+    folded = transpose.from_config(layer.get_config())
+    folded.build(shape)
+    folded.kernel.assign(layer.kernel.numpy() * folding.kernel_scale(layer.kernel).numpy())
+    folded.bias.assign(folding.folded_bias().numpy())
+    x = RNG.normal(size=(3, *[5] * rank, 2)).astype("float32")
+    np.testing.assert_allclose(folded(x).numpy(), bn(layer(x), training=False).numpy(), atol=1e-5)
+
+
 def test_batch_terms_give_batch_norm_in_training_and_update_moving_statistics():
     conv, bn = _conv(), _bn(4, (None, 4, 4, 4), momentum=0.7)
     reference = keras.layers.BatchNormalization.from_config(bn.get_config())

@@ -11,9 +11,12 @@ FOLDABLE = (
     keras.layers.Dense,
     keras.layers.Conv1D,
     keras.layers.Conv2D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
     keras.layers.DepthwiseConv1D,
     keras.layers.DepthwiseConv2D,
 )
+TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
 
 
 class BatchNormFolding:
@@ -36,8 +39,9 @@ class BatchNormFolding:
     `center=False`, the bias as 0 when the layer has none.
 
     Args:
-        layer: A built or unbuilt Dense, Conv1D, Conv2D, DepthwiseConv1D or
-            DepthwiseConv2D with a linear activation.
+        layer: A built or unbuilt Dense, Conv1D, Conv2D, Conv1DTranspose,
+            Conv2DTranspose, DepthwiseConv1D or DepthwiseConv2D with a linear
+            activation.
         batch_norm: The BatchNormalization after it.
 
     Raises:
@@ -82,10 +86,12 @@ class BatchNormFolding:
 
     def kernel_scale(self, kernel: keras.Variable) -> tf.Tensor:
         """`scale()` shaped to multiply `kernel` (a depthwise kernel's output channel is
-        `[in, multiplier]`)."""
+        `[in, multiplier]`; a transposed convolution's kernel is `[..., out, in]`)."""
         depthwise = isinstance(
             self.layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
         )
+        if isinstance(self.layer, TRANSPOSED):
+            return tf.reshape(self.scale(), [-1, 1])
         return tf.reshape(self.scale(), kernel.shape[-2:] if depthwise else [-1])
 
     def folded_bias(self) -> tf.Tensor:

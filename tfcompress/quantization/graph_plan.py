@@ -27,6 +27,8 @@ from tfcompress.utils.surgery import is_graph_model
 FOLDS_INTO = (
     keras.layers.Conv1D,
     keras.layers.Conv2D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
     keras.layers.DepthwiseConv1D,
     keras.layers.DepthwiseConv2D,
     keras.layers.Dense,

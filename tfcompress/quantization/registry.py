@@ -126,7 +126,10 @@ def _register_builtins() -> None:
         fixed = isinstance(layer, layers.Softmax) or activation_name(layer) in (
             FIXED_RANGE_ACTIVATIONS
         )
-        return QuantizeConfig({}, None if fixed else ActivationQuantizer())
+        # A linear Activation (keras.applications' `predictions` with no classifier
+        # activation) is an identity: a range of its own would cost an int8 -> int8 requantize.
+        passes_through = activation_name(layer) == "linear"
+        return QuantizeConfig({}, None if fixed or passes_through else ActivationQuantizer())
 
     per_tensor = WeightQuantizer(per_channel=False)
     conv = WeightQuantizer(per_channel=True)
