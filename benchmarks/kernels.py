@@ -39,6 +39,7 @@ two variants' medians, measured side by side in the same round.
 Run from the repository root (needs the kernel library: `pip install -e .`):
     python -m benchmarks.kernels [--quick] [--rounds R] [--invokes N]
         [--pretrain_epochs E] [--prune_epochs E] [--qat_epochs E] [--output_dir DIR]
+        [--mobilenet_images N] [--mobilenet_checked N] [--only_mobilenet]
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ import keras
 import numpy as np
 
 import benchmarks.harness as harness
+from benchmarks.kernel_mobilenet import (
+    MOBILENET_HEADERS,
+    mobilenet_rows,
+    node_lines,
+    run_mobilenet,
+)
 from benchmarks.kernel_models import (
     BLOCK,
     CALIBRATION,
@@ -85,6 +92,7 @@ from tfcompress.pruning import (
     strip_pruning,
 )
 from tfcompress.quantization import quantize_model
+from tfcompress.reporting.table import render_table
 
 E2E_SPARSITIES = (0.0, 0.8, 0.9)
 
@@ -276,6 +284,7 @@ def resolve(args) -> argparse.Namespace:
         "pretrain_epochs": 3,
         "prune_epochs": 2,
         "qat_epochs": 1,
+        "mobilenet_images": 512,
     }
     quick = {
         "rounds": 3,
@@ -284,6 +293,7 @@ def resolve(args) -> argparse.Namespace:
         "pretrain_epochs": 1,
         "prune_epochs": 1,
         "qat_epochs": 1,
+        "mobilenet_images": 128,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -308,6 +318,23 @@ def main() -> None:
     parser.add_argument("--pretrain_epochs", type=int, help="default 3; quick 1")
     parser.add_argument("--prune_epochs", type=int, help="default 2; quick 1")
     parser.add_argument("--qat_epochs", type=int, help="default 1")
+    parser.add_argument(
+        "--mobilenet_images",
+        type=int,
+        help="MNIST images (upsampled to 96x96) MobileNetV2 trains on, one epoch per stage "
+        "(default 512; quick 128)",
+    )
+    parser.add_argument(
+        "--mobilenet_checked",
+        type=int,
+        default=200,
+        help="test images whose MobileNetV2 outputs are compared (default 200)",
+    )
+    parser.add_argument(
+        "--only_mobilenet",
+        action="store_true",
+        help="run only the MobileNetV2 case (results: kernels-<CPU kind>-mobilenetv2.{json,md})",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--output_dir",
@@ -316,10 +343,19 @@ def main() -> None:
     )
     args = resolve(parser.parse_args())
     if (
-        min(args.rounds, args.invokes, args.pretrain_epochs, args.prune_epochs, args.qat_epochs) < 1
+        min(
+            args.rounds,
+            args.invokes,
+            args.pretrain_epochs,
+            args.prune_epochs,
+            args.qat_epochs,
+            args.mobilenet_images,
+            args.mobilenet_checked,
+        )
+        < 1
         or args.warmup < 0
     ):
-        parser.error("rounds, invokes and epochs must be >= 1, warmup >= 0")
+        parser.error("rounds, invokes, epochs and image counts must be >= 1, warmup >= 0")
 
     start = time.perf_counter()
     machine = {
@@ -329,9 +365,25 @@ def main() -> None:
         "host": host_kind(),
     }
     print(f"CPU {machine['cpu']}, our kernel path {machine['isa']}", flush=True)
+    name = "kernels-" + machine["host"].replace("+", "-")
+    if args.only_mobilenet:
+        mobilenet = run_mobilenet(args)
+        paths = harness.write_results(
+            name + "-mobilenetv2",
+            "MobileNetV2 int8 end to end: ours vs XNNPACK (1 thread)",
+            MOBILENET_HEADERS,
+            mobilenet_rows(mobilenet),
+            [{"args": vars(args), "machine": machine, "mobilenet_v2": mobilenet}],
+            "\n\n".join(node_lines(r) for r in mobilenet),
+            output_dir=os.path.abspath(args.output_dir),
+        )
+        with open(paths[1], encoding="utf-8") as f:
+            print(f.read())
+        return
     floor = invoke_floor(args)
     layers = run_layers(args)
     e2e = run_end_to_end(args)
+    mobilenet = run_mobilenet(args)
     minutes = (time.perf_counter() - start) / 60
 
     headers = [
@@ -352,6 +404,7 @@ def main() -> None:
         "elements != reference (ours auto, all layers, dense, XNNPACK, builtin)",
     ]
     notes = describe(args, layers, e2e, floor, machine, minutes)
+    notes += "\n\n" + render_table(MOBILENET_HEADERS, mobilenet_rows(mobilenet), markdown=True)
     records = [
         {
             "args": vars(args),
@@ -360,13 +413,14 @@ def main() -> None:
             "runtime_min": minutes,
             "layers": layers,
             "end_to_end": e2e,
+            "mobilenet_v2": mobilenet,
             "targets": [
                 dict(zip(["target", "measured", "verdict"], row)) for row in targets(layers, e2e)
             ],
         }
     ]
     paths = harness.write_results(
-        "kernels-" + machine["host"].replace("+", "-"),
+        name,
         "int8 kernels: ours vs XNNPACK vs builtin (1 thread)",
         headers,
         layer_rows(layers),

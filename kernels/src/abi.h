@@ -59,7 +59,7 @@ enum Activation : int {
 enum Padding : int { kPaddingUnknown = 0, kPaddingSame = 1, kPaddingValid = 2 };
 
 // Builtin operator codes (schema BuiltinOperator) that we claim.
-enum BuiltinCode : int { kConv2D = 3, kFullyConnected = 9 };
+enum BuiltinCode : int { kConv2D = 3, kDepthwiseConv2D = 4, kFullyConnected = 9 };
 
 struct IntArray {
   int size;
@@ -197,6 +197,17 @@ struct ConvParams {
   Padding padding;
   int stride_width;
   int stride_height;
+  Activation activation;
+  int dilation_width_factor;
+  int dilation_height_factor;
+};
+
+// builtin_data of DEPTHWISE_CONV_2D, without the trailing quantized_bias_type.
+struct DepthwiseConvParams {
+  Padding padding;
+  int stride_width;
+  int stride_height;
+  int depth_multiplier;
   Activation activation;
   int dilation_width_factor;
   int dilation_height_factor;

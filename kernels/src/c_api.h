@@ -14,13 +14,15 @@
 // The strings are static.
 struct TfcNodeInfo {
   int32_t node;             // index of the node in the interpreter's execution plan
-  int32_t n, k;             // weights as a GEMM: n outputs x k inputs (conv: k = kh * kw * cin)
-  int32_t rows;             // GEMM rows when prepared (FC: batch; conv: batch x out_h x out_w)
+  int32_t n, k;             // weights as a GEMM: n outputs x k inputs (conv: k = kh * kw * cin;
+                            // depthwise: n channels of k = kh * kw taps)
+  int32_t rows;             // GEMM rows when prepared (FC: batch; convs: batch x out_h x out_w)
   int32_t claimed;          // 1: claimed; 0: left to the interpreter's kernels
   double block_density;     // fraction of the 16x4 weight blocks holding a non-zero
   double expected_speedup;  // the cost model's default-kernel time over ours (cost_model.h)
-  const char* op;           // "FULLY_CONNECTED" or "CONV_2D"
+  const char* op;           // "FULLY_CONNECTED", "CONV_2D" or "DEPTHWISE_CONV_2D"
   const char* kernel;       // the kernel it runs (or would): "reference", "dense", "sparse"
+                            // (depthwise: "reference" or "dense")
   const char* isa;          // the packed kernel's ISA; NULL for the reference kernel
 };
 

@@ -8,27 +8,33 @@ struct DenseRatio {
   double fc_few_rows;   // FULLY_CONNECTED with fewer than kManyRows rows (a GEMV)
   double fc_many_rows;  // FULLY_CONNECTED with kManyRows rows or more
   double conv;          // CONV_2D (im2col or 1x1: a GEMM)
+  double depthwise;     // DEPTHWISE_CONV_2D (its own kernel, depthwise.h)
 };
 
 constexpr int kManyRows = 8;
+// DEPTHWISE_CONV_2D, XNNPACK over our depthwise kernel. Measured on the Zen 4 (AVX-512 VNNI,
+// 2 shared cores; thread CPU time of invoke(), 3x3 layers of MobileNetV2 shapes from
+// 96x96x16 to 6x6x336, strides 1 and 2): 0.32-0.49x. Elsewhere a guess, not measured.
+constexpr double kDepthwiseVnni = 0.45;
+constexpr double kDepthwiseGuess = 0.5;
 
 // Measured: AMD EPYC, AVX2 only (benchmarks/results/kernels-avx2.md): dense FC 0.98x at
 // batch 1 and 1.00x at 32, dense convs 0.92-1.15x.
-constexpr DenseRatio kAvx2OnAvx2 = {0.98, 1.0, 1.0};
+constexpr DenseRatio kAvx2OnAvx2 = {0.98, 1.0, 1.0, kDepthwiseGuess};
 // Measured: Intel Xeon (Sapphire Rapids) with AVX-512 VNNI and AMX
 // (benchmarks/results/kernels-avx512vnni-amx.md): dense FC 0.30-0.64x at batch 1 (noisy),
 // 0.11-0.12x at 32 (XNNPACK uses AMX), dense convs 0.13-0.16x; measured with the earlier
 // vpdpwssd kernel (about 1.5-2x slower on Zen 4 than the vpdpbusd one), not re-measured.
-constexpr DenseRatio kVnniOnAmx = {0.45, 0.11, 0.14};
+constexpr DenseRatio kVnniOnAmx = {0.45, 0.11, 0.14, kDepthwiseGuess};
 // Measured: AMD EPYC Zen 4 with AVX-512 VNNI, no AMX (2 cores, KVM, shared;
 // benchmarks/results/kernels-avx512vnni.md, `python -m benchmarks.kernels`, medians of the
 // per-round ratios XNNPACK / ours dense, with the vpdpbusd kernel): FC 1024x1024 1.01-1.03x
 // at batch 1, 0.77-1.07x at 32, dense convs 0.50-0.80x (the machine was loaded: +-20%).
-constexpr DenseRatio kVnniOnVnni = {1.0, 0.9, 0.7};
+constexpr DenseRatio kVnniOnVnni = {1.0, 0.9, 0.7, kDepthwiseVnni};
 // Guess, not measured: our NEON dot-product kernels against XNNPACK's on ARM.
-constexpr DenseRatio kNeonOnArm = {1.0, 1.0, 1.0};
+constexpr DenseRatio kNeonOnArm = {1.0, 1.0, 1.0, kDepthwiseGuess};
 // Guess: a lesser ISA than the CPU's best (forced with isa=...) or the portable kernel.
-constexpr DenseRatio kSlower = {0.1, 0.05, 0.05};
+constexpr DenseRatio kSlower = {0.1, 0.05, 0.05, 0.05};
 
 // Our sparse kernel's time over our dense kernel's is density + this (the walk over
 // block indices; for convs also the im2col of every row). Measured on the three CPUs
@@ -70,6 +76,7 @@ double ExpectedSpeedup(Isa isa, Host host, const NodeCost& node) {
   const double work = static_cast<double>(node.rows) * node.n * node.k;
   if (work < kMinWork) return 1.0;
   const DenseRatio ratio = RatioFor(isa, host);
+  if (node.is_depthwise) return ratio.depthwise;
   const double dense = node.is_conv ? ratio.conv
                        : node.rows < kManyRows ? ratio.fc_few_rows
                                                : ratio.fc_many_rows;

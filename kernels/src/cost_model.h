@@ -22,7 +22,8 @@ const char* HostName(Host host);
 
 struct NodeCost {
   bool is_conv = false;
-  int rows = 1;  // GEMM rows: the batch for FULLY_CONNECTED, batch x out_h x out_w for CONV_2D
+  bool is_depthwise = false;  // DEPTHWISE_CONV_2D: n channels of k taps, never block-sparse
+  int rows = 1;  // GEMM rows: the batch for FULLY_CONNECTED, batch x out_h x out_w for convs
   int n = 0, k = 0;
   double block_density = 1.0;
   bool sparse_kernel = false;

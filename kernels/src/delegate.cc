@@ -1,7 +1,7 @@
-// The external TFLite delegate: thin glue between the interpreter and Layer.
+// The external TFLite delegate: thin glue between the interpreter and Layer / DepthwiseLayer.
 //
-// Prepare claims int8 FULLY_CONNECTED and CONV_2D nodes that AnalyzeNode accepts and
-// the node selection picks (with kernel "auto", those the cost model expects to run
+// Prepare claims int8 FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D nodes that AnalyzeNode
+// accepts and the node selection picks (with kernel "auto", those the cost model expects to run
 // faster than the default kernels); each connected group of claimed nodes becomes
 // one partition, run by the callbacks below. Tensors that live only inside a partition get our own buffers.
 #include <algorithm>
@@ -20,6 +20,7 @@
 #include "abi.h"
 #include "c_api.h"
 #include "cost_model.h"
+#include "depthwise_layer.h"
 #include "layer.h"
 #include "node_spec.h"
 #include "thread_pool.h"
@@ -95,14 +96,18 @@ TfcNodeInfo Decide(const abi::Context* context, const NodeSpec& spec, const Opti
   info.n = spec.n;
   info.k = spec.k;
   info.rows = RowsOf(context, spec);
-  info.block_density = BlockDensity(spec.weights, spec.n, spec.k);
-  info.op = spec.is_conv ? "CONV_2D" : "FULLY_CONNECTED";
+  // A depthwise filter has no block form: it always runs as it is stored.
+  info.block_density = spec.is_depthwise ? 1.0 : BlockDensity(spec.weights, spec.n, spec.k);
+  info.op = OpName(spec);
   const bool reference = options.kernel == KernelChoice::kReference;
-  const bool sparse = !reference && RunsSparse(options.kernel, info.block_density);
+  const bool sparse =
+      !reference && !spec.is_depthwise && RunsSparse(options.kernel, info.block_density);
   info.kernel = reference ? "reference" : (sparse ? "sparse" : "dense");
-  info.isa = reference ? nullptr : IsaName(options.isa);
+  info.isa = reference ? nullptr
+                       : IsaName(spec.is_depthwise ? DepthwiseIsa(options.isa) : options.isa);
   NodeCost cost;
   cost.is_conv = spec.is_conv;
+  cost.is_depthwise = spec.is_depthwise;
   cost.rows = info.rows;
   cost.n = spec.n;
   cost.k = spec.k;
@@ -142,7 +147,7 @@ void Log(const Options& options, const char* format, ...) {
 struct Partition {
   DelegateState* state = nullptr;
   std::vector<NodeSpec> specs;
-  std::vector<std::unique_ptr<Layer>> layers;
+  std::vector<std::unique_ptr<NodeRunner>> layers;
   std::map<int, std::vector<int8_t>> owned;  // tensors internal to the partition
   std::map<int, std::vector<int>> owned_shape;
   std::string error;
@@ -170,11 +175,21 @@ void* PartitionInit(abi::Context* context, const char* buffer, size_t) {
       partition->error = "node " + std::to_string(spec.node) + " changed after Prepare: " + why;
       return partition;
     }
-    auto layer = std::make_unique<Layer>(spec.is_conv, spec.weights, spec.n, spec.k,
-                                         spec.bias_data, spec.real_multipliers,
-                                         spec.input_zero_point, spec.output_zero_point,
-                                         spec.act_min, spec.act_max, spec.conv);
-    layer->SelectKernel(options.kernel, options.isa);
+    std::unique_ptr<NodeRunner> layer;
+    if (spec.is_depthwise) {
+      auto depthwise = std::make_unique<DepthwiseLayer>(
+          spec.weights, spec.depth_multiplier, spec.bias_data, spec.real_multipliers,
+          spec.input_zero_point, spec.output_zero_point, spec.act_min, spec.act_max, spec.conv);
+      depthwise->SelectKernel(options.kernel, options.isa);
+      layer = std::move(depthwise);
+    } else {
+      auto gemm = std::make_unique<Layer>(spec.is_conv, spec.weights, spec.n, spec.k,
+                                          spec.bias_data, spec.real_multipliers,
+                                          spec.input_zero_point, spec.output_zero_point,
+                                          spec.act_min, spec.act_max, spec.conv);
+      gemm->SelectKernel(options.kernel, options.isa);
+      layer = std::move(gemm);
+    }
     Counter kind = layer->reference() ? kReferenceNodes
                                       : (layer->sparse() ? kSparseNodes : kDenseNodes);
     partition->state->counters[kind]++;
@@ -305,7 +320,8 @@ abi::Status DelegatePrepare(abi::Context* context, abi::Delegate* delegate) {
         return abi::kOk;
       case Verdict::kSkip:
         if (registration->builtin_code == abi::kFullyConnected ||
-            registration->builtin_code == abi::kConv2D) {
+            registration->builtin_code == abi::kConv2D ||
+            registration->builtin_code == abi::kDepthwiseConv2D) {
           ++declined;
           Log(options, "node %d declined: %s", plan->data[i], why.c_str());
         }

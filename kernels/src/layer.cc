@@ -10,17 +10,6 @@ namespace {
 // Rows of im2col output processed per step: bounds the scratch buffer.
 constexpr int kIm2ColRows = 64;
 
-int OutSize(bool same, int in, int filter, int stride, int dilation) {
-  const int effective = (filter - 1) * dilation + 1;
-  return same ? (in + stride - 1) / stride : (in + stride - effective) / stride;
-}
-
-int PadBefore(bool same, int in, int out, int filter, int stride, int dilation) {
-  if (!same) return 0;
-  const int effective = (filter - 1) * dilation + 1;
-  return std::max(0, (out - 1) * stride + effective - in) / 2;
-}
-
 }  // namespace
 
 Layer::Layer(bool is_conv, const int8_t* weights, int n, int k, const int32_t* bias,
@@ -81,11 +70,11 @@ std::vector<int> Layer::Resize(const std::vector<int>& input_shape, bool keep_nu
   g.batch = input_shape[0];
   g.in_h = input_shape[1];
   g.in_w = input_shape[2];
-  g.out_h = OutSize(g.same_padding, g.in_h, g.kernel_h, g.stride_h, g.dilation_h);
-  g.out_w = OutSize(g.same_padding, g.in_w, g.kernel_w, g.stride_w, g.dilation_w);
+  g.out_h = ConvOutSize(g.same_padding, g.in_h, g.kernel_h, g.stride_h, g.dilation_h);
+  g.out_w = ConvOutSize(g.same_padding, g.in_w, g.kernel_w, g.stride_w, g.dilation_w);
   if (g.out_h < 0 || g.out_w < 0) return {};  // an empty output (0) is valid, as in TFLite
-  g.pad_top = PadBefore(g.same_padding, g.in_h, g.out_h, g.kernel_h, g.stride_h, g.dilation_h);
-  g.pad_left = PadBefore(g.same_padding, g.in_w, g.out_w, g.kernel_w, g.stride_w, g.dilation_w);
+  g.pad_top = ConvPadBefore(g.same_padding, g.in_h, g.out_h, g.kernel_h, g.stride_h, g.dilation_h);
+  g.pad_left = ConvPadBefore(g.same_padding, g.in_w, g.out_w, g.kernel_w, g.stride_w, g.dilation_w);
   rows_ = g.batch * g.out_h * g.out_w;
   return {g.batch, g.out_h, g.out_w, weights_.n};
 }

@@ -10,6 +10,7 @@
 
 #include "constants.h"
 #include "kernels.h"
+#include "node_runner.h"
 #include "thread_pool.h"
 
 namespace tfc {
@@ -30,7 +31,20 @@ struct ConvGeometry {
   int batch = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0, pad_top = 0, pad_left = 0;
 };
 
-class Layer {
+// Output size and padding before along one axis, as TFLite computes them.
+inline int ConvOutSize(bool same, int in, int filter, int stride, int dilation) {
+  const int effective = (filter - 1) * dilation + 1;
+  return same ? (in + stride - 1) / stride : (in + stride - effective) / stride;
+}
+
+inline int ConvPadBefore(bool same, int in, int out, int filter, int stride, int dilation) {
+  if (!same) return 0;
+  const int effective = (filter - 1) * dilation + 1;
+  const int total = (out - 1) * stride + effective - in;
+  return total > 0 ? total / 2 : 0;
+}
+
+class Layer : public NodeRunner {
  public:
   // weights: [n][k] int8 (a conv filter [cout][kh][kw][cin] is [cout][kh*kw*cin]).
   // real_multipliers: input_scale * filter_scale[c] / output_scale per output (or one).
@@ -44,18 +58,18 @@ class Layer {
   // Sets the number of rows from the input shape (FC: all rows of k values; conv:
   // NHWC batch/height/width), possibly 0. Returns the output shape, or empty when the
   // shape is invalid.
-  std::vector<int> Resize(const std::vector<int>& input_shape, bool keep_num_dims);
-  int rows() const { return rows_; }
+  std::vector<int> Resize(const std::vector<int>& input_shape, bool keep_num_dims) override;
+  int rows() const override { return rows_; }
 
-  void Run(const int8_t* input, int8_t* output, ThreadPool& pool) const;
+  void Run(const int8_t* input, int8_t* output, ThreadPool& pool) const override;
 
   int n() const { return weights_.n; }
   int k() const { return weights_.k; }
   bool is_conv() const { return is_conv_; }
-  bool sparse() const { return kernel_ != GemmReference && weights_.sparse; }
-  bool reference() const { return kernel_ == GemmReference; }
+  bool sparse() const override { return kernel_ != GemmReference && weights_.sparse; }
+  bool reference() const override { return kernel_ == GemmReference; }
   double block_density() const { return block_density_; }
-  std::string Describe() const;
+  std::string Describe() const override;
 
  private:
   void RunRows(const int8_t* input, int8_t* output, int row_begin, int row_end,

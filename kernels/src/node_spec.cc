@@ -70,10 +70,13 @@ constexpr double kMaxRequantized = 1 << 30;
 
 // Bound on |accumulator| of output channel `c`: |x - zero_point| <= 255 for int8
 // inputs, plus |bias|.
+// Weights are [n][k], a depthwise filter [k][n].
 double AccumulatorBound(const NodeSpec& spec, int c) {
-  const int8_t* w = spec.weights + static_cast<int64_t>(c) * spec.k;
+  const int64_t start = spec.is_depthwise ? c : static_cast<int64_t>(c) * spec.k;
+  const int64_t step = spec.is_depthwise ? spec.n : 1;
   int64_t sum = 0;
-  for (int i = 0; i < spec.k; ++i) sum += std::abs(static_cast<int>(w[i]));
+  for (int i = 0; i < spec.k; ++i)
+    sum += std::abs(static_cast<int>(spec.weights[start + i * step]));
   const int64_t bias = spec.bias_data == nullptr ? 0 : spec.bias_data[c];
   return 255.0 * static_cast<double>(sum) + std::fabs(static_cast<double>(bias));
 }
@@ -133,13 +136,17 @@ class Analyzer {
 
 }  // namespace
 
+const char* OpName(const NodeSpec& spec) {
+  if (spec.is_depthwise) return "DEPTHWISE_CONV_2D";
+  return spec.is_conv ? "CONV_2D" : "FULLY_CONNECTED";
+}
+
 std::vector<int> Shape(const Tensor& tensor) {
   return std::vector<int>(tensor.dims->data, tensor.dims->data + tensor.dims->size);
 }
 
 std::string NodeLabel(const abi::Context* context, const NodeSpec& spec) {
-  std::string label = "node " + std::to_string(spec.node) + " (" +
-                      (spec.is_conv ? "CONV_2D" : "FULLY_CONNECTED");
+  std::string label = "node " + std::to_string(spec.node) + " (" + OpName(spec);
   const char* name = context->tensors[spec.output].name;
   if (name != nullptr && name[0] != '\0') label += std::string(", output '") + name + "'";
   return label + ")";
@@ -174,8 +181,10 @@ Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
                     const abi::Registration* registration, NodeSpec* spec, std::string* why) {
   Analyzer a(context, why);
   const int code = registration->builtin_code;
-  if (code != abi::kFullyConnected && code != abi::kConv2D) return a.Skip("unsupported op");
-  spec->is_conv = code == abi::kConv2D;
+  if (code != abi::kFullyConnected && code != abi::kConv2D && code != abi::kDepthwiseConv2D)
+    return a.Skip("unsupported op");
+  spec->is_conv = code == abi::kConv2D || code == abi::kDepthwiseConv2D;
+  spec->is_depthwise = code == abi::kDepthwiseConv2D;
   if (node->builtin_data == nullptr) return a.Fail("builtin data");
   if (node->outputs == nullptr || node->outputs->size != 1) return a.Skip("not one output");
   if (node->inputs == nullptr || node->inputs->size < 2 || node->inputs->size > 3)
@@ -207,7 +216,39 @@ Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
   if (DynamicBeyondBatch(*input) || DynamicBeyondBatch(*output)) return a.Skip("dynamic shape");
 
   abi::Activation activation;
-  if (spec->is_conv) {
+  int quantized_dimension = 0;  // of per-channel weight scales: the output channels
+  if (spec->is_depthwise) {
+    const auto* params = static_cast<const abi::DepthwiseConvParams*>(node->builtin_data);
+    if (filter->dims->size != 4 || input->dims->size != 4) return a.Skip("depthwise conv rank");
+    const int* f = filter->dims->data;
+    const int in_channels = input->dims->data[3];
+    if (f[0] != 1) return a.Skip("depthwise filter of batch " + std::to_string(f[0]));
+    if (in_channels <= 0 || f[3] % in_channels != 0)
+      return a.Skip("depthwise filter channels " + std::to_string(f[3]) +
+                    " not a multiple of input channels " + std::to_string(in_channels));
+    spec->depth_multiplier = f[3] / in_channels;
+    if (params->depth_multiplier != spec->depth_multiplier)
+      return a.Skip("depth multiplier " + std::to_string(params->depth_multiplier) +
+                    " does not match the filter's " + std::to_string(spec->depth_multiplier));
+    if (params->padding != abi::kPaddingSame && params->padding != abi::kPaddingValid)
+      return a.Skip("padding");
+    if (params->stride_width < 1 || params->stride_height < 1 ||
+        params->dilation_width_factor < 1 || params->dilation_height_factor < 1)
+      return a.Skip("stride or dilation");
+    spec->n = f[3];
+    spec->k = f[1] * f[2];
+    ConvGeometry& g = spec->conv;
+    g.kernel_h = f[1];
+    g.kernel_w = f[2];
+    g.in_channels = in_channels;
+    g.stride_h = params->stride_height;
+    g.stride_w = params->stride_width;
+    g.dilation_h = params->dilation_height_factor;
+    g.dilation_w = params->dilation_width_factor;
+    g.same_padding = params->padding == abi::kPaddingSame;
+    activation = params->activation;
+    quantized_dimension = 3;
+  } else if (spec->is_conv) {
     const auto* params = static_cast<const abi::ConvParams*>(node->builtin_data);
     if (filter->dims->size != 4 || input->dims->size != 4) return a.Skip("conv rank");
     const int* f = filter->dims->data;
@@ -254,7 +295,7 @@ Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
   const abi::AffineQuantization* q = Affine(*filter);
   if (q == nullptr) return a.Skip("weights not quantized");
   const int scales = q->scale->size;
-  if (scales != 1 && (scales != spec->n || q->quantized_dimension != 0))
+  if (scales != 1 && (scales != spec->n || q->quantized_dimension != quantized_dimension))
     return a.Skip("weight scale layout");
   if (q->zero_point != nullptr) {
     for (int i = 0; i < q->zero_point->size; ++i)

@@ -1,5 +1,5 @@
-// Reading a TFLite node through our ABI declarations: is it an int8 FULLY_CONNECTED
-// or CONV_2D we can run, and with which numbers.
+// Reading a TFLite node through our ABI declarations: is it an int8 FULLY_CONNECTED,
+// CONV_2D or DEPTHWISE_CONV_2D we can run, and with which numbers.
 #ifndef TFCOMPRESS_KERNELS_NODE_SPEC_H_
 #define TFCOMPRESS_KERNELS_NODE_SPEC_H_
 
@@ -18,7 +18,8 @@ enum class Verdict {
 };
 
 struct NodeSpec {
-  bool is_conv = false;
+  bool is_conv = false;       // CONV_2D or DEPTHWISE_CONV_2D
+  bool is_depthwise = false;  // DEPTHWISE_CONV_2D: n channels, k = kh * kw taps each
   int node = -1;                                        // execution-plan node index
   int input = -1, filter = -1, bias = -1, output = -1;  // tensor indices
   int n = 0, k = 0;
@@ -27,6 +28,7 @@ struct NodeSpec {
   std::vector<double> real_multipliers;
   int32_t input_zero_point = 0, output_zero_point = 0, act_min = -128, act_max = 127;
   bool keep_num_dims = false;
+  int depth_multiplier = 1;
   ConvGeometry conv;
 };
 
@@ -36,6 +38,9 @@ bool TensorsPlausible(const abi::Context* context, std::string* why);
 
 Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
                     const abi::Registration* registration, NodeSpec* spec, std::string* why);
+
+// "FULLY_CONNECTED", "CONV_2D" or "DEPTHWISE_CONV_2D".
+const char* OpName(const NodeSpec& spec);
 
 // The tensor's current shape.
 std::vector<int> Shape(const abi::Tensor& tensor);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../src/cost_model.h"
+#include "../src/depthwise.h"
 #include "../src/kernels.h"
 
 namespace {
@@ -113,6 +114,79 @@ void RunCase(std::mt19937& rng, int n, int k, int m, double sparsity, bool per_c
   }
 }
 
+// A random DEPTHWISE_CONV_2D: every fast kernel this CPU runs equals DepthwiseReference,
+// with the output lines split in two ranges as two threads would.
+void RunDepthwiseCase(std::mt19937& rng) {
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  std::uniform_int_distribution<int> byte(-128, 127);
+  tfc::DepthwiseProblem p;
+  p.batch = pick(1, 3);
+  p.in_h = pick(1, 12);
+  p.in_w = pick(1, 12);
+  p.in_channels = pick(1, 40);
+  p.depth_multiplier = pick(1, 3);
+  p.kernel_h = pick(1, 5);
+  p.kernel_w = pick(1, 5);
+  p.stride_h = pick(1, 3);
+  p.stride_w = pick(1, 3);
+  p.dilation_h = pick(1, 2);
+  p.dilation_w = pick(1, 2);
+  const bool same = rng() % 2 == 0;
+  auto out_size = [&](int in, int filter, int stride, int dilation) {
+    const int effective = (filter - 1) * dilation + 1;
+    return same ? (in + stride - 1) / stride : (in + stride - effective) / stride;
+  };
+  p.out_h = out_size(p.in_h, p.kernel_h, p.stride_h, p.dilation_h);
+  p.out_w = out_size(p.in_w, p.kernel_w, p.stride_w, p.dilation_w);
+  if (p.out_h <= 0 || p.out_w <= 0) return;
+  auto pad = [&](int in, int out, int filter, int stride, int dilation) {
+    const int total = (out - 1) * stride + (filter - 1) * dilation + 1 - in;
+    return same && total > 0 ? total / 2 : 0;
+  };
+  p.pad_top = pad(p.in_h, p.out_h, p.kernel_h, p.stride_h, p.dilation_h);
+  p.pad_left = pad(p.in_w, p.out_w, p.kernel_w, p.stride_w, p.dilation_w);
+  const int channels = p.channels();
+  std::vector<int8_t> input(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_channels);
+  std::vector<int8_t> filter(static_cast<size_t>(p.kernel_h) * p.kernel_w * channels);
+  for (auto& v : input) v = static_cast<int8_t>(byte(rng));
+  for (auto& v : filter) v = static_cast<int8_t>(byte(rng));
+  std::vector<int32_t> bias(channels), multiplier(channels), shift(channels);
+  std::uniform_real_distribution<double> scale(1e-4, 2e-2);
+  for (int o = 0; o < channels; ++o) {
+    bias[o] = pick(-20000, 20000);
+    tfc::QuantizeMultiplier(scale(rng), &multiplier[o], &shift[o]);
+  }
+  p.input_offset = -byte(rng);
+  p.input = input.data();
+  p.filter = filter.data();
+  p.out.bias = rng() % 3 != 0 ? bias.data() : nullptr;
+  p.out.multiplier = multiplier.data();
+  p.out.shift = shift.data();
+  p.out.zero_point = byte(rng);
+  const int activation = pick(0, 2);
+  p.out.act_min = activation == 1 ? p.out.zero_point : -128;
+  p.out.act_max = activation == 2 ? std::min(127, p.out.zero_point + 40) : 127;
+  p.out.round_twice = rng() % 4 != 0;
+  const int lines = p.batch * p.out_h;
+  std::vector<int8_t> expected(static_cast<size_t>(lines) * p.out_w * channels);
+  p.output = expected.data();
+  tfc::DepthwiseReference(p, 0, lines);
+  tfc::DepthwisePacked packed;
+  tfc::PackDepthwise(p, &packed);
+  for (tfc::Isa isa : {tfc::Isa::kPortable, tfc::Isa::kAvx2, tfc::Isa::kAvx512Vnni,
+                       tfc::Isa::kNeonDot}) {
+    if (!tfc::IsaSupported(isa)) continue;
+    std::vector<int8_t> got(expected.size(), 0);
+    tfc::DepthwiseProblem q = p;
+    q.output = got.data();
+    q.packed = &packed;
+    tfc::DepthwiseKernelFor(isa)(q, 0, lines / 2);
+    tfc::DepthwiseKernelFor(isa)(q, lines / 2, lines);
+    Check(got == expected, "depthwise", channels, p.kernel_h * p.kernel_w, lines,
+          tfc::IsaName(isa), false);
+  }
+}
+
 void TestQuantizeMultiplier() {
   int32_t mult = 0, shift = 0;
   tfc::QuantizeMultiplier(0.5, &mult, &shift);
@@ -184,6 +258,16 @@ void TestCostModel() {
   dense_conv.is_conv = true;
   Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, dense_conv) < claim,
         "vnni dense conv left", 0, 0, 0, "avx512vnni", false);
+  // Depthwise convolutions stay with XNNPACK on the CPU kinds we measured.
+  tfc::NodeCost depthwise = fc(48 * 48, 1.0, false);
+  depthwise.is_conv = depthwise.is_depthwise = true;
+  depthwise.n = 96;
+  depthwise.k = 9;
+  for (auto [isa, host] : {std::pair{Isa::kAvx512Vnni, Host::kAvx512Vnni},
+                           {Isa::kAvx512Vnni, Host::kAmx}, {Isa::kAvx2, Host::kAvx2}}) {
+    Check(tfc::ExpectedSpeedup(isa, host, depthwise) < claim, "depthwise left", 96, 9, 48 * 48,
+          tfc::IsaName(isa), false);
+  }
   // A lesser ISA than the CPU's best, and a layer too small to matter, are never claimed.
   Check(tfc::ExpectedSpeedup(Isa::kPortable, Host::kAvx2, fc(1, 0.1, true)) < claim,
         "portable left", 0, 0, 0, "portable", true);
@@ -214,6 +298,7 @@ int main(int argc, char** argv) {
     RunCase(rng, dim(rng), dim(rng), batch(rng), sparsities[c % 5], c % 2 == 0, c % 3 != 0,
             c % 3);
   }
+  for (int c = 0; c < cases; ++c) RunDepthwiseCase(rng);
   RunCase(rng, 1024, 1024, 1, 0.8, false, true, 0);
   RunCase(rng, 256, 1152, 33, 0.9, true, true, 1);
   std::printf("isa=%s cases=%d failures=%d\n", tfc::IsaName(tfc::DetectIsa()), cases + 2,

@@ -11,7 +11,8 @@ class KernelNode:
 
     Attributes:
         node: Index of the node in the interpreter's execution plan.
-        op: `"FULLY_CONNECTED"` or `"CONV_2D"`.
+        op: `"FULLY_CONNECTED"`, `"CONV_2D"` or `"DEPTHWISE_CONV_2D"` (`n` channels of
+            `k` = kernel height x width taps; never block-sparse).
         n: Outputs of the layer as a GEMM (output channels).
         k: Inputs per output (a convolution: kernel height x width x input channels).
         block_density: Fraction of the 16x4 blocks of the `[n][k]` weights holding a non-zero.
