@@ -25,6 +25,7 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import os
@@ -37,13 +38,15 @@ import numpy as np
 import yaml
 
 import tfcompress as tc
-from benchmarks.harness import write_results
+from benchmarks.harness import RESULTS_DIR, write_results
 from tfcompress.export import TFLiteModel
+from tfcompress.reporting.plots import plot_tradeoff
 from tfcompress.reporting.report import gzip_size
 from tfcompress.reporting.table import render_table
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
+CPU = "AMD EPYC (Zen 4, AVX-512 VNNI, no AMX), 2 cores"
 RECIPES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes")
 # Per model: the size ratio the issue asks for and the epochs that converge the float model.
 GOALS = {"lenet_300_100": (40, 20), "small_cnn": (50, 6)}
@@ -210,9 +213,10 @@ def run_tfmot(python, name, base, data, sparsities, args, seed, workdir) -> list
     return json.load(open(job["result"]))["runs"]
 
 
-def planned(base: keras.Model, data, target_kwargs: dict, latency_runs: int, measured: dict):
+def planned(base: keras.Model, data, target_kwargs: dict, args, measured: dict):
     """tc.sensitivity (once per model: kept in `measured`) + tc.plan + tc.compress for a
-    target, timed step by step; None while the installed tfcompress lacks them."""
+    target, timed step by step, with the same fine-tuning and QAT epochs as the other rows;
+    None while the installed tfcompress lacks them."""
     try:  # `tc.plan` once it is exported: the submodule of that name hides the function
         from tfcompress.planning.errors import InfeasibleTargetError
         from tfcompress.planning.plan import plan
@@ -230,6 +234,10 @@ def planned(base: keras.Model, data, target_kwargs: dict, latency_runs: int, mea
     start = time.perf_counter()
     try:
         recipe = plan(base, measured["sensitivity"], tc.Target(**target_kwargs))
+        recipe = recipe.replace(
+            fine_tune=dataclasses.replace(recipe.fine_tune, epochs=args.prune_epochs),
+            qat=dataclasses.replace(recipe.qat, epochs=args.qat_epochs),
+        )
     except InfeasibleTargetError as error:
         return {"infeasible": str(error), "sensitivity_s": measured["sensitivity_s"]}
     plan_s = time.perf_counter() - start
@@ -240,7 +248,7 @@ def planned(base: keras.Model, data, target_kwargs: dict, latency_runs: int, mea
         validation,
         recipe=recipe,
         verbose=0,
-        latency_runs=latency_runs,
+        latency_runs=args.latency_runs,
     )
     return {
         "content": result.tflite,
@@ -285,7 +293,7 @@ def model_rows(name: str, data, args, seed: int, workdir: str) -> list[dict]:
         goals.append(("planned, latency target", {"max_latency_ms": latency_limit}))
     measured = {}
     for method, goal in goals:
-        plan = planned(base, data, goal, args.latency_runs, measured)
+        plan = planned(base, data, goal, args, measured)
         if plan and "infeasible" in plan:
             rows.append({"model": name, "seed": seed, "method": method, "target": goal, **plan})
             print(json.dumps(rows[-1]), flush=True)
@@ -523,16 +531,51 @@ def render(args) -> None:
     save(records, args, None, "Rows measured by: " + "; ".join(commands) + ".")
 
 
+def _kind(method: str) -> str:
+    if method == "float32":
+        return "original"
+    return "planned" if method.startswith(("planned", "recipe", "latency recipe")) else "uniform"
+
+
+def plot_tradeoffs(records: list[dict], name: str) -> list[str]:
+    """Accuracy vs gzip bytes and vs latency per model (seed 0): the original, the uniform
+    baselines (ours and tfmot's) and the per-layer recipes and plans, as PNGs beside the table."""
+    written = []
+    for model in dict.fromkeys(r["model"] for r in records):
+        points = [
+            {
+                "label": r["method"],
+                "kind": _kind(r["method"]),
+                "group": "tfmot" if r["method"].startswith("tfmot") else None,
+                "gzip_bytes": r.get("gzip_bytes"),
+                "latency_ms": r.get("latency_ms"),
+                "accuracy": r.get("accuracy"),
+            }
+            for r in records
+            if r["model"] == model and r["seed"] == 0 and "accuracy" in r
+        ]
+        for x in ("gzip_bytes", "latency_ms"):
+            path = os.path.join(RESULTS_DIR, f"{name}-{model}-{x}.png")
+            plot_tradeoff(
+                [{k: v for k, v in p.items() if v is not None} for p in points],
+                path,
+                x=x,
+                note=f"{model}, MNIST-5k seed 0; latency on {CPU}",
+            )
+            written.append(path)
+    return written
+
+
 def save(records: list[dict], args, seconds: float | None, merged: str = "") -> tuple[str, str]:
+    plot_tradeoffs(records, args.name)
     headers, rows, verdicts = table(records)
     notes = "\n\n".join(
         [
             "## Verdicts\n\n"
             + render_table(["model", "goal", "measured", "verdict"], verdicts, markdown=True),
             describe(args),
-            "CPU: AMD EPYC (Zen 4, AVX-512 VNNI, no AMX), 2 cores shared with other jobs: "
-            "latency figures under ~2x apart are noise; accuracy differs by about +-0.7 points "
-            "between seeds without meaning anything.",
+            f"CPU: {CPU}, shared with other jobs: latency figures under ~2x apart are noise; "
+            "accuracy differs by about +-0.7 points between seeds without meaning anything.",
             merged or f"Runtime: {seconds / 60:.1f} min.",
         ]
     )
