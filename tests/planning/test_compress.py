@@ -224,3 +224,34 @@ def test_a_target_the_original_meets_changes_nothing(digits):
     assert default.tflite == planned.tflite
     met = planned.targets["max_gzip_bytes"]
     assert met["met"] and met["measured"] == planned.report.after.summary["gzip_bytes"]
+
+
+def test_channels_before_a_factorized_layer_keep_their_zeros(digits):
+    """A factorized consumer cannot be shrunk into: the pruned channels stay as zeros, with a
+    warning naming the layer, instead of `shrink` failing at the end of fine-tuning."""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu", name="fc1"),
+            keras.layers.Dense(32, activation="relu", name="fc2"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    data = (digits.x_train[:256], digits.y_train[:256])
+    compile_classifier(model).fit(*data, epochs=2, verbose=0)
+    recipe = {
+        "layers": {
+            "fc1": {"prune": {"structure": "channels", "sparsity": 0.5}},
+            "fc2": {"rank": 4},
+        },
+        "pruning": {"schedule": "constant", "frequency": 1},
+        "fine_tune": {"epochs": 1, "batch_size": 32},
+        "qat": {"epochs": 0},
+        "kernels": "none",
+    }
+    with pytest.warns(UserWarning, match=r"\['fc1'\] keep their zero channels"):
+        result = tc.compress(model, data, recipe=recipe, verbose=0, latency_runs=5)
+    kernel = result.model.get_layer("fc1").kernel.numpy()
+    assert kernel.shape == (64, 32) and (np.abs(kernel).sum(0) == 0).sum() == 16

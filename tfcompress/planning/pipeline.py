@@ -7,6 +7,7 @@ model of the step before, and returns a new model; the user's model is never cha
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import keras
@@ -160,7 +161,19 @@ def prune_step(model: keras.Model, recipe: dict, training: Training) -> keras.Mo
         callbacks=[UpdatePruningStep()],
     )
     stripped = strip_pruning(wrapped)
-    if any(s["structure"] == "channels" for s in specs.values()):
+    channel_pruned = [name for name, s in specs.items() if s["structure"] == "channels"]
+    if not channel_pruned:
+        return stripped
+    removable = channel_chains(stripped)
+    kept = [name for name in channel_pruned if name not in removable]
+    if kept:  # e.g. the next layer was factorized first: `shrink` cannot fold into it
+        warnings.warn(
+            f"Channel-pruned layer(s) {kept} keep their zero channels in place: after the "
+            "recipe's earlier steps `shrink` can no longer remove them (their outputs no "
+            "longer feed a layer it can shrink); the zeros still compress.",
+            stacklevel=2,
+        )
+    if len(kept) < len(channel_pruned):
         stripped = shrink(stripped)
     return stripped
 
