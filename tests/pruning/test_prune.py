@@ -220,11 +220,11 @@ def test_global_threshold_prunes_layers_unevenly(mnist):
     assert sparsity["logits"] < sparsity["fc1"]  # small, important layer keeps more
 
 
-def test_layers_without_weights_pass_through(digits):
-    model = prune_low_magnitude(tc.models.tiny_mobilenet((8, 8, 1)), FAST)
+def test_layers_without_weights_pass_through(mnist):
+    model = prune_low_magnitude(tc.models.tiny_mobilenet(), FAST)
     kinds = {type(layer).__name__ for layer in model.layers}
     assert {"BatchNormalization", "Add", "ReLU", "GlobalAveragePooling2D"} <= kinds
-    fit(model, digits, n=256)
+    fit(model, mnist, n=256)
     assert set(kernel_sparsity(model).values()) == {0.75}
 
 
