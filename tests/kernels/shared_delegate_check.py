@@ -1,7 +1,8 @@
 """One KernelDelegate (2 threads) shared by two interpreters invoked from two Python threads.
 
 Run by test_threads.py in a child process, so that a hang fails the test instead of the suite.
-Prints `hung=<threads still running> wrong=<invokes whose output differed>`.
+Each round (a new delegate, new interpreters) prints `hung=<threads still running>
+wrong=<invokes whose output differed>`; a round that hangs is the last.
 """
 
 import os
@@ -17,8 +18,8 @@ from kernel_cases import REF, random_int8, run  # noqa: E402
 from tfcompress.kernels import KernelDelegate  # noqa: E402
 
 
-def main(path: str, invokes: int) -> None:
-    content = open(path, "rb").read()
+def round_(content: bytes, invokes: int) -> bool:
+    """One round; True when no thread hung."""
     delegate = KernelDelegate(num_threads=2, nodes="all")
     inputs = [random_int8((4, 13, 11, 6), seed=seed) for seed in range(2)]
     expected = [run(content, x, REF) for x in inputs]
@@ -42,9 +43,18 @@ def main(path: str, invokes: int) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    print(f"hung={sum(t.is_alive() for t in threads)} wrong={sum(wrong)}", flush=True)
+    hung = sum(t.is_alive() for t in threads)
+    print(f"hung={hung} wrong={sum(wrong)}", flush=True)
+    return hung == 0
+
+
+def main(path: str, invokes: int, rounds: int) -> None:
+    content = open(path, "rb").read()
+    for _ in range(rounds):
+        if not round_(content, invokes):
+            break
     os._exit(0)  # a hung pool thread must not keep the process alive
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
