@@ -23,7 +23,7 @@ def mlp(digits):
         keras.Sequential(
             [
                 keras.Input((8, 8, 1)),
-                keras.layers.Flatten(),
+                keras.layers.Flatten(name="flatten"),
                 keras.layers.Dense(32, activation="relu", name="fc1"),
                 keras.layers.Dense(10, name="logits"),
             ],
