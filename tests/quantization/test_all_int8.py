@@ -207,12 +207,12 @@ def test_a_linear_activation_takes_its_input_range():
     range of its own, which cost an int8 -> int8 QUANTIZE before the Flatten's RESHAPE."""
     inputs = keras.Input((4, 4, 3))
     x = L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(8, 3, activation="relu")(inputs))
-    x = L.Activation(None, name="predictions")(L.Flatten()(L.Conv2D(10, 1)(x)))
+    x = L.Activation(None, name="predictions")(L.Flatten()(L.Conv2D(10, 1, name="logits")(x)))
     qat = tc.quantize_model(keras.Model(inputs, x))
     qat.compile("adam", "mse")
     rng = np.random.default_rng(0)
     qat.fit(rng.uniform(size=(32, 4, 4, 3)), rng.normal(size=(32, 10)), verbose=0)
     ranged = [layer.name for layer in qat.layers if getattr(layer, "output_ranges", None)]
-    assert ranged[-1] == "quant_conv2d_1"  # the logits' range is the model output's
+    assert ranged[-1] == "quant_logits"  # the logits' range is the model output's
     info = tc.TFLiteFile(tc.export_tflite(qat, mode="int8"))
     assert [op.name for op in info.ops].count("QUANTIZE") == 1  # the input's
