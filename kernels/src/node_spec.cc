@@ -134,6 +134,29 @@ class Analyzer {
   std::string* why_;
 };
 
+// Why a conv's or a depthwise conv's padding, strides or dilation cannot run; nullptr when
+// they can (both parameter structs name these fields alike).
+template <typename Params>
+const char* GeometryProblem(const Params& p) {
+  if (p.padding != abi::kPaddingSame && p.padding != abi::kPaddingValid) return "padding";
+  if (p.stride_width < 1 || p.stride_height < 1 || p.dilation_width_factor < 1 ||
+      p.dilation_height_factor < 1)
+    return "stride or dilation";
+  return nullptr;
+}
+
+template <typename Params>
+void SetGeometry(const Params& p, int kernel_h, int kernel_w, int in_channels, ConvGeometry* g) {
+  g->kernel_h = kernel_h;
+  g->kernel_w = kernel_w;
+  g->in_channels = in_channels;
+  g->stride_h = p.stride_height;
+  g->stride_w = p.stride_width;
+  g->dilation_h = p.dilation_height_factor;
+  g->dilation_w = p.dilation_width_factor;
+  g->same_padding = p.padding == abi::kPaddingSame;
+}
+
 }  // namespace
 
 const char* OpName(const NodeSpec& spec) {
@@ -230,22 +253,10 @@ Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
     if (params->depth_multiplier != spec->depth_multiplier)
       return a.Skip("depth multiplier " + std::to_string(params->depth_multiplier) +
                     " does not match the filter's " + std::to_string(spec->depth_multiplier));
-    if (params->padding != abi::kPaddingSame && params->padding != abi::kPaddingValid)
-      return a.Skip("padding");
-    if (params->stride_width < 1 || params->stride_height < 1 ||
-        params->dilation_width_factor < 1 || params->dilation_height_factor < 1)
-      return a.Skip("stride or dilation");
+    if (const char* why = GeometryProblem(*params)) return a.Skip(why);
     spec->n = f[3];
     spec->k = f[1] * f[2];
-    ConvGeometry& g = spec->conv;
-    g.kernel_h = f[1];
-    g.kernel_w = f[2];
-    g.in_channels = in_channels;
-    g.stride_h = params->stride_height;
-    g.stride_w = params->stride_width;
-    g.dilation_h = params->dilation_height_factor;
-    g.dilation_w = params->dilation_width_factor;
-    g.same_padding = params->padding == abi::kPaddingSame;
+    SetGeometry(*params, f[1], f[2], in_channels, &spec->conv);
     activation = params->activation;
     quantized_dimension = 3;
   } else if (spec->is_conv) {
@@ -255,20 +266,8 @@ Verdict AnalyzeNode(const abi::Context* context, const abi::Node* node,
     spec->n = f[0];
     spec->k = f[1] * f[2] * f[3];
     if (input->dims->data[3] != f[3]) return a.Skip("grouped conv");
-    if (params->padding != abi::kPaddingSame && params->padding != abi::kPaddingValid)
-      return a.Skip("padding");
-    if (params->stride_width < 1 || params->stride_height < 1 ||
-        params->dilation_width_factor < 1 || params->dilation_height_factor < 1)
-      return a.Skip("stride or dilation");
-    ConvGeometry& g = spec->conv;
-    g.kernel_h = f[1];
-    g.kernel_w = f[2];
-    g.in_channels = f[3];
-    g.stride_h = params->stride_height;
-    g.stride_w = params->stride_width;
-    g.dilation_h = params->dilation_height_factor;
-    g.dilation_w = params->dilation_width_factor;
-    g.same_padding = params->padding == abi::kPaddingSame;
+    if (const char* why = GeometryProblem(*params)) return a.Skip(why);
+    SetGeometry(*params, f[1], f[2], f[3], &spec->conv);
     activation = params->activation;
   } else {
     const auto* params = static_cast<const abi::FullyConnectedParams*>(node->builtin_data);
