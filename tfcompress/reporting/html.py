@@ -12,7 +12,7 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 
-from tfcompress.utils.io import atomic_write_text, check_output_path
+from tfcompress.utils.io import atomic_write_text, check_output_path, read_bytes_or_path
 
 SECTION_KEYS = ("heading", "text", "preformatted", "table", "image", "caption")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -80,18 +80,7 @@ def _table(table, where: str) -> str:
 
 
 def _png_bytes(image, where: str) -> bytes:
-    if isinstance(image, (bytes, bytearray)):
-        content = bytes(image)
-    elif isinstance(image, (str, os.PathLike)):
-        if not os.path.isfile(image):
-            raise FileNotFoundError(f"No PNG file at `{where}`={os.fspath(image)!r}")
-        with open(image, "rb") as f:
-            content = f.read()
-    else:
-        raise TypeError(
-            f"`{where}` must be PNG bytes or a path to a .png file. "
-            f"Received: type {type(image).__name__}"
-        )
+    content = read_bytes_or_path(image, where, "PNG", ".png")
     if not content.startswith(PNG_SIGNATURE):
         raise ValueError(f"`{where}` is not a PNG (wrong signature). Received: {content[:8]!r}")
     return content

@@ -18,6 +18,7 @@ from tfcompress.reporting.layer_stats import LayerStats
 from tfcompress.reporting.measures import measure_labels, summary_rows
 from tfcompress.reporting.table import Renderable, fmt_int, fmt_pct, render_sections
 from tfcompress.reporting.tflite_stats import tflite_op_stats
+from tfcompress.utils.io import read_bytes_or_path
 from tfcompress.utils.validation import check_built, check_samples, model_input_shapes
 
 LAYER_HEADERS = [
@@ -172,20 +173,7 @@ MEASURED_BY_INTERPRETER = ("tflite_accuracy", "latency_ms", "latency_p90_ms")
 
 def _tflite_content(tflite) -> bytes:
     """The bytes of `report`'s `tflite` argument (bytes or a path)."""
-    if isinstance(tflite, (bytes, bytearray)):
-        if not tflite:
-            raise ValueError("`tflite` is empty: expected `.tflite` bytes or a path. Received: b''")
-        content = bytes(tflite)
-    elif isinstance(tflite, (str, os.PathLike)):
-        if not os.path.isfile(tflite):
-            raise FileNotFoundError(f"No `.tflite` file at `tflite`={os.fspath(tflite)!r}")
-        with open(tflite, "rb") as f:
-            content = f.read()
-    else:
-        raise TypeError(
-            "`tflite` must be `.tflite` bytes or a path to a `.tflite` file. "
-            f"Received: type {type(tflite).__name__}"
-        )
+    content = read_bytes_or_path(tflite, "tflite", "`.tflite`", "`.tflite`", allow_empty=False)
     if is_encrypted(content):
         raise ValueError(
             "`tflite` is encrypted by tfcompress (`encrypt_model`): report on the model "

@@ -1,4 +1,4 @@
-"""Atomic file output: nothing a user owns is half-written or lost."""
+"""File input and atomic file output: nothing a user owns is half-written or lost."""
 
 from __future__ import annotations
 
@@ -7,6 +7,43 @@ import re
 import stat
 import tempfile
 import time
+
+
+def read_bytes_or_path(
+    value: bytes | bytearray | str | os.PathLike,
+    argument: str,
+    kind: str,
+    suffix: str,
+    allow_empty: bool = True,
+) -> bytes:
+    """The bytes an argument holds: `value` itself, or the file it names.
+
+    Errors name `argument` and the value received; `kind` names what the bytes are
+    ("PNG"), `suffix` the file (".png"), and `allow_empty=False` refuses `b""`.
+
+    Example:
+        >>> from tfcompress.utils.io import read_bytes_or_path
+        >>> read_bytes_or_path(b"abc", "data", "raw", ".bin")
+        b'abc'
+        >>> read_bytes_or_path(3, "data", "raw", ".bin")
+        Traceback (most recent call last):
+        TypeError: `data` must be raw bytes or a path to a .bin file. Received: type int
+    """
+    if isinstance(value, (bytes, bytearray)):
+        if not value and not allow_empty:
+            raise ValueError(
+                f"`{argument}` is empty: expected {kind} bytes or a path. Received: b''"
+            )
+        return bytes(value)
+    if isinstance(value, (str, os.PathLike)):
+        if not os.path.isfile(value):
+            raise FileNotFoundError(f"No {kind} file at `{argument}`={os.fspath(value)!r}")
+        with open(value, "rb") as f:
+            return f.read()
+    raise TypeError(
+        f"`{argument}` must be {kind} bytes or a path to a {suffix} file. "
+        f"Received: type {type(value).__name__}"
+    )
 
 
 def check_output_path(path: str | os.PathLike, argument: str = "path") -> str:
