@@ -1,7 +1,8 @@
 """The interpreter runtime: `ai_edge_litert` when installed, else `tf.lite`.
 
 The lowest layer under `tfcompress.export` (which runs models) and `tfcompress.kernels`
-(whose delegate must be loaded by the runtime that runs it); it imports neither.
+(whose delegate must be loaded by the runtime that runs it), and how float data goes into
+an interpreter's quantized input; it imports neither.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 BACKENDS = ("auto", "litert", "tf")
@@ -52,3 +54,22 @@ def runtime(backend: str = "auto") -> Runtime:
         tf.lite.experimental.OpResolverType,
         tf.lite.experimental.load_delegate,
     )
+
+
+def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """`x` (float) as the input tensor `detail` (from `get_input_details()`) takes it:
+    quantized with its scale and zero point, clipped to its range, when it is a quantized
+    integer tensor; cast to its type otherwise (float, or plain integer ids).
+
+    Example:
+        >>> detail = {"dtype": np.int8, "quantization": (0.5, -3)}
+        >>> tfcompress.runtime.quantize_input(np.array([0.0, 1.0, 100.0]), detail)
+        array([ -3,  -1, 127], dtype=int8)
+    """
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    x = np.asarray(x)
+    if dtype.kind not in "iu" or not scale:
+        return x.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)

@@ -12,7 +12,7 @@ import numpy as np
 from tfcompress.encryption import Key, decrypt_model, is_encrypted
 from tfcompress.export.flatbuffer import custom_op_codes
 from tfcompress.kernels import KernelDelegate
-from tfcompress.runtime import Runtime, runtime
+from tfcompress.runtime import Runtime, quantize_input, runtime
 from tfcompress.utils.validation import check_samples
 
 
@@ -197,14 +197,6 @@ class TFLiteModel:
                 "scale them as in training (e.g. x / 255).",
             )
 
-    def _quantize_input(self, x: np.ndarray) -> np.ndarray:
-        scale, zero_point = self._input["quantization"]
-        if self.input_dtype.kind not in "iu" or not scale:  # float, or plain integer ids
-            return x.astype(self.input_dtype)
-        info = np.iinfo(self.input_dtype)
-        q = np.round(x / scale) + zero_point
-        return np.clip(q, info.min, info.max).astype(self.input_dtype)
-
     def _dequantize_output(self, y: np.ndarray) -> np.ndarray:
         scale, zero_point = self._output["quantization"]
         if self.output_dtype.kind not in "iu" or not scale:
@@ -215,7 +207,7 @@ class TFLiteModel:
         """Runs one batch; `raw=True` returns the output tensor as stored (e.g. int8)."""
         self._check_input(x)
         self._resize(len(x))
-        self._interpreter.set_tensor(self._input["index"], self._quantize_input(x))
+        self._interpreter.set_tensor(self._input["index"], quantize_input(x, self._input))
         self._interpreter.invoke()
         y = self._interpreter.get_tensor(self._output["index"])
         return y.copy() if raw else self._dequantize_output(y)
@@ -250,7 +242,7 @@ class TFLiteModel:
             )
         x = check_samples(x, self.input_shape, "x", "this .tflite model")
         self._resize(len(x))
-        self._interpreter.set_tensor(self._input["index"], self._quantize_input(x))
+        self._interpreter.set_tensor(self._input["index"], quantize_input(x, self._input))
         invoke, clock = self._interpreter.invoke, time.perf_counter
         for _ in range(warmup):
             invoke()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tfcompress.kernels.delegate import KernelDelegate
-from tfcompress.runtime import runtime
+from tfcompress.runtime import quantize_input, runtime
 
 # Measures configurations side by side: each a list of node indices to claim; returns
 # one latency (any unit) per configuration.
@@ -125,12 +125,7 @@ class _Timer:
         self.backend = backend
         probe = _interpreter(content, 1, self.runtime, [])
         detail = probe.get_input_details()[0]
-        scale, zero_point = detail["quantization"]
-        dtype = np.dtype(detail["dtype"])
-        if dtype.kind in "iu" and scale:
-            info = np.iinfo(dtype)
-            x = np.clip(np.round(x / scale) + zero_point, info.min, info.max)
-        self.x = x.astype(dtype)
+        self.x = quantize_input(x, detail)
         self.input_index = detail["index"]
 
     def _ready(self, nodes: Sequence[int]):
