@@ -4,8 +4,10 @@ Run with `TF_CONFIG` set (one worker of a cluster) or without (the single-proces
 the same strategy class with one worker). Arguments: the output folder, the epochs, and
 optionally `faults`.
 
-* Default: trains a plain model, two pruned ones (unstructured, 16x4 blocks), QAT, clustering
-  and a Distiller; writes `state_<task>.npz` (every weight and optimizer variable of every
+* Default: trains a plain model, two pruned ones (unstructured, 16x4 blocks), QAT, clustering,
+  a Distiller, then (`more_techniques`) global Taylor pruning and QAT folding a BN with learned
+  ranges, and under `TFCOMPRESS_FULL_MATRIX=1` a factorized model and a Distiller on cached
+  teacher outputs; writes `state_<task>.npz` (every weight and optimizer variable of every
   model, by name), `logs_<task>.json` (the histories) and, on the chief only, `qat.tflite`.
 * `faults`: trains a pruned and a QAT model with `keras.callbacks.BackupAndRestore` (one
   backup folder per worker); where `TFCOMPRESS_TEST_FAULT` names one of them ("pruned",
@@ -133,6 +135,57 @@ def faults(out: str, epochs: int) -> None:
     np.savez(os.path.join(out, f"faults_{task}.npz"), **saved)
 
 
+def conv_bn(name: str) -> keras.Model:
+    """A conv whose BatchNormalization QAT folds (trained on batch statistics), then a head."""
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(8, 3, use_bias=False, name="conv"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.ReLU(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, name="logits"),
+        ],
+        name=name,
+    )
+
+
+def more_techniques(plain: keras.Model, epochs: int) -> tuple[dict, dict]:
+    """Inside the strategy's scope: global Taylor pruning and QAT folding a BN with learned
+    ranges; with `TFCOMPRESS_FULL_MATRIX=1`, also factorization then fine-tuning, and a
+    Distiller on cached teacher outputs (both need nothing of their own under a strategy)."""
+    fit = {"epochs": epochs, "verbose": 0}
+    saved, logs = {}, {}
+    pruned = tc.prune_low_magnitude(
+        mlp(name="global_taylor"), SCHEDULE, scope="global", importance="taylor"
+    )
+    logs["global_taylor"] = (
+        compile_(pruned).fit(digits_dataset(), **fit, callbacks=[tc.UpdatePruningStep()]).history
+    )
+    saved.update(state("global_taylor", pruned))
+    scheme = tc.quantization.QuantizeScheme(learned_ranges=True)
+    folded = compile_(tc.quantize_model(conv_bn("folded"), scheme))
+    logs["folded"] = folded.fit(digits_dataset(), **fit).history
+    saved.update(state("folded", folded))
+    if os.environ.get("TFCOMPRESS_FULL_MATRIX") != "1":
+        return saved, logs
+    factorized = compile_(tc.factorize(plain, rank=4))
+    logs["factorized"] = factorized.fit(digits_dataset(), **fit).history
+    saved.update(state("factorized", factorized))
+    digits = tc.datasets.load_digits()
+    x, y = digits.x_train[:SAMPLES], digits.y_train[:SAMPLES]
+    student = mlp(8, name="cached_student")
+    cached = tc.Distiller(plain, student, alpha=0.5, cache_teacher_outputs=True)
+    cached.compile(
+        keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    logs["cached"] = cached.fit(x, y, batch_size=GLOBAL_BATCH, shuffle=False, **fit).history
+    saved.update(state("cached", cached.student, cached))
+    saved["cached:teacher_outputs"] = cached.teacher_outputs(x)["0"]
+    return saved, logs
+
+
 def main(out: str, epochs: int) -> None:
     strategy = tc.distribute.MultiWorkerMirroredStrategy()
     task, data = task_index(), digits_dataset()
@@ -161,6 +214,9 @@ def main(out: str, epochs: int) -> None:
         )
         logs["distiller"] = distiller.fit(data, **fit).history
         saved.update(state("distiller", distiller.student, distiller))
+        more_saved, more_logs = more_techniques(plain, epochs)
+        saved.update(more_saved)
+        logs.update(more_logs)
     content = tc.export_tflite(qat, mode="int8")  # every worker converts; only the chief writes
     if tc.distribute.is_chief(strategy):
         atomic_write_bytes(os.path.join(out, "qat.tflite"), content)

@@ -49,12 +49,22 @@ IMPORTANCE = ("magnitude", "taylor")
 
 
 def _taylor_probe(score):
-    """Identity on a weight whose gradient adds `|w * dL/dw|` to `score` (first-order Taylor)."""
+    """Identity on a weight whose gradient adds `|w * dL/dw|` to `score` (first-order Taylor).
+
+    Under a `tf.distribute` strategy with several replicas `dL/dw` is the global batch's:
+    the replicas' gradients are summed first (one all-reduce), so every replica adds the
+    same score, the one training in one process adds (a sum of the replicas' own
+    `|w * g|` would not be: `|a + b| <= |a| + |b|`).
+    """
 
     @tf.custom_gradient
     def probe(w):
         def grad(g):
-            score.assign_add(tf.abs(w * g))
+            context = tf.distribute.get_replica_context()
+            total = g
+            if context is not None and context.num_replicas_in_sync > 1:
+                total = context.all_reduce(tf.distribute.ReduceOp.SUM, g)
+            score.assign_add(tf.abs(w * total))
             return g
 
         return tf.identity(w), grad
@@ -300,7 +310,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                     initializer="zeros",
                     trainable=False,
                     dtype="float32",
-                    aggregation="sum",
+                    # The same on every replica (see `_taylor_probe`): no reduction.
+                    aggregation="only_first_replica",
                 )
                 for i, w in enumerate(self._prunable)
             ]

@@ -9,13 +9,21 @@ from tfcompress.quantization.quantizer import ACTIVATION_BITS, Quantizer, check_
 
 
 def global_batch_range(lo: tf.Tensor, hi: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """The min and max over every replica's batch (one all-gather) under a `tf.distribute`
-    strategy with several replicas, so the range is the global batch's, as in one process."""
+    """The min and max over every replica's batch under a `tf.distribute` strategy with
+    several replicas, so the range is the global batch's, as in one process.
+
+    One all-reduce, exact: each replica puts its `[lo, -hi]` in its own row of a zero
+    `[replicas, 2]` tensor, the sum stacks every replica's pair unchanged (`x + 0` is
+    `x`), and the smallest of each column is taken (an all-gather costs two collectives:
+    the shapes, then the values).
+    """
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return lo, hi
-    gathered = context.all_gather(tf.stack([lo, -hi])[None], axis=0)  # [replicas, 2]
-    smallest = tf.reduce_min(gathered, axis=0)
+    rows = tf.one_hot(context.replica_id_in_sync_group, context.num_replicas_in_sync)
+    pairs = rows[:, None] * tf.stack([lo, -hi])[None]  # [replicas, 2], zero but this row
+    stacked = context.all_reduce(tf.distribute.ReduceOp.SUM, pairs)
+    smallest = tf.reduce_min(stacked, axis=0)
     return smallest[0], -smallest[1]
 
 
@@ -55,20 +63,22 @@ class ActivationQuantizer(Quantizer):
         self.learned = bool(learned)
 
     def build(self, shape: tuple, layer: keras.layers.Layer, name: str) -> dict:
-        def scalar(suffix, value, trainable=False, aggregation="mean"):
+        # Every replica assigns the same range (the global batch's) and the same flag, so
+        # none is reduced across replicas when assigned (a "mean" all-reduce per write).
+        def scalar(suffix, value, trainable=False):
             return layer.add_weight(
                 name=f"{name}_{suffix}",
                 shape=(),
                 dtype="float32",
                 trainable=trainable,
                 initializer=keras.initializers.Constant(value),
-                aggregation=aggregation,
+                aggregation="only_first_replica",
             )
 
         return {
             "min": scalar("min", -6.0, self.learned),
             "max": scalar("max", 6.0, self.learned),
-            "initialized": scalar("initialized", 0.0, aggregation="only_first_replica"),
+            "initialized": scalar("initialized", 0.0),
         }
 
     def __call__(self, x, variables: dict, training: bool = False):

@@ -19,6 +19,31 @@ FOLDABLE = (
 TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
 
 
+def global_batch_moments(z: tf.Tensor, shift: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-channel mean and variance of `z` over the global batch: `tf.nn.moments` in one
+    replica; under a `tf.distribute` strategy with several, from the replicas' summed
+    `[count, sum, sum of squares]` of `z - shift` (one all-reduce; `shift`, the same on
+    every replica, keeps the squares from cancelling), so every replica folds the same
+    statistics, as one process training on the whole batch does."""
+    axes = list(range(len(z.shape) - 1))
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tf.nn.moments(z, axes)
+    shifted = z - tf.stop_gradient(tf.cast(shift, z.dtype))
+    count = tf.cast(tf.reduce_prod(tf.shape(z)[:-1]), z.dtype)
+    local = tf.stack(
+        [
+            tf.fill(tf.shape(shifted)[-1:], count),
+            tf.reduce_sum(shifted, axes),
+            tf.reduce_sum(tf.square(shifted), axes),
+        ]
+    )
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+    mean = total[1] / total[0]
+    variance = tf.maximum(total[2] / total[0] - tf.square(mean), 0.0)
+    return mean + tf.stop_gradient(tf.cast(shift, z.dtype)), variance
+
+
 class BatchNormFolding:
     """The maths of folding `batch_norm` into `layer`, as the int8 `.tflite` computes it.
 
@@ -107,7 +132,10 @@ class BatchNormFolding:
         Args:
             z: The layer's float output on the batch (its own bias included, no
                 BN scale): it gives the batch's mean and variance, which also
-                update the BN's moving statistics, as batch norm would.
+                update the BN's moving statistics, as batch norm would. Under a
+                `tf.distribute` strategy they are the global batch's (all
+                replicas'), whatever the BN's `synchronized`: the kernel is folded
+                with the moving variance, which must stay the same on every replica.
 
         Returns:
             `(sigma_moving / sigma_batch, beta + gamma * (bias - mean) / sigma_batch)`,
@@ -115,7 +143,7 @@ class BatchNormFolding:
         """
         bn = self.batch_norm
         moving_variance = tf.convert_to_tensor(bn.moving_variance.value)  # before the update
-        mean, variance = tf.nn.moments(z, list(range(len(z.shape) - 1)))
+        mean, variance = global_batch_moments(z, bn.moving_mean.value)
         m = bn.momentum
         bn.moving_mean.assign(bn.moving_mean.value * m + tf.stop_gradient(mean) * (1 - m))
         bn.moving_variance.assign(moving_variance * m + tf.stop_gradient(variance) * (1 - m))
