@@ -101,27 +101,44 @@ TFC_AVX512 void Tile(const Weights& w, int br, const uint8_t* x, int stride, int
   }
 }
 
-// Requantizes 16 columns n0.. of one row with a single rounding, (acc * M + 2^(s-1)) >> s,
-// in 64-bit lanes (even columns, then odd ones). The sum is offset by 2^62 so that a logical
-// shift (which SIMDe emulates too) is exact; the offset's 2^(62-s) comes off modulo 2^32,
-// together with the zero point added (t.zero16). Writes `count` clamped bytes.
-TFC_AVX512 inline __m512i Shift16(__m512i product, const RequantTables& t, int slot) {
-  return _mm512_srlv_epi64(_mm512_add_epi64(product, _mm512_loadu_si512(&t.add16[slot])),
-                           _mm512_loadu_si512(&t.right16[slot]));
+// The output stage of the GEMV, its constants loaded once per call: requantizes 16 columns
+// n0.. of one row with a single rounding, (acc * M + 2^(s-1)) >> s, in 64-bit lanes (even
+// columns, then odd ones). The sum is offset by 2^62 so that a logical shift (which SIMDe
+// emulates too) is exact; the offset's 2^(62-s) comes off modulo 2^32 together with the zero
+// point added (zero16). vpmovsdb saturates to [-128, 127]: only a narrower activation range
+// needs a max or min.
+struct Output16 {
+  const int32_t* multiplier;
+  const int64_t* add;
+  const int64_t* right;
+  const int32_t* zero;
+  __m512i lo, hi;
+  bool clamp_lo, clamp_hi;
+};
+
+TFC_AVX512 inline Output16 OutputOf(const OutputStage& out) {
+  const RequantTables& t = *out.tables;
+  return {t.multiplier.data(), t.add16.data(), t.right16.data(), t.zero16.data(),
+          _mm512_set1_epi32(out.act_min), _mm512_set1_epi32(out.act_max), out.act_min > -128,
+          out.act_max < 127};
 }
 
-TFC_AVX512 inline void WriteRow16(__m512i acc, const OutputStage& out, int n0, int count,
+TFC_AVX512 inline __m512i Shift16(__m512i product, const Output16& o, int slot) {
+  return _mm512_srlv_epi64(_mm512_add_epi64(product, _mm512_loadu_si512(o.add + slot)),
+                           _mm512_loadu_si512(o.right + slot));
+}
+
+TFC_AVX512 inline void WriteRow16(__m512i acc, const Output16& o, int n0, int count,
                                   int8_t* dst) {
-  const RequantTables& t = *out.tables;
-  const __m512i multiplier = _mm512_loadu_si512(&t.multiplier[n0]);
-  const __m512i even = Shift16(_mm512_mul_epi32(acc, multiplier), t, n0);
+  const __m512i multiplier = _mm512_loadu_si512(o.multiplier + n0);
+  const __m512i even = Shift16(_mm512_mul_epi32(acc, multiplier), o, n0);
   const __m512i odd = Shift16(
-      _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), _mm512_srli_epi64(multiplier, 32)), t,
+      _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), _mm512_srli_epi64(multiplier, 32)), o,
       n0 + 8);
   __m512i v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-  v = _mm512_add_epi32(v, _mm512_loadu_si512(&t.zero16[n0]));
-  v = _mm512_max_epi32(v, _mm512_set1_epi32(out.act_min));
-  v = _mm512_min_epi32(v, _mm512_set1_epi32(out.act_max));
+  v = _mm512_add_epi32(v, _mm512_loadu_si512(o.zero + n0));
+  if (o.clamp_lo) v = _mm512_max_epi32(v, o.lo);
+  if (o.clamp_hi) v = _mm512_min_epi32(v, o.hi);
   const __m128i bytes = _mm512_cvtsepi32_epi8(v);
   if (count == kBlockRows) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + n0), bytes);
@@ -142,20 +159,27 @@ TFC_AVX512 inline __m512i Dot(__m512i acc, const uint8_t* x, const int8_t* block
 template <bool kSparse>
 TFC_AVX512 void Gemv(const Weights& w, const GemmProblem& p, const uint8_t* x,
                      int block_row_begin, int block_row_end) {
+  // Everything read per row is loaded into locals first: the int8 stores could alias it.
   const int32_t* row_start = w.row_start.data();
   const int32_t* cols = w.col.data();
+  const int32_t* row_sum = w.row_sum.data();
+  const int8_t* blocks = w.blocks.get();
+  const int32_t* folded_bias = p.folded_bias;
+  const Output16 output = OutputOf(p.out);
+  const int n = w.n;
+  int8_t* y = p.output;
   for (int br = block_row_begin; br < block_row_end; ++br) {
     const int n0 = br * kBlockRows;
     const int first = row_start[br];
     const int end = row_start[br + 1];
-    const int8_t* b = w.blocks.get() + static_cast<int64_t>(first) * kBlockBytes;
+    const int8_t* b = blocks + static_cast<int64_t>(first) * kBlockBytes;
     // Input of stored block j (unsigned, so the address needs no sign extension).
     auto in = [&](int j) {
       return x + static_cast<size_t>(static_cast<uint32_t>(kSparse ? cols[j] : j - first)) *
                      kBlockCols;
     };
-    __m512i a0 = _mm512_sub_epi32(_mm512_loadu_si512(p.folded_bias + n0),
-                                  _mm512_slli_epi32(_mm512_loadu_si512(&w.row_sum[n0]), 7));
+    __m512i a0 = _mm512_sub_epi32(_mm512_loadu_si512(folded_bias + n0),
+                                  _mm512_slli_epi32(_mm512_loadu_si512(row_sum + n0), 7));
     __m512i a1 = _mm512_setzero_si512(), a2 = a1, a3 = a1;
     int j = first;
     for (; j + 4 <= end; j += 4, b += 4 * kBlockBytes) {
@@ -167,7 +191,7 @@ TFC_AVX512 void Gemv(const Weights& w, const GemmProblem& p, const uint8_t* x,
     a0 = _mm512_add_epi32(a0, a1);
     a2 = _mm512_add_epi32(a2, a3);
     for (; j < end; ++j, b += kBlockBytes) a0 = Dot(a0, in(j), b);
-    WriteRow16(_mm512_add_epi32(a0, a2), p.out, n0, std::min(kBlockRows, w.n - n0), p.output);
+    WriteRow16(_mm512_add_epi32(a0, a2), output, n0, std::min(kBlockRows, n - n0), y);
   }
 }
 
