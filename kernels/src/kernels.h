@@ -61,6 +61,9 @@ struct RequantTables {
   std::vector<int32_t> right;  // twice: max(-shift, 0)
   std::vector<int32_t> mask;   // twice: 2^right - 1
   std::vector<int32_t> multiplier;  // padded copy
+  // add and right64 again, per 16 columns: 8 even then 8 odd ones (a zmm's 64-bit lanes).
+  std::vector<int64_t> add16, right16;
+  std::vector<int32_t> zero16;  // zero_point - (2^62 >> s) modulo 2^32, per column
 };
 
 // Requantization and clamping for each output column.

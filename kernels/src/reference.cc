@@ -53,6 +53,9 @@ void BuildRequantTables(const OutputStage& out, int n, RequantTables* t) {
   t->right.assign(padded, 0);
   t->mask.assign(padded, 0);
   t->multiplier.assign(padded, 0);
+  t->add16.assign(padded, 0);
+  t->right16.assign(padded, 0);
+  t->zero16.assign(padded, 0);
   for (int c = 0; c < padded; ++c) {
     const int32_t shift = c < n ? out.shift[c] : 0;
     const int s = 31 - shift;
@@ -65,6 +68,11 @@ void BuildRequantTables(const OutputStage& out, int n, RequantTables* t) {
     t->right[c] = shift > 0 ? 0 : -shift;
     t->mask[c] = static_cast<int32_t>((int64_t{1} << t->right[c]) - 1);
     t->multiplier[c] = c < n ? out.multiplier[c] : 0;
+    const int slot16 = c - c % 16 + (c % 2) * 8 + (c % 16) / 2;
+    t->add16[slot16] = t->add[slot];
+    t->right16[slot16] = s;
+    t->zero16[c] = static_cast<int32_t>(static_cast<uint32_t>(out.zero_point) -
+                                        static_cast<uint32_t>(t->sub[slot]));
   }
 }
 
