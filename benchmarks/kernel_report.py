@@ -198,7 +198,7 @@ def describe(args, layers, e2e, floor, machine, minutes) -> str:
         "one-node 16x16 FC on the builtin kernels, timed the same way); this floor is included "
         'in every cell and is not subtracted. `ours auto`: `KernelDelegate(kernel="auto")` '
         "as deployed: it claims a layer only where its cost model (kernels/src/cost_model.h) "
-        f"expects a 1.15x win on this CPU (`{machine['host']}`), and runs it block-sparse "
+        f"expects a 1.2x win on this CPU (`{machine['host']}`), and runs it block-sparse "
         "when at most 70% of the 16x4 blocks hold a non-zero; `ours all layers`: "
         '`nodes="all"`, every layer it can run; `ours autotuned`: the nodes '
         "`tfcompress.kernels.autotune` chose on this machine; `ours dense`: "

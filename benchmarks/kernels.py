@@ -39,7 +39,8 @@ two variants' medians, measured side by side in the same round.
 Run from the repository root (needs the kernel library: `pip install -e .`):
     python -m benchmarks.kernels [--quick] [--rounds R] [--invokes N]
         [--pretrain_epochs E] [--prune_epochs E] [--qat_epochs E] [--output_dir DIR]
-        [--mobilenet_images N] [--mobilenet_checked N] [--only_mobilenet]
+        [--mobilenet_images N] [--mobilenet_checked N] [--mobilenet_alphas A,B]
+        [--only_mobilenet]
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ import benchmarks.harness as harness
 from benchmarks.kernel_mobilenet import (
     MOBILENET_HEADERS,
     mobilenet_rows,
+    mobilenet_targets,
     node_lines,
     run_mobilenet,
 )
@@ -331,6 +333,12 @@ def main() -> None:
         help="test images whose MobileNetV2 outputs are compared (default 200)",
     )
     parser.add_argument(
+        "--mobilenet_alphas",
+        type=lambda text: [float(a) for a in text.split(",")],
+        default=[0.35, 1.0],
+        help="MobileNetV2 widths (default 0.35,1.0)",
+    )
+    parser.add_argument(
         "--only_mobilenet",
         action="store_true",
         help="run only the MobileNetV2 case (results: kernels-<CPU kind>-mobilenetv2.{json,md})",
@@ -367,18 +375,7 @@ def main() -> None:
     print(f"CPU {machine['cpu']}, our kernel path {machine['isa']}", flush=True)
     name = "kernels-" + machine["host"].replace("+", "-")
     if args.only_mobilenet:
-        mobilenet = run_mobilenet(args)
-        paths = harness.write_results(
-            name + "-mobilenetv2",
-            "MobileNetV2 int8 end to end: ours vs XNNPACK (1 thread)",
-            MOBILENET_HEADERS,
-            mobilenet_rows(mobilenet),
-            [{"args": vars(args), "machine": machine, "mobilenet_v2": mobilenet}],
-            "\n\n".join(node_lines(r) for r in mobilenet),
-            output_dir=os.path.abspath(args.output_dir),
-        )
-        with open(paths[1], encoding="utf-8") as f:
-            print(f.read())
+        print(write_mobilenet(name, run_mobilenet(args), args, machine))
         return
     floor = invoke_floor(args)
     layers = run_layers(args)
@@ -405,6 +402,10 @@ def main() -> None:
     ]
     notes = describe(args, layers, e2e, floor, machine, minutes)
     notes += "\n\n" + render_table(MOBILENET_HEADERS, mobilenet_rows(mobilenet), markdown=True)
+    notes += "\n\n" + render_table(
+        ["target", "measured", "verdict"], mobilenet_targets(mobilenet), markdown=True
+    )
+    notes += f"\n\nPer node: {name}-mobilenetv2.md."
     records = [
         {
             "args": vars(args),
@@ -415,7 +416,8 @@ def main() -> None:
             "end_to_end": e2e,
             "mobilenet_v2": mobilenet,
             "targets": [
-                dict(zip(["target", "measured", "verdict"], row)) for row in targets(layers, e2e)
+                dict(zip(["target", "measured", "verdict"], row))
+                for row in targets(layers, e2e) + mobilenet_targets(mobilenet)
             ],
         }
     ]
@@ -430,6 +432,41 @@ def main() -> None:
     )
     with open(paths[1], encoding="utf-8") as f:
         print(f.read())
+    print(write_mobilenet(name, mobilenet, args, machine))
+
+
+def write_mobilenet(name: str, mobilenet: list[dict], args, machine: dict) -> str:
+    """Writes `<name>-mobilenetv2.{json,md}` (table, targets, per-node lines); returns the md."""
+    notes = render_table(
+        ["target", "measured", "verdict"], mobilenet_targets(mobilenet), markdown=True
+    )
+    notes += "\n\n" + MOBILENET_METHOD.format(args=args)
+    paths = harness.write_results(
+        name + "-mobilenetv2",
+        "MobileNetV2 int8 end to end: ours vs XNNPACK (1 thread)",
+        MOBILENET_HEADERS,
+        mobilenet_rows(mobilenet),
+        [{"args": vars(args), "machine": machine, "mobilenet_v2": mobilenet}],
+        notes + "\n\n" + "\n\n".join(node_lines(r) for r in mobilenet),
+        output_dir=os.path.abspath(args.output_dir),
+    )
+    with open(paths[1], encoding="utf-8") as f:
+        return f.read()
+
+
+MOBILENET_METHOD = (
+    "`keras.applications.MobileNetV2(alpha, 96x96x1, weights=None, 10 classes)` on "
+    "MNIST-5k upsampled to 96x96, trained on {args.mobilenet_images} images for one epoch per "
+    "stage (pretrain; 1x1 convs block-pruned in 16x4 blocks with the first conv, depthwise "
+    "convs and classifier dense; prune-preserving QAT; 0%: QAT of the pretrained model), "
+    "int8 with int8 I/O. Latency: batch 1, median over {args.rounds} interleaved rounds of "
+    "the median of {args.invokes} `invoke()` calls; speed-ups: median (min-max) of the "
+    "per-round ratios. `auto`: the cost model's choice (kernels/src/cost_model.h); `all`: "
+    'every node ours (`nodes="all"`, depthwise included); `autotuned`: '
+    "`tfcompress.kernels.autotune`'s choice on this machine. Outputs compared on "
+    "{args.mobilenet_checked} test images against TFLite's reference kernels (`BUILTIN_REF`) "
+    "and XNNPACK."
+)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     kernels = json.loads((out / "kernels.json").read_text())
     assert "with our kernels" in printed and "outputs bit-identical" in printed
     nodes = kernels["nodes"]
-    assert all(n["claimed"] == (n["expected_speedup"] >= 1.15) for n in nodes)
+    assert all(n["claimed"] == (n["expected_speedup"] >= 1.2) for n in nodes)
     assert kernels["counters"]["nodes_claimed"] == sum(n["claimed"] for n in nodes)
     # XNNPACK (the default) may differ from the reference kernels by 1 LSB, rarely flipping a tie.
     assert kernels["identical_to_reference"] and kernels["top1_agreement"] >= 0.995

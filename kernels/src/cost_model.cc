@@ -30,6 +30,7 @@ constexpr DenseRatio kVnniOnAmx = {0.45, 0.11, 0.14, kDepthwiseGuess};
 // benchmarks/results/kernels-avx512vnni.md, `python -m benchmarks.kernels`, medians of the
 // per-round ratios XNNPACK / ours dense, with the vpdpbusd kernel): FC 1024x1024 1.01-1.03x
 // at batch 1, 0.77-1.07x at 32, dense convs 0.50-0.80x (the machine was loaded: +-20%).
+// Its conv entry is unused: convs on this CPU kind are costed by kConvVnniOnVnni below.
 constexpr DenseRatio kVnniOnVnni = {1.0, 0.9, 0.7, kDepthwiseVnni};
 // Guess, not measured: our NEON dot-product kernels against XNNPACK's on ARM.
 constexpr DenseRatio kNeonOnArm = {1.0, 1.0, 1.0, kDepthwiseGuess};
@@ -41,6 +42,24 @@ constexpr DenseRatio kSlower = {0.1, 0.05, 0.05, 0.05};
 // above: FC 0.01-0.11, conv 0.09-0.4 (Zen 4: FC 0.01-0.10, conv 0.15-0.35).
 constexpr double kSparseOverheadFc = 0.08;
 constexpr double kSparseOverheadConv = 0.25;
+
+// CONV_2D times from the shape, in ns. XNNPACK: per output and per multiply-add. Ours: per
+// output (accumulator set-up and the requantizing output stage), per multiply-add issued
+// (whole 16x4 blocks, only the stored ones when sparse), per input byte (conversion to
+// unsigned; im2col copies) and per row and filter tap of an im2col conv.
+struct ConvTimes {
+  double xnn_output, xnn_mac;
+  double ours_output, ours_mac, ours_input_byte, ours_im2col_tap;
+};
+
+// Measured: AMD EPYC Zen 4, AVX-512 VNNI (2 shared cores), least-squares fit (relative
+// error) to thread CPU time of invoke() on 93 one-conv int8 models: 1x1 convs of the
+// MobileNetV2 shapes at alpha 0.35 and 1.0, 96x96 (rows 9-2304, 1-960 inputs, 8-1280
+// outputs), 3x3 convs (small CNN, MobileNetV2's first), 28x28x128 and 14x14x256, each dense
+// and 80%/90% block-sparse. Median error of a predicted time 13-17%; ratios of ours to
+// XNNPACK 0.23x (3x3 on one input channel) to 5.0x (9 rows, 960 inputs, 91% sparse).
+// `python -m benchmarks.kernel_shapes` (benchmarks/results/kernels-avx512vnni-conv-shapes.md).
+constexpr ConvTimes kConvVnniOnVnni = {0.15, 0.0052, 0.55, 0.0046, 0.014, 3.2};
 
 DenseRatio RatioFor(Isa isa, Host host) {
   switch (host) {
@@ -77,6 +96,19 @@ double ExpectedSpeedup(Isa isa, Host host, const NodeCost& node) {
   if (work < kMinWork) return 1.0;
   const DenseRatio ratio = RatioFor(isa, host);
   if (node.is_depthwise) return ratio.depthwise;
+  if (node.is_conv && isa == Isa::kAvx512Vnni && host == Host::kAvx512Vnni) {
+    const ConvTimes& t = kConvVnniOnVnni;
+    const double outputs = static_cast<double>(node.rows) * node.n;
+    const double padded_n = ((node.n + kBlockRows - 1) / kBlockRows) * kBlockRows;
+    const double padded_k = ((node.k + kBlockCols - 1) / kBlockCols) * kBlockCols;
+    const double issued = static_cast<double>(node.rows) * padded_n * padded_k *
+                          (node.sparse_kernel ? node.block_density : 1.0);
+    const double xnn = outputs * t.xnn_output + work * t.xnn_mac;
+    const double ours = outputs * t.ours_output + issued * t.ours_mac +
+                        static_cast<double>(node.rows) * node.k * t.ours_input_byte +
+                        static_cast<double>(node.rows) * node.taps * t.ours_im2col_tap;
+    return xnn / ours;
+  }
   const double dense = node.is_conv ? ratio.conv
                        : node.rows < kManyRows ? ratio.fc_few_rows
                                                : ratio.fc_many_rows;

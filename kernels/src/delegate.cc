@@ -111,6 +111,9 @@ TfcNodeInfo Decide(const abi::Context* context, const NodeSpec& spec, const Opti
   cost.rows = info.rows;
   cost.n = spec.n;
   cost.k = spec.k;
+  const ConvGeometry& g = spec.conv;
+  const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1;
+  cost.taps = spec.is_conv && !spec.is_depthwise && !direct ? g.kernel_h * g.kernel_w : 0;
   cost.block_density = info.block_density;
   cost.sparse_kernel = sparse;
   info.expected_speedup = reference ? 0.0 : ExpectedSpeedup(options.isa, host, cost);

@@ -258,6 +258,34 @@ void TestCostModel() {
   dense_conv.is_conv = true;
   Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, dense_conv) < claim,
         "vnni dense conv left", 0, 0, 0, "avx512vnni", false);
+  // Zen 4 convs by shape: few input channels (the output stage dominates) stay with XNNPACK
+  // however sparse; many inputs at few rows pay; sparser never looks slower.
+  auto pointwise = [](int rows, int n, int k, double density) {
+    tfc::NodeCost node;
+    node.is_conv = true;
+    node.rows = rows;
+    node.n = n;
+    node.k = k;
+    node.block_density = density;
+    node.sparse_kernel = density <= 0.7;
+    return node;
+  };
+  const Isa vnni = Isa::kAvx512Vnni;
+  Check(tfc::ExpectedSpeedup(vnni, Host::kAvx512Vnni, pointwise(2304, 48, 8, 0.1)) < claim,
+        "vnni 1x1 conv, 8 inputs, 90% left", 48, 8, 2304, "avx512vnni", true);
+  Check(tfc::ExpectedSpeedup(vnni, Host::kAvx512Vnni, pointwise(576, 144, 24, 0.1)) < claim,
+        "vnni 1x1 conv, 24 inputs, 90% left", 144, 24, 576, "avx512vnni", true);
+  Check(tfc::ExpectedSpeedup(vnni, Host::kAvx512Vnni, pointwise(9, 160, 960, 0.1)) > 2,
+        "vnni 1x1 conv, 960 inputs, 9 rows, 90%", 160, 960, 9, "avx512vnni", true);
+  tfc::NodeCost first = pointwise(2304, 16, 9, 1.0);
+  first.taps = 9;  // MobileNetV2's first conv: 3x3 on one channel, im2col
+  Check(tfc::ExpectedSpeedup(vnni, Host::kAvx512Vnni, first) < claim, "vnni 3x3 conv, k 9 left",
+        16, 9, 2304, "avx512vnni", false);
+  for (double d = 0.05; d < 0.7; d += 0.05) {
+    Check(tfc::ExpectedSpeedup(vnni, Host::kAvx512Vnni, pointwise(36, 96, 576, d)) >
+              tfc::ExpectedSpeedup(vnni, Host::kAvx512Vnni, pointwise(36, 96, 576, d + 0.05)),
+          "vnni conv monotone in density", 96, 576, 36, "avx512vnni", true);
+  }
   // Depthwise convolutions stay with XNNPACK on the CPU kinds we measured.
   tfc::NodeCost depthwise = fc(48 * 48, 1.0, false);
   depthwise.is_conv = depthwise.is_depthwise = true;

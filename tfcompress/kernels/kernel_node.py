@@ -23,7 +23,7 @@ class KernelNode:
         rows: GEMM rows when the delegate was applied, i.e. at the batch stored in the
             model, before any resize (a convolution: batch x output height x width).
         expected_speedup: The cost model's estimate of the default kernels' time over
-            ours on this CPU (`kernel="auto"` claims a node from 1.15; 0 for the
+            ours on this CPU (`kernel="auto"` claims a node from 1.2; 0 for the
             reference kernel).
     """
 
