@@ -187,6 +187,16 @@ WRONG_INVOCATIONS = [
         ],
         "--layers",
     ),
+    (
+        [
+            "sensitivity",
+            "--model={d}/m.keras",
+            "--data={d}/data.npz",
+            "--output={d}/s.json",
+            "--processes=0",
+        ],
+        "--processes",
+    ),
     (["encrypt", "--input={d}/m.tflite", "--output={d}/e.bin", "--key=env:TFC_UNSET"], "--key"),
 ]
 

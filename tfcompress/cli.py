@@ -291,6 +291,9 @@ def _sensitivity_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_boolean(
         "latency", True, "Also time each layer option in the interpreter.", flag_values=fv
     )
+    flags.DEFINE_integer(
+        "processes", 1, "Measure in this many processes, merged.", lower_bound=1, flag_values=fv
+    )
     flags.DEFINE_boolean("overwrite", False, "Replace an existing output file.", flag_values=fv)
     flags.mark_flags_as_required(["model", "data", "output"], flag_values=fv)
 
@@ -306,7 +309,9 @@ def _sensitivity(fv: flags.FlagValues) -> int:
         if test is not None:
             check_data(model, test, "validation_data")
     with _blame("--layers", {"layers": "--layers"}):
-        result = sensitivity(model, train, test, layers=fv.layers, latency=fv.latency)
+        result = sensitivity(
+            model, train, test, layers=fv.layers, latency=fv.latency, processes=fv.processes
+        )
     result.save(fv.output)
     print(result.to_table())
     print(f"Wrote {fv.output}.")

@@ -36,6 +36,12 @@ def _check(model, sensitivity, target, export, kernels) -> Target:
             "`sensitivity` must be a `Sensitivity` (from `tfcompress.sensitivity` or "
             f"`Sensitivity.load`). Received: sensitivity={type(sensitivity).__name__}"
         )
+    if sensitivity.shard is not None:
+        info = sensitivity.shard
+        raise ValueError(
+            f"`sensitivity` is shard {info['index']} of {info['count']}: merge every shard "
+            "with `Sensitivity.merge` and plan from the result."
+        )
     if isinstance(target, Mapping):
         target = Target.from_dict(target)
     if not isinstance(target, Target):

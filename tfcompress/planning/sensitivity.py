@@ -20,7 +20,9 @@ from tfcompress.planning.costs import baseline_cost, dense_macs, layer_latencies
 from tfcompress.planning.evaluation import changed_outputs
 from tfcompress.planning.latency_cache import LatencyCache
 from tfcompress.planning.options import LayerOption
+from tfcompress.planning.sensitivity_processes import ShardProcesses
 from tfcompress.planning.sensitivity_result import Sensitivity, SensitivityEntry
+from tfcompress.planning.shards import check_shard, fingerprint, share, units
 from tfcompress.reporting.keras_stats import keras_layer_stats
 from tfcompress.reporting.report import gzip_size
 from tfcompress.utils.surgery import check_model, require_graph
@@ -146,6 +148,8 @@ def sensitivity(
     latency: bool = True,
     cache_dir: str | os.PathLike | None = None,
     verbose: bool | str = "auto",
+    shard: tuple[int, int] | None = None,
+    processes: int = 1,
 ) -> Sensitivity:
     """Measures, per compressible layer and option, the effect on the model of changing only
     that layer (no retraining), and the layer's cost under the option.
@@ -179,6 +183,15 @@ def sensitivity(
         cache_dir: The folder of the per-CPU latency cache (default
             `$TFCOMPRESS_CACHE_DIR`, else `~/.cache/tfcompress`).
         verbose: Show a `keras.utils.Progbar` (`"auto"`: when stdout is a terminal).
+        shard: `(index, count)`: measure only this shard's share of the (layer, option)
+            pairs, every `count`-th from `index` (baselines included); the shard with
+            index `count - 1` also measures the whole-model figures. Merge the `count`
+            results with `Sensitivity.merge`: it equals the unsharded result (latencies
+            aside, which are timed where measured unless cached).
+        processes: Measure in this many processes: shards `0 .. processes - 2` in child
+            processes (`python -m tfcompress.planning.sensitivity_child`, which load the
+            model saved with `model.save`, so custom layers must be registered
+            serializables), the last one here, then merged (`seconds`: the wall time).
 
     Returns:
         A `Sensitivity`: per layer a baseline entry (unchanged, float32 bytes) and one entry
@@ -187,6 +200,8 @@ def sensitivity(
         entries count them; the report's count elsewhere), `float_bytes`, `float_gzip_bytes`,
         `int8_bytes`, `int8_gzip_bytes` (the `.tflite` files, gzip at level 9),
         `latency_ms` (int8, default interpreter, batch 1), `cpu`, `samples`, `seconds`.
+        With `shard`, a part to merge: `.shard` holds its index, count, every pair to
+        measure and a fingerprint of the weights, data and settings.
 
     Example:
         >>> data = tfcompress.datasets.load_digits()
@@ -223,6 +238,7 @@ def sensitivity(
             f"{WHERE}: `batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
         )
     show = _verbosity(verbose)
+    shard = check_shard(shard, processes)
     x, y = split_data(data, model, "data", need_labels=False)
     if validation_data is not None:
         x_eval, y_eval = split_data(validation_data, model, "validation_data", need_labels=True)
@@ -230,7 +246,37 @@ def sensitivity(
     else:
         x_eval, y_eval, labels_of = x, y, "data"
     chosen = layer_options(model, options, layers)
+    total = sum(key != "baseline" for _, key in share(units(chosen), shard)) or 1
+    progress = keras.utils.Progbar(total, verbose=show, unit_name="option")
+    evaluation = (x_eval, y_eval, labels_of)
+    settings = (batch_size, latency, cache_dir)
+    if processes == 1:
+        return measure(model, x, evaluation, chosen, settings, shard, progress, start_time)
+    last = (processes - 1, processes)
+    with ShardProcesses(model, x_eval, y_eval, chosen, settings, processes) as children:
+        own = measure(model, x, evaluation, chosen, settings, last, children.adding(progress))
+        mine = sum(key != "baseline" for _, key in share(units(chosen), last))
+        parts = children.results(progress, mine)
+    result = Sensitivity.merge([*parts, own])
+    result.model["seconds"] = round(time.perf_counter() - start_time, 3)
+    return result
 
+
+def measure(
+    model: keras.Model,
+    x: np.ndarray,
+    evaluation: tuple,
+    chosen: list,
+    settings: tuple,
+    shard: tuple[int, int] | None,
+    progress,
+    start_time: float | None = None,
+) -> Sensitivity:
+    """`sensitivity` on checked arguments: `evaluation` is `(x, y, argument of the labels)`,
+    `settings` `(batch_size, latency, cache_dir)`, `progress` has `update(options done)`."""
+    start_time = time.perf_counter() if start_time is None else start_time
+    x_eval, y_eval, labels_of = evaluation
+    batch_size, latency, cache_dir = settings
     original = _predict(model, x_eval, batch_size)
     probabilities = _is_probability(original)
     reference = _distribution(original, probabilities)
@@ -239,29 +285,37 @@ def sensitivity(
     accuracy = None
     if labels is not None:
         accuracy = float(np.mean(reference.argmax(axis=-1) == labels))
+    every = units(chosen)
+    mine = share(every, shard)
+    figured = shard is None or shard[0] == shard[1] - 1  # measures the whole-model figures
 
     cache = LatencyCache(cache_dir) if latency else None
-    total = sum(len(opts) for _, opts in chosen) or 1
-    progress = keras.utils.Progbar(total, verbose=show, unit_name="option")
     done, entries, zero_macs = 0, [], 0
-    for layer, opts in chosen:
+    for layer, all_opts in chosen:
+        opts = [o for o in all_opts if (layer.name, o.key) in mine]
+        measured = [None] if (layer.name, "baseline") in mine else []
+        if not opts and not measured:
+            if figured:
+                zero_macs += dense_macs(layer) - baseline_cost(layer).macs
+            continue
         variants, svd = _variants(layer, opts)
         scores = _Scores(reference, probabilities, labels, len(opts), rows // len(x_eval))
         scores.progress = (progress, done, -(-len(x_eval) // batch_size))
         if opts:
             changed = [variants[o.key] for o in opts]
             changed_outputs(model, layer, changed, x_eval, batch_size, scores)
-        timed = layer_latencies(layer, [None, *opts], variants, cache) if latency else {}
+        timed = layer_latencies(layer, measured + opts, variants, cache) if latency else {}
         if cache is not None:
             cache.save()
         base = baseline_cost(layer)
         zero_macs += dense_macs(layer) - base.macs
-        entries.append(
-            SensitivityEntry(
-                layer.name, None, None if labels is None else 0.0, 0.0, 1.0,
-                **dataclasses.asdict(base), **_latency_fields(timed, "baseline"),
-            )
-        )  # fmt: skip
+        if measured:
+            entries.append(
+                SensitivityEntry(
+                    layer.name, None, None if labels is None else 0.0, 0.0, 1.0,
+                    **dataclasses.asdict(base), **_latency_fields(timed, "baseline"),
+                )
+            )  # fmt: skip
         for index, option in enumerate(opts):
             kernels = None if option.kind == "rank" else variants[option.key]
             cost = option_cost(layer, option, kernels, svd)
@@ -277,7 +331,17 @@ def sensitivity(
             )  # fmt: skip
         done += len(opts)
         progress.update(done)
-    figures = _model_figures(model, x, accuracy, latency, cache, len(x_eval), zero_macs)
+    if figured:
+        figures = _model_figures(model, x, accuracy, latency, cache, len(x_eval), zero_macs)
+    else:
+        figures = {"name": model.name, "accuracy": accuracy, "samples": len(x_eval)}
+    if shard is not None:
+        figures["shard"] = {
+            "index": shard[0],
+            "count": shard[1],
+            "units": [list(unit) for unit in every],
+            "fingerprint": fingerprint(model, x_eval, labels, batch_size, latency),
+        }
     figures["seconds"] = round(time.perf_counter() - start_time, 3)
     return Sensitivity(entries, figures)
 

@@ -7,6 +7,7 @@ import json
 import os
 
 from tfcompress.planning.options import LayerOption
+from tfcompress.planning.shard_merge import merge_shards
 from tfcompress.reporting.plots import plot_sensitivity
 from tfcompress.reporting.table import render_table
 from tfcompress.utils.io import atomic_write_text
@@ -113,10 +114,43 @@ class Sensitivity:
             if entry.layer not in self.layers:
                 self.layers.append(entry.layer)
         missing = [name for name in self.layers if self._find(name, "baseline") is None]
-        if missing:
+        if missing and self.shard is None:
             raise ValueError(
                 f"Every layer needs a baseline entry (option None); these have none: {missing}"
             )
+
+    @property
+    def shard(self) -> dict | None:
+        """A shard's `index`, `count`, `units` (every `[layer, key]` of the whole) and
+        `fingerprint` (of the weights, data and settings); None for a whole sensitivity."""
+        return self.model.get("shard")
+
+    @classmethod
+    def merge(cls, shards: list[Sensitivity]) -> Sensitivity:
+        """The whole sensitivity from the shards of `tfcompress.sensitivity(..., shard=...)`.
+
+        Checks that the shards split the same measurement (same pairs and fingerprint) and
+        that each shard and each (layer, option) pair is there exactly once. The entries
+        come in the unsharded order, the whole-model figures from the last shard, and
+        `seconds` is the longest shard's.
+
+        Example:
+            >>> from tfcompress.planning import LayerOption, Sensitivity, SensitivityEntry
+            >>> units = [["fc1", "baseline"], ["fc1", "bits:4"]]
+            >>> def part(index, entry):
+            ...     shard = {"index": index, "count": 2, "units": units, "fingerprint": "f0"}
+            ...     return Sensitivity([entry], {"name": "mlp", "seconds": 1, "shard": shard})
+            >>> base = SensitivityEntry("fc1", None, 0.0, 0.0, 1.0, 2080, 2080, 2048, 8320, 7700)
+            >>> four = SensitivityEntry("fc1", LayerOption("bits", bits=4), 0.4, 0.01, 0.99,
+            ...                         2080, 2080, 2048, 2208, 1900)
+            >>> merged = Sensitivity.merge([part(1, four), part(0, base)])
+            >>> [e.key for e in merged.entries], merged.shard
+            (['baseline', 'bits:4'], None)
+            >>> Sensitivity.merge([part(0, base)])
+            Traceback (most recent call last):
+            ValueError: Sensitivity.merge: shard(s) [1] of 2 are missing.
+        """
+        return merge_shards(cls, list(shards))
 
     def _find(self, layer: str, key: str) -> SensitivityEntry | None:
         return next((e for e in self.entries if e.layer == layer and e.key == key), None)
