@@ -193,7 +193,8 @@ def describe(args) -> str:
         f"Latency: interpreter, batch 1, 1 thread, default XNNPACK, median of "
         f"{args.latency_runs} runs; `ours`: with our kernels (`compare_kernels`, KernelDelegate "
         "auto). Latency limit: a fraction of the plain int8 file's latency in the same run "
-        f"({LATENCY_FACTOR}). `time`: seconds of the row's training and export "
+        f"({LATENCY_FACTOR}; rows recorded with a limit of 0.5x came from a run before the "
+        "planner showed 0.5x infeasible). `time`: seconds of the row's training and export "
         "(`tc.compress` rows: with its checks; float32: its pretraining)."
     )
 
