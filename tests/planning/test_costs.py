@@ -21,8 +21,8 @@ def _dense(inputs=8, units=16, seed=0):
     return layer
 
 
-def _gz(*parts):
-    return len(gzip.compress(b"".join(parts), compresslevel=6, mtime=0))
+def _gz(*parts, level=9):
+    return len(gzip.compress(b"".join(parts), compresslevel=level, mtime=0))
 
 
 def test_dense_costs_match_hand_computation():
@@ -56,6 +56,14 @@ def test_dense_costs_match_hand_computation():
     (approx,) = changed_kernels(layer, LayerOption("rank", rank=2))
     s = np.linalg.svd(kernel, compute_uv=False)
     np.testing.assert_allclose(np.sum((kernel - approx) ** 2), np.sum(s[2:] ** 2), rtol=1e-4)
+
+    # Above SAMPLE_BYTES, level 6 scaled by a sample's level 9 / 6: close to level 9, which
+    # level 6 alone is not on sparse 4-bit weights (the file size the reports measure).
+    rng = np.random.default_rng(1)
+    values = rng.integers(-7, 8, 3 * costs.SAMPLE_BYTES).astype(np.int8)
+    sparse = np.where(rng.random(values.size) < 0.97, 0, values).tobytes()
+    exact, level6 = _gz(sparse), _gz(sparse, level=6)
+    assert abs(costs.gzip_bytes(sparse) - exact) < 0.01 * exact < 0.1 * (level6 - exact)
 
     conv = keras.layers.Conv2D(8, 3)
     conv.build((None, 10, 10, 4))

@@ -12,8 +12,9 @@ the pruned entry less what 4 bits saved on the dense layer (`bits:8` minus `bits
 bytes in int8 containers, some gzip bytes) times the share of weights kept (non-zeros over
 the dense layer's). Checked against the gzip size `tfcompress.planning.costs` computes for
 every pruned layer at 4 bits of LeNet-300-100 and the small CNN (96 layer options, MNIST-5k,
-one epoch of training): 8% off on average, median 2-3% over, from -20% to +19%; scaling the
-pruned size by the dense layer's 4-bit ratio instead came out 11-14% under (median). Latency
+one epoch of training, gzip level 6): 8% off on average, median 2-3% over, from -20% to
++19%; scaling the pruned size by the dense layer's 4-bit ratio instead came out 11-14% under
+(median). Latency
 is scaled by the dense layer's `bits:4` over `bits:8` latency. Latency is the default
 interpreter's, or our kernels' where they claim the layer and `kernels` is "all", or "auto"
 and they are faster.

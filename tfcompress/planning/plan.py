@@ -156,10 +156,12 @@ def plan(
     pruned entry scaled by what 4 bits did to the dense layer); model totals are the
     sensitivity's whole-model figures with each planned layer's unchanged cost replaced by
     the chosen one. Latency uses our kernels' measurement where it is smaller
-    (`kernels="auto"`), wherever they claim the layer (`"all"`), or never (`"none"`). On the
-    small CNN (MNIST-5k, one epoch; AMD EPYC Zen 4) the predicted gzip size of plans for 10x,
-    25x and 50x targets was 15% over, 6% under and 10% over the int8 `.tflite`'s measured
-    (the chosen pruning and 4-bit weights applied without fine-tuning).
+    (`kernels="auto"`), wherever they claim the layer (`"all"`), or never (`"none"`). Layer
+    sizes are gzipped at level 9, as the files are measured. Predictions are made on the
+    original weights: after the compress benchmark's fine-tuning and QAT (MNIST-5k, AMD EPYC
+    Zen 4; benchmarks/results/compress.md) the files came out 21-37% smaller than predicted
+    on LeNet-300-100, so a size target is met with room; planning once more with the budget
+    scaled by predicted / measured gzip bytes uses it.
 
     The search is a multiple-choice knapsack (`tfcompress.planning.knapsack`): Lagrangian
     relaxation with bisection on each resource limit's multiplier, then greedy repair and

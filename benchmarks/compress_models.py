@@ -1,0 +1,56 @@
+"""The models of the compression benchmark (benchmarks/compress.py) and how each is trained.
+
+One entry per model in `MODELS`: how to build it, the size goal of issue 15, the epochs that
+converge the float model and those of the compressed rows' fine-tuning, and its recipes in
+benchmarks/recipes (None: the model has none).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+
+import tfcompress as tc
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+RECIPES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes")
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """One benchmarked model: `goal` is how many times smaller than its float `.tflite`
+    (gzip) it should get within 1 point; `prune_epochs` / `qat_epochs` are the fine-tuning
+    of every compressed row; `recipe` / `latency_recipe` name files of benchmarks/recipes."""
+
+    build: Callable[[], keras.Model]
+    goal: int
+    pretrain_epochs: int
+    prune_epochs: int
+    qat_epochs: int
+    recipe: str | None = None
+    latency_recipe: str | None = None  # also: a latency target is planned for this model
+
+
+MODELS = {
+    "lenet_300_100": BenchModel(tc.models.lenet_300_100, 40, 20, 8, 2, "lenet_300_100"),
+    "small_cnn": BenchModel(tc.models.small_cnn, 50, 6, 4, 1, "small_cnn", "small_cnn_latency"),
+}
+
+
+def recipe_path(name: str) -> str:
+    """The path of benchmarks/recipes/<name>.yaml."""
+    return os.path.join(RECIPES_DIR, f"{name}.yaml")
+
+
+def pretrain(name: str, data, seed: int) -> keras.Model:
+    """The float model `name`, trained to convergence on `data` (Adam 1e-3, batch 64)."""
+    keras.utils.set_random_seed(seed)
+    model = MODELS[name].build()
+    model.compile(keras.optimizers.Adam(1e-3), LOSS)
+    model.fit(
+        data.x_train, data.y_train, epochs=MODELS[name].pretrain_epochs, batch_size=64, verbose=0
+    )
+    return model
