@@ -198,9 +198,9 @@ def main() -> None:
     rows = [
         [
             f"{r['taps'] and '3x3' or '1x1'}",
-            r["rows"],
-            r["n"],
-            r["k"],
+            str(r["rows"]),
+            str(r["n"]),
+            str(r["k"]),
             f"{r['block_density']:.2f}",
             r["kernel"],
             f"{r['xnnpack_us']:.2f}",
