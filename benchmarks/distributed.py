@@ -1,12 +1,19 @@
-"""Step time of plain, pruned and QAT training on 1, 2 and 3 local workers (MWMS, CPU).
+"""Step time and memory of plain, pruned and QAT training on 1, 2 and 3 local workers (MWMS, CPU).
 
 Each configuration is one local cluster of worker processes on 127.0.0.1
 (`tfcompress.distribute.MultiWorkerMirroredStrategy`), training with `model.fit` on MNIST-5k
-at a fixed global batch; the chief times every step after a first warm-up epoch. A run of
-this script measures every (model, technique, workers) cell, so the ratios in one table come
-from one run on one machine.
+at a fixed global batch; the chief times every step after a warm-up epoch, and every worker
+reports the bytes of its model's variables and its peak RSS. tfmot's pruning runs under
+TensorFlow's own `tf.distribute.MultiWorkerMirroredStrategy` in its own processes (tfmot
+needs tf_keras: `benchmarks/tfmot_distributed_peer.py`, in the venv `--tfmot-python`), with a
+plain tf_keras run of the same model as its baseline.
 
-Usage: python -m benchmarks.distributed [--workers 1 2 3] [--models lenet small_cnn]
+Each measured cell is appended to `--cells` (JSON lines) and not measured again by a later
+run with the same settings, so one run can be split over several invocations; an invocation
+whose cells are all there only renders the results.
+
+Usage: python -m benchmarks.distributed [--workers 1 2 3] [--models lenet small_cnn resnet50]
+    [--tfmot-models lenet small_cnn] [--tfmot-python /work/venvs/tfmot/bin/python]
 """
 
 from __future__ import annotations
@@ -21,29 +28,60 @@ import sys
 import tempfile
 import time
 
-GLOBAL_BATCH, SAMPLES = 96, 1536  # 16 steps; 96 splits evenly over 1, 2 or 3 workers
+import numpy as np
+
+# Per model: (global batch, samples, timed epochs). 96 and 24 split evenly over 1, 2 or 3
+# workers; ResNet50 (32x32 inputs) takes minutes to trace per worker, so it times 4 steps.
+SETTINGS = {"lenet": (96, 1536, 2), "small_cnn": (96, 1536, 1), "resnet50": (24, 96, 1)}
 TECHNIQUES = ("plain", "pruned", "qat")
-MODELS = ("lenet", "small_cnn")
+TFMOT_TECHNIQUES = ("tfmot_plain", "tfmot_pruned")  # tf_keras plain, tfmot pruning
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
-def train_and_time(model_name: str, technique: str, epochs: int, out: str) -> None:
-    """One worker: trains and (on the chief) writes the step times in seconds to `out`."""
+def peak_rss_mib() -> float:
+    """This process's peak RSS (`VmHWM`: since its exec, unlike `getrusage`, which keeps
+    the forking parent's peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # KiB
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def write_worker_report(folder: str, index: int, times: list, variables) -> None:
+    """What every worker reports: its step times, its model's variable bytes, its peak RSS."""
+    from tfcompress.utils.io import atomic_write_text
+
+    size = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    report = {"times": times, "variable_bytes": size, "peak_rss_mib": peak_rss_mib()}
+    atomic_write_text(os.path.join(folder, f"worker_{index}.json"), json.dumps(report))
+
+
+def train_and_time(model_name: str, technique: str, epochs: int, data: str, folder: str) -> None:
+    """One worker: trains, times each step after a warm-up epoch, writes its report."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import tensorflow as tf
 
     import tfcompress as tc
-    from tfcompress.utils.io import atomic_write_text
 
     strategy = tc.distribute.MultiWorkerMirroredStrategy()
-    mnist = tc.datasets.load_mnist5k()
-    data = tf.data.Dataset.from_tensor_slices(
-        (mnist.x_train[:SAMPLES], mnist.y_train[:SAMPLES])
-    ).batch(GLOBAL_BATCH, drop_remainder=True)
+    arrays = np.load(data)
+    global_batch = SETTINGS[model_name][0]
+    dataset = tf.data.Dataset.from_tensor_slices((arrays["x"], arrays["y"]))
+    dataset = dataset.batch(global_batch, drop_remainder=True)
     keras.utils.set_random_seed(0)
     callbacks = []
     with strategy.scope():
-        model = tc.models.lenet_300_100() if model_name == "lenet" else tc.models.small_cnn()
+        if model_name == "lenet":
+            model = tc.models.lenet_300_100()
+        elif model_name == "small_cnn":
+            model = tc.models.small_cnn()
+        else:
+            model = keras.applications.ResNet50(
+                weights=None, input_shape=(32, 32, 3), classes=10, classifier_activation=None
+            )
         if technique == "pruned":
             model = tc.prune_low_magnitude(model, tc.ConstantSparsity(0.5, 0, frequency=4))
             callbacks.append(tc.UpdatePruningStep())
@@ -62,11 +100,23 @@ def train_and_time(model_name: str, technique: str, epochs: int, out: str) -> No
         def on_train_batch_end(self, batch, logs=None):
             times.append(time.perf_counter() - self.start)
 
-    model.fit(data, epochs=1, verbose=0, callbacks=callbacks)  # warm-up: tracing, first steps
+    model.fit(dataset, epochs=1, verbose=0, callbacks=callbacks)  # warm-up: tracing
     times.clear()
-    model.fit(data, epochs=epochs, verbose=0, callbacks=[*callbacks, StepTimer()])
-    if tc.distribute.is_chief(strategy):
-        atomic_write_text(out, json.dumps(times))
+    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[*callbacks, StepTimer()])
+    index = int(strategy.cluster_resolver.task_id or 0)
+    write_worker_report(folder, index, times, model.variables)
+
+
+def write_data(model: str, path: str) -> None:
+    """The first samples of MNIST-5k's training set (ResNet50: padded to 32x32, 3 channels)."""
+    import tfcompress as tc
+
+    mnist = tc.datasets.load_mnist5k()
+    samples = SETTINGS[model][1]
+    x, y = mnist.x_train[:samples], mnist.y_train[:samples]
+    if model == "resnet50":
+        x = np.repeat(np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0))), 3, axis=-1)
+    np.savez(path, x=x, y=y)
 
 
 def free_ports(count: int) -> list[int]:
@@ -79,12 +129,11 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def run_cluster(workers: int, model: str, technique: str, epochs: int, timeout: float) -> list:
-    """Starts `workers` processes of this script, waits, always reaps them; the step times."""
+def run_cluster(workers: int, command: list[str], timeout: float) -> list[dict]:
+    """Starts `workers` processes of `command + [folder]`, waits, always reaps them; returns
+    their reports, the chief's first."""
     addresses = [f"127.0.0.1:{p}" for p in free_ports(workers)]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with tempfile.TemporaryDirectory() as folder:
-        out = os.path.join(folder, "times.json")
         processes = []
         try:
             for index in range(workers):
@@ -93,12 +142,12 @@ def run_cluster(workers: int, model: str, technique: str, epochs: int, timeout: 
                     "task": {"type": "worker", "index": index},
                 }
                 env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3"}
-                env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-                command = [sys.executable, "-m", "benchmarks.distributed", "--worker"]
-                command += [model, technique, str(epochs), out]
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
                 with open(os.path.join(folder, f"worker_{index}.log"), "w") as log:
                     processes.append(
-                        subprocess.Popen(command, env=env, cwd=root, stdout=log, stderr=log)
+                        subprocess.Popen(
+                            [*command, folder], env=env, cwd=ROOT, stdout=log, stderr=log
+                        )
                     )
             deadline = time.monotonic() + timeout
             for process in processes:
@@ -112,89 +161,91 @@ def run_cluster(workers: int, model: str, technique: str, epochs: int, timeout: 
                 if process.poll() is None:
                     process.kill()
                 process.wait()
-        with open(out) as f:
-            return json.load(f)
+        reports = []
+        for index in range(workers):
+            with open(os.path.join(folder, f"worker_{index}.json")) as f:
+                reports.append(json.load(f))
+        return reports
+
+
+def measure(args, model: str, technique: str, workers: int, data: str) -> dict:
+    epochs = SETTINGS[model][2]
+    if technique.startswith("tfmot"):
+        command = [args.tfmot_python, "-m", "benchmarks.tfmot_distributed_peer"]
+        command += [model, technique, str(epochs), str(SETTINGS[model][0]), data]
+    else:
+        command = [sys.executable, "-m", "benchmarks.distributed", "--worker"]
+        command += [model, technique, str(epochs), data]
+    start = time.monotonic()
+    reports = run_cluster(workers, command, args.timeout)
+    times = reports[0]["times"]
+    return {
+        "model": model,
+        "technique": technique,
+        "workers": workers,
+        "global_batch": SETTINGS[model][0],
+        "steps": len(times),
+        "median_step_ms": 1000 * statistics.median(times),
+        "variable_bytes": reports[0]["variable_bytes"],
+        "peak_rss_mib": [r["peak_rss_mib"] for r in reports],
+        "cluster_seconds": round(time.monotonic() - start, 1),
+        "load_average": list(os.getloadavg()),
+        "command": " ".join(["python -m benchmarks.distributed", *sys.argv[1:]]),
+        "step_ms": [1000 * t for t in times],
+    }
+
+
+def load_cells(path: str) -> dict:
+    cells = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    cell = json.loads(line)
+                    cells[cell["model"], cell["technique"], cell["workers"]] = cell
+    return cells
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds per cluster")
+    parser.add_argument("--models", nargs="+", choices=SETTINGS, default=list(SETTINGS))
+    parser.add_argument("--tfmot-models", nargs="*", choices=SETTINGS, default=[])
+    parser.add_argument("--tfmot-python", default="/work/venvs/tfmot/bin/python")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per cluster")
+    cells = os.path.join(tempfile.gettempdir(), "tfcompress-distributed-cells.jsonl")
+    parser.add_argument("--cells", default=cells, help="measured cells (JSON lines)")
+    parser.add_argument("--notes", help="a Markdown file of notes to add to the results")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("folder", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        model, technique, epochs, out = args.worker
-        train_and_time(model, technique, int(epochs), out)
+        model, technique, epochs, data = args.worker
+        train_and_time(model, technique, int(epochs), data, args.folder)
         return
-    from benchmarks.harness import write_results
+    from benchmarks.distributed_report import render
 
-    records, rows = [], []
-    for model in args.models:
-        medians = {}
-        for workers in args.workers:
-            for technique in TECHNIQUES:
-                times = run_cluster(workers, model, technique, args.epochs, args.timeout)
-                medians[technique, workers] = statistics.median(times)
-                records.append(
-                    {
-                        "model": model,
-                        "technique": technique,
-                        "workers": workers,
-                        "global_batch": GLOBAL_BATCH,
-                        "steps": len(times),
-                        "median_step_ms": 1000 * medians[technique, workers],
-                        "step_ms": [1000 * t for t in times],
-                    }
-                )
-                print(json.dumps(records[-1] | {"step_ms": None}), flush=True)
-        base = medians["plain", args.workers[0]]
-        for workers in args.workers:
-            plain = medians["plain", workers]
-            rows.append(
-                [
-                    model,
-                    str(workers),
-                    f"{1000 * plain:.1f}",
-                    f"{1000 * medians['pruned', workers]:.1f}",
-                    f"{1000 * medians['qat', workers]:.1f}",
-                    f"{medians['pruned', workers] / plain:.2f}x",
-                    f"{medians['qat', workers] / plain:.2f}x",
-                    f"{plain / base:.2f}x",
-                ]
-            )
-    headers = [
-        "model",
-        "workers",
-        "plain (ms/step)",
-        "pruned (ms/step)",
-        "QAT (ms/step)",
-        "pruned / plain",
-        "QAT / plain",
-        f"plain vs {args.workers[0]} worker(s)",
-    ]
-    notes = (
-        f"MNIST-5k, {SAMPLES} samples, global batch {GLOBAL_BATCH} split over the workers "
-        "(`tfcompress.distribute.MultiWorkerMirroredStrategy`, one CPU replica per worker "
-        "process, collectives over 127.0.0.1); pruned: `prune_low_magnitude` 50% with "
-        "`UpdatePruningStep` (masks every 4 steps); QAT: `quantize_model`. Step time: median "
-        f"over {args.epochs} epoch(s) after a warm-up epoch, timed on the chief around each "
-        "`fit` step (Keras callbacks, all-reduce included). All workers share this machine's "
-        "cores, so more workers add communication without adding compute: the last column "
-        "shows the cost of the collectives, not a speed-up one would see across machines. "
-        "QAT adds one small all-gather per activation quantizer per step on 2+ workers (its "
-        "ranges follow the global batch's min and max), which is most of its extra time there."
-    )
-    paths = write_results(
-        "distributed",
-        "Multi-worker training step time (MWMS, local CPU workers)",
-        headers,
-        rows,
-        records,
-        notes,
-    )
-    print("\n".join(paths))
+    cells = load_cells(args.cells)
+    with tempfile.TemporaryDirectory() as folder:
+        for model in args.models:
+            data = os.path.join(folder, f"{model}.npz")
+            write_data(model, data)
+            techniques = TECHNIQUES + (TFMOT_TECHNIQUES if model in args.tfmot_models else ())
+            for workers in args.workers:
+                for technique in techniques:
+                    known = cells.get((model, technique, workers), {})
+                    if known.get("global_batch") == SETTINGS[model][0]:
+                        continue
+                    cell = measure(args, model, technique, workers, data)
+                    cells[model, technique, workers] = cell
+                    with open(args.cells, "a") as f:
+                        f.write(json.dumps(cell) + "\n")
+                    print(json.dumps(cell | {"step_ms": None}), flush=True)
+    notes = ""
+    if args.notes:
+        with open(args.notes) as f:
+            notes = f.read().strip()
+    print("\n".join(render(list(cells.values()), notes)))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ import tfcompress as tc
 EPOCHS, STEPS_PER_EPOCH = 2, 576 // 96  # worker.py: 576 samples, global batch 96
 TOLERANCE = 1e-5  # the all-reduced gradient sums the halves of each batch in another order
 # A folded BN's moving variance, summed in another order, moves the per-channel weight scale
-# by ~1e-7: enough to flip the rounding of a fake-quantized weight on a step's edge.
-FOLDED_TOLERANCE = 1e-4
+# by ~1e-7: enough to flip the rounding of a fake-quantized weight on a step's edge, after
+# which a few weights differ by less than one int8 step of the logits kernel (0.18 / 127).
+# Measured: 4.5e-5 on 2 workers, 1.9e-4 on 3 (29 of 2,880 logits weights above 1e-5).
+FOLDED_TOLERANCE = 1e-3
 FULL = os.environ.get("TFCOMPRESS_FULL_MATRIX") == "1"  # worker.py: factorized, cached too
 
 # Three workers on 2 cores, or three cluster starts: minutes. CI runs the 2-worker test only.
@@ -33,8 +35,9 @@ LONG = pytest.mark.skipif(
 def test_workers_train_like_one_process(tmp_path, count):
     cluster, single = tmp_path / "cluster", tmp_path / "single"
     cluster.mkdir(), single.mkdir()
-    run_cluster(count, [str(cluster), str(EPOCHS)], cluster, timeout=300)
-    run_single([str(single), str(EPOCHS)], timeout=240)
+    # Bounds for a loaded 2-core machine (3 workers took 300 s at a load average of 18).
+    run_cluster(count, [str(cluster), str(EPOCHS)], cluster, timeout=300 * (count - 1))
+    run_single([str(single), str(EPOCHS)], timeout=300)
     workers = [dict(np.load(cluster / f"state_{i}.npz")) for i in range(count)]
     reference = dict(np.load(single / "state_single.npz"))
     assert [int(state.pop("replicas")) for state in workers] == [count] * count

@@ -169,7 +169,9 @@ def more_techniques(plain: keras.Model, epochs: int) -> tuple[dict, dict]:
     saved.update(state("folded", folded))
     if os.environ.get("TFCOMPRESS_FULL_MATRIX") != "1":
         return saved, logs
-    factorized = compile_(tc.factorize(plain, rank=4))
+    factorized = tc.factorize(plain, rank=4)
+    factorized.trainable = True  # `plain` is the Distiller's teacher, which froze it
+    factorized = compile_(factorized)
     logs["factorized"] = factorized.fit(digits_dataset(), **fit).history
     saved.update(state("factorized", factorized))
     digits = tc.datasets.load_digits()
