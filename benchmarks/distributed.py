@@ -30,6 +30,8 @@ import time
 
 import numpy as np
 
+from benchmarks.worker_timing import timed_fit, write_worker_report
+
 # Per model: (global batch, samples, timed epochs). 96 and 24 split evenly over 1, 2 or 3
 # workers; ResNet50 (32x32 inputs) takes minutes to trace per worker, so it times 4 steps.
 SETTINGS = {"lenet": (96, 1536, 2), "small_cnn": (96, 1536, 1), "resnet50": (24, 96, 1)}
@@ -37,25 +39,6 @@ TECHNIQUES = ("plain", "pruned", "qat")
 TFMOT_TECHNIQUES = ("tfmot_plain", "tfmot_pruned")  # tf_keras plain, tfmot pruning
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS (`VmHWM`: since its exec, unlike `getrusage`, which keeps
-    the forking parent's peak)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # KiB
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def write_worker_report(folder: str, index: int, times: list, variables) -> None:
-    """What every worker reports: its step times, its model's variable bytes, its peak RSS."""
-    from tfcompress.utils.io import atomic_write_text
-
-    size = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
-    report = {"times": times, "variable_bytes": size, "peak_rss_mib": peak_rss_mib()}
-    atomic_write_text(os.path.join(folder, f"worker_{index}.json"), json.dumps(report))
 
 
 def train_and_time(model_name: str, technique: str, epochs: int, data: str, folder: str) -> None:
@@ -91,20 +74,10 @@ def train_and_time(model_name: str, technique: str, epochs: int, data: str, fold
             keras.optimizers.Adam(1e-3),
             keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-    times = []
-
-    class StepTimer(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    model.fit(dataset, epochs=1, verbose=0, callbacks=callbacks)  # warm-up: tracing
-    times.clear()
-    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[*callbacks, StepTimer()])
+    times = timed_fit(model, dataset, epochs, callbacks, keras.callbacks.Callback)
     index = int(strategy.cluster_resolver.task_id or 0)
-    write_worker_report(folder, index, times, model.variables)
+    size = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.variables)
+    write_worker_report(folder, index, times, size)
 
 
 def write_data(model: str, path: str) -> None:

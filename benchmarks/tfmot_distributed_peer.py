@@ -11,10 +11,7 @@ Usage (by benchmarks/distributed.py): python -m benchmarks.tfmot_distributed_pee
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -22,16 +19,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as K
 
 from benchmarks.tfmot_pruning_peer import build
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS (`VmHWM`: since its exec, unlike `getrusage`, which keeps
-    the forking parent's peak)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # KiB
-    raise RuntimeError("no VmHWM in /proc/self/status")
+from benchmarks.worker_timing import timed_fit, write_worker_report
 
 
 def main(model_name, technique, epochs, global_batch, data, folder) -> None:
@@ -55,28 +43,10 @@ def main(model_name, technique, epochs, global_batch, data, folder) -> None:
         model.compile(
             K.optimizers.Adam(1e-3), K.losses.SparseCategoricalCrossentropy(from_logits=True)
         )
-    times = []
-
-    class StepTimer(K.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    model.fit(dataset, epochs=1, verbose=0, callbacks=callbacks)  # warm-up: tracing
-    times.clear()
-    model.fit(dataset, epochs=int(epochs), verbose=0, callbacks=[*callbacks, StepTimer()])
+    times = timed_fit(model, dataset, int(epochs), callbacks, K.callbacks.Callback)
     index = int(strategy.cluster_resolver.task_id or 0)
-    report = {
-        "times": times,
-        "variable_bytes": sum(int(np.prod(v.shape)) * v.dtype.size for v in model.variables),
-        "peak_rss_mib": peak_rss_mib(),
-    }
-    path = os.path.join(folder, f"worker_{index}.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(report, f)
-    os.replace(path + ".tmp", path)
+    size = sum(int(np.prod(v.shape)) * v.dtype.size for v in model.variables)
+    write_worker_report(folder, index, times, size)
 
 
 if __name__ == "__main__":
