@@ -11,6 +11,7 @@
 #include "../src/cost_model.h"
 #include "../src/depthwise.h"
 #include "../src/kernels.h"
+#include "random_weights.h"
 
 namespace {
 
@@ -28,22 +29,6 @@ void Check(bool ok, const char* what, int n, int k, int m, const char* isa, bool
   ++failures;
   std::fprintf(stderr, "MISMATCH %s: n=%d k=%d m=%d isa=%s sparse=%d\n", what, n, k, m, isa,
                sparse ? 1 : 0);
-}
-
-// Random int8 weights where whole 16x4 blocks are zero with probability `sparsity`.
-std::vector<int8_t> RandomWeights(std::mt19937& rng, int n, int k, double sparsity) {
-  std::vector<int8_t> w(static_cast<size_t>(n) * k);
-  std::uniform_int_distribution<int> value(-127, 127);
-  std::bernoulli_distribution drop(sparsity);
-  for (int br = 0; br < (n + 15) / 16; ++br) {
-    for (int bc = 0; bc < (k + 3) / 4; ++bc) {
-      const bool zero = drop(rng);
-      for (int o = br * 16; o < std::min(n, br * 16 + 16); ++o)
-        for (int i = bc * 4; i < std::min(k, bc * 4 + 4); ++i)
-          w[static_cast<size_t>(o) * k + i] = zero ? 0 : static_cast<int8_t>(value(rng));
-    }
-  }
-  return w;
 }
 
 void RunCase(std::mt19937& rng, int n, int k, int m, double sparsity, bool per_channel,

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "layer.h"
+#include "random_weights.h"
 #include "thread_pool.h"
 
 int main(int argc, char** argv) {
@@ -36,23 +37,14 @@ int main(int argc, char** argv) {
   }
   // Weights with whole 16x4 blocks zeroed at random, as the benchmark's layers.
   std::mt19937 rng(0);
-  std::bernoulli_distribution drop(sparsity);
-  std::uniform_int_distribution<int> value(-127, 127);
-  std::vector<int8_t> w(static_cast<size_t>(n) * k);
-  for (int br = 0; br < (n + 15) / 16; ++br) {
-    for (int bc = 0; bc < (k + 3) / 4; ++bc) {
-      const bool zero = drop(rng);
-      for (int o = br * 16; o < std::min(n, br * 16 + 16); ++o)
-        for (int i = bc * 4; i < std::min(k, bc * 4 + 4); ++i)
-          w[static_cast<size_t>(o) * k + i] = zero ? 0 : static_cast<int8_t>(value(rng));
-    }
-  }
+  const std::vector<int8_t> w = RandomWeights(rng, n, k, sparsity);
   const std::vector<int32_t> bias(n, 100);
   tfc::Layer layer(false, w.data(), n, k, bias.data(), {0.002}, -3, 5, -128, 127,
                    tfc::ConvGeometry{});
   layer.SelectKernel(sparsity > 0 ? tfc::KernelChoice::kSparse : tfc::KernelChoice::kDense, isa);
   layer.Resize({m, k}, false);
   std::vector<int8_t> input(static_cast<size_t>(m) * k), output(static_cast<size_t>(m) * n);
+  std::uniform_int_distribution<int> value(-127, 127);
   for (auto& x : input) x = static_cast<int8_t>(value(rng));
   tfc::ThreadPool pool(threads);
   const int calls = m < 8 ? 20000 : 2000;
