@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "block_store_x86.h"
 #include "kernels_x86.h"
 
 #define TFC_AVX2 __attribute__((target("avx2")))
@@ -141,13 +142,7 @@ TFC_AVX2 void WriteRows(const int32_t* acc, int rows, const int32_t* folded_bias
     const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
     const __m128i bytes =
         _mm_packs_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
-    if (count == kBlockRows) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + n0), bytes);
-    } else {
-      alignas(16) int8_t tail[kBlockRows];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tail), bytes);
-      std::memcpy(dst + n0, tail, count);
-    }
+    x86::StoreBlockRow(bytes, count, dst + n0);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "block_store_x86.h"
 #include "kernels.h"
 #include "row_input.h"
 
@@ -140,13 +141,7 @@ TFC_AVX512 inline void WriteRow16(__m512i acc, const Output16& o, int n0, int co
   if (o.clamp_lo) v = _mm512_max_epi32(v, o.lo);
   if (o.clamp_hi) v = _mm512_min_epi32(v, o.hi);
   const __m128i bytes = _mm512_cvtsepi32_epi8(v);
-  if (count == kBlockRows) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + n0), bytes);
-  } else {
-    alignas(16) int8_t tail[kBlockRows];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tail), bytes);
-    std::memcpy(dst + n0, tail, count);
-  }
+  x86::StoreBlockRow(bytes, count, dst + n0);
 }
 
 TFC_AVX512 inline __m512i Dot(__m512i acc, const uint8_t* x, const int8_t* block) {
