@@ -22,7 +22,7 @@ from tfcompress.planning.latency_cache import LatencyCache
 from tfcompress.planning.options import LayerOption
 from tfcompress.planning.sensitivity_processes import ShardProcesses
 from tfcompress.planning.sensitivity_result import Sensitivity, SensitivityEntry
-from tfcompress.planning.shards import check_shard, fingerprint, share, units
+from tfcompress.planning.shards import check_shard, fingerprint, option_count, share, units
 from tfcompress.reporting.keras_stats import keras_layer_stats
 from tfcompress.reporting.report import gzip_size
 from tfcompress.utils.surgery import check_model, require_graph
@@ -246,7 +246,7 @@ def sensitivity(
     else:
         x_eval, y_eval, labels_of = x, y, "data"
     chosen = layer_options(model, options, layers)
-    total = sum(key != "baseline" for _, key in share(units(chosen), shard)) or 1
+    total = option_count(chosen, shard) or 1
     progress = keras.utils.Progbar(total, verbose=show, unit_name="option")
     evaluation = (x_eval, y_eval, labels_of)
     settings = (batch_size, latency, cache_dir)
@@ -255,8 +255,7 @@ def sensitivity(
     last = (processes - 1, processes)
     with ShardProcesses(model, x_eval, y_eval, chosen, settings, processes) as children:
         own = measure(model, x, evaluation, chosen, settings, last, children.adding(progress))
-        mine = sum(key != "baseline" for _, key in share(units(chosen), last))
-        parts = children.results(progress, mine)
+        parts = children.results(progress, option_count(chosen, last))
     result = Sensitivity.merge([*parts, own])
     result.model["seconds"] = round(time.perf_counter() - start_time, 3)
     return result

@@ -49,6 +49,11 @@ def share(all_units: list[tuple[str, str]], shard: tuple[int, int] | None) -> se
     return set(all_units[index::count])
 
 
+def option_count(chosen: list, shard: tuple[int, int] | None) -> int:
+    """How many options (units other than baselines) `shard` measures: its progress bar's."""
+    return sum(key != "baseline" for _, key in share(units(chosen), shard))
+
+
 def fingerprint(model: keras.Model, x: np.ndarray, labels, batch_size: int, latency: bool) -> str:
     """A digest of what the effects depend on: the weights, the samples and labels, the batch
     size and whether latencies are measured; shards to merge must agree on it."""
