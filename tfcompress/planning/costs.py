@@ -108,6 +108,7 @@ def gzip_bytes(content: bytes) -> int:
     pieces (see the module docstring).
 
     Example:
+        >>> import gzip
         >>> from tfcompress.planning.costs import gzip_bytes
         >>> gzip_bytes(bytes(1000)) == len(gzip.compress(bytes(1000), 9, mtime=0))
         True
