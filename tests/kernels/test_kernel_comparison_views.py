@@ -27,9 +27,42 @@ def test_like_with_like_and_as_deployed() -> None:
     summary = compare_kernels(content, x, rounds=1, runs=5, kernel_options={"nodes": "all"})
     assert summary["counters"]["nodes_claimed"] == 2
     assert summary["identical_to_reference"] is True
+    assert summary["reference_missing"] is None
     assert summary["deployed_identical_to_reference"] is False
     assert summary["default_identical_to_reference"] is False
     assert 0 <= summary["top1_agreement"] <= 1
     text = format_comparison(summary)
     assert "our kernels with reference kernels for the other ops: yes" in text
     assert "as deployed, with XNNPACK for the other ops: NO (default interpreter alone: NO" in text
+
+
+def test_a_file_the_reference_kernels_cannot_run_is_still_compared() -> None:
+    """A DEPTHWISE_CONV_2D with 4-bit weights is an op version TFLite's reference kernels
+    lack: the default interpreter and ours are still timed and compared, and the summary
+    says why the reference views are missing instead of raising."""
+    import tfcompress as tc
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 4)),
+            keras.layers.DepthwiseConv2D(3, name="dw"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4),
+        ]
+    )
+    qat = tc.quantize_model(model, precision={"dw": 4})
+    x = np.random.default_rng(0).random((16, 8, 8, 4), dtype=np.float32)
+    qat(x, training=True)  # one batch sets the activation ranges
+    content = tc.export_tflite(qat, mode="int8")
+    try:
+        TFLiteModel(content, reference_kernels=True)
+    except ValueError as error:  # the premise
+        assert "DEPTHWISE_CONV_2D" in str(error)
+    else:
+        raise AssertionError("the reference kernels now run 4-bit depthwise convolutions")
+    summary = compare_kernels(content, x, rounds=1, runs=5)
+    assert "DEPTHWISE_CONV_2D" in summary["reference_missing"]
+    assert summary["identical_to_reference"] is None
+    assert summary["top1_agreement"] == 1.0
+    assert "cannot run it" in format_comparison(summary)
