@@ -184,3 +184,33 @@ def test_mobilenet_v2_smoke():
     for entry in result.entries:
         assert 0 <= entry.agreement <= 1 and np.isfinite(entry.kl) and entry.kl >= 0
     assert result.model["accuracy"] is None  # no labels
+
+
+def test_channel_options_only_where_shrink_can_remove_the_channels():
+    """Channels reaching an Add, a depthwise convolution, several layers or the model output
+    stay: no default channel option there, and an explicit one is an error naming the layer."""
+    from tfcompress.planning.arguments import layer_options
+
+    L = keras.layers
+    inputs = keras.Input((8, 8, 3))
+    stem = L.Conv2D(8, 3, padding="same", name="stem")(inputs)  # read by two layers
+    y = L.Conv2D(16, 1, name="expand")(stem)  # into a depthwise convolution
+    y = L.DepthwiseConv2D(3, padding="same", name="dw")(y)
+    y = L.Conv2D(8, 1, name="project")(y)  # into an Add
+    x = L.Add()([stem, y])
+    x = L.ReLU()(L.Conv2D(8, 1, name="mid")(x))  # through a ReLU into one conv: removable
+    x = L.Conv2D(8, 1, name="next")(x)  # through the pooling into the Dense: removable
+    outputs = L.Dense(4, name="logits")(L.GlobalAveragePooling2D()(x))  # the model output
+    model = keras.Model(inputs, outputs)
+    channels = {
+        layer.name: [o for o in found if o.structure == "channels"]
+        for layer, found in layer_options(model, None, None)
+    }
+    assert {name for name, found in channels.items() if found} == {"mid", "next"}
+    assert set(channels) >= {"stem", "expand", "project", "mid", "next", "logits"}
+    x = np.random.default_rng(0).random((8, 8, 8, 3), dtype=np.float32)
+    option = LayerOption("prune", structure="channels", sparsity=0.5)
+    with pytest.raises(ValueError, match=r"'project'.*reach an Add"):
+        tc.sensitivity(model, x, options={"project": [option]})
+    ((layer, found),) = layer_options(model, {"mid": [option]}, None)
+    assert (layer.name, found) == ("mid", [option])

@@ -17,6 +17,7 @@ from tfcompress.planning.options import (
     compressible,
     default_options,
 )
+from tfcompress.pruning.channel_graph import channel_chains
 from tfcompress.pruning.masks import structure_problem
 from tfcompress.utils.surgery import graph_layers
 from tfcompress.utils.validation import check_samples
@@ -146,8 +147,16 @@ def _check_overrides(options: dict) -> None:
             )
 
 
-def _fit_problem(layer: keras.layers.Layer, option: LayerOption) -> str | None:
-    """Why `option` cannot be applied to `layer`, or None."""
+def _channel_removable(model: keras.Model) -> set[str]:
+    """The layers whose output channels `shrink` can remove (none in a nested model)."""
+    if any(isinstance(layer, keras.Model) for layer in model.layers):
+        return set()
+    return set(channel_chains(model))
+
+
+def _fit_problem(layer: keras.layers.Layer, option: LayerOption, removable: set[str]) -> str | None:
+    """Why `option` cannot be applied to `layer`, or None; `removable`: the layers whose
+    output channels can be removed."""
     prunable = isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))
     if option.kind == "bits":
         return None
@@ -166,6 +175,11 @@ def _fit_problem(layer: keras.layers.Layer, option: LayerOption) -> str | None:
             return "2:4 pruning keeps 2 of every 4 inputs: its sparsity is 0.5"
         if option.structure == "channels" and shape[-1] < 2:
             return "it has a single output channel"
+        if option.structure == "channels" and layer.name not in removable:
+            return (
+                "its output channels reach an Add, a Concatenate, a depthwise convolution, a "
+                "model output or several layers, so they cannot be removed"
+            )
         return None
     reason = dense_unsupported(layer)
     if reason is not None:
@@ -175,7 +189,7 @@ def _fit_problem(layer: keras.layers.Layer, option: LayerOption) -> str | None:
     return None
 
 
-def _layer_list(layer: keras.layers.Layer, values) -> list[LayerOption]:
+def _layer_list(layer: keras.layers.Layer, values, removable: set[str]) -> list[LayerOption]:
     if isinstance(values, (LayerOption, dict)):
         values = [values]
     found = []
@@ -186,7 +200,7 @@ def _layer_list(layer: keras.layers.Layer, values) -> list[LayerOption]:
                 f"{WHERE}: `options[{layer.name!r}]` must hold LayerOptions. Received: "
                 f"{value!r} of type {type(value).__name__}"
             )
-        problem = _fit_problem(layer, option)
+        problem = _fit_problem(layer, option, removable)
         if problem is not None:
             raise ValueError(
                 f"{WHERE}: option {option.key!r} does not fit layer {layer.name!r}: {problem}."
@@ -207,8 +221,16 @@ def layer_options(
             f"Received: options of type {type(options).__name__}"
         )
     chosen = _select(model, layers, "layers")
+    removable = _channel_removable(model)
+
+    def defaults(layer, **overrides):  # channel pruning only where `shrink` can remove them
+        found = default_options(layer, **overrides)
+        return [
+            option for option in found if option.structure != "channels" or layer.name in removable
+        ]
+
     if not options:
-        return [(layer, default_options(layer)) for layer in chosen]
+        return [(layer, defaults(layer)) for layer in chosen]
     keys = list(options)
     if all(key in OVERRIDES for key in keys):
         _check_overrides(options)
@@ -216,7 +238,7 @@ def layer_options(
             k: (v,) if isinstance(v, (str, numbers.Number)) else tuple(v)
             for k, v in options.items()
         }
-        return [(layer, default_options(layer, **tuples)) for layer in chosen]
+        return [(layer, defaults(layer, **tuples)) for layer in chosen]
     if any(key in OVERRIDES for key in keys):
         raise ValueError(
             f"{WHERE}: `options` mixes `default_options` arguments ({OVERRIDES}) with layer "
@@ -226,4 +248,4 @@ def layer_options(
     if layers is not None:
         picked = {layer.name for layer in chosen}
         named = [layer for layer in named if layer.name in picked]
-    return [(layer, _layer_list(layer, options[layer.name])) for layer in named]
+    return [(layer, _layer_list(layer, options[layer.name], removable)) for layer in named]
