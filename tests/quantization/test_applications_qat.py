@@ -48,12 +48,18 @@ def _images(x, side):
 # output step, so a one-step rounding flips them. Agreement is checked on the digits whose
 # margin exceeds twice the error allowed, which int8 rounding cannot flip, and the raw figure
 # is printed.
-STEPS_P99 = {"EfficientNetB0": 8, "ResNet50": 24, "DenseNet121": 24}  # the others: 4
+# Xception after its 3 epochs (EPOCHS): p99 9, max 17 steps (median 0) over 36 convolutions and
+# 12 residual adds, with 100% top-1 agreement on the 148 digits with a clear margin.
+STEPS_P99 = {"EfficientNetB0": 8, "ResNet50": 24, "DenseNet121": 24, "Xception": 12}  # others: 4
 # With Keras' momentum (0.99, MobileNetV3's 0.999) 4 steps leave the BN moving statistics at
 # their initial values, and in inference MobileNetV3Small's logits were all exactly 0 (its
 # "100% agreement" compared two constants). At 0.5 they follow the batches, as a trained
 # model's do.
 BN_MOMENTUM = 0.5
+# Xception's 36 convolutions at 71x71 from seed 0 still give near-constant logits after 4 steps
+# (at most 2 output steps apart over 200 digits; the float model trained the same way predicted
+# one class), so agreement would compare constants: 3 epochs (12 steps) make them spread.
+EPOCHS = {"Xception": 3}
 
 # Each takes one to several minutes on 2 cores (cloning, tracing, conversion): CI runs
 # MobileNetV3Small (operator syntax, squeeze-excite, hard-swish); the rest need
@@ -82,7 +88,7 @@ def test_qat_gives_all_int8_and_agrees(name, mnist):
     qat = tc.quantize_model(model)
     qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = _images(mnist.x_train[:64], side)
-    qat.fit(x, mnist.y_train[:64], batch_size=16, epochs=1, verbose=0)
+    qat.fit(x, mnist.y_train[:64], batch_size=16, epochs=EPOCHS.get(name, 1), verbose=0)
     content = tc.export_tflite(qat, mode="int8")
     info = tc.TFLiteFile(content)
     assert find_float_islands(content, qat) == []

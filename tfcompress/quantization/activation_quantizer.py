@@ -27,6 +27,18 @@ def global_batch_range(lo: tf.Tensor, hi: tf.Tensor) -> tuple[tf.Tensor, tf.Tens
     return smallest[0], -smallest[1]
 
 
+class RangeTie:
+    """Ties one quantized tensor's range to others that must share its int8 scale
+    (`shared_ranges.py`): a follower fake-quantizes with its `leader`'s range variables; a
+    leader copies its range into its `followers`' variables whenever it moves, so each layer
+    saves the range it computes with. A plain holder, so a layer keeping one does not track
+    another layer's variables as its own weights."""
+
+    def __init__(self):
+        self.leader: dict | None = None
+        self.followers: list[dict] = []
+
+
 @keras.saving.register_keras_serializable(package="tfcompress")
 class ActivationQuantizer(Quantizer):
     """Asymmetric per-tensor fake quantization of an activation.
@@ -104,6 +116,17 @@ class ActivationQuantizer(Quantizer):
         lo = tf.minimum(lo, 0.0)
         hi = tf.maximum(hi, lo + 1e-6)
         return tf.quantization.fake_quant_with_min_max_vars(x, lo, hi, num_bits=self.bits)
+
+    def tied(self, x, variables: dict, tie: RangeTie, training: bool = False):
+        """`__call__` for a tensor whose range is tied to others' (`RangeTie`)."""
+        if tie.leader is not None:
+            return self(x, tie.leader, training=False)
+        y = self(x, variables, training)
+        if training:
+            for follower in tie.followers:
+                for key in ("min", "max", "initialized"):
+                    follower[key].assign(variables[key].value)
+        return y
 
     def get_config(self) -> dict:
         return {"bits": self.bits, "ema_decay": self.ema_decay, "learned": self.learned}

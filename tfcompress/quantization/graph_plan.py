@@ -115,7 +115,7 @@ def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
     An operation is quantized when it reads from or feeds a selected layer or a
     quantized operation; an Add, Subtract or Multiply one fuses a ReLU after it.
     """
-    producers, consumers, inputs = _edges(model)
+    producers, consumers, inputs = edges(model)
     # Decisions depend on the annotated layer, not on its annotation.
     layers = {layer.name: unannotated(layer) for layer in model.layers}
     plan = GraphPlan()
@@ -173,7 +173,7 @@ def _operations(model: keras.Model) -> list[keras.Operation]:
     return [op for op in model.operations if is_operation(op)]
 
 
-def _edges(model: keras.Model) -> tuple[dict, dict, set]:
+def edges(model: keras.Model) -> tuple[dict, dict, set]:
     """Each layer's producers and consumers (by name, `"<output>"` for a model output, and
     `"<shared>"` for a layer called more than once) and the names of the inputs."""
     if isinstance(model, keras.Sequential):  # a chain: no config of its calls to read

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcompress.quantization.activation_quantizer import ActivationQuantizer
+from tfcompress.quantization.activation_quantizer import ActivationQuantizer, RangeTie
 from tfcompress.quantization.registry import FIXED_RANGE_ACTIVATIONS
 
 
@@ -35,6 +35,7 @@ class OutputQuantization:
         self.activation_name = activation
         self.activation = keras.activations.get(activation) if activation else None
         self.output_ranges = self.pre_activation_ranges = None
+        self.tie = RangeTie()  # the output's range, tied to others' (`shared_ranges.py`)
 
     def build(self, layer: keras.layers.Layer) -> None:
         """Creates the ranges on `layer`: `output_*`, then `pre_activation_*` with an activation."""
@@ -52,7 +53,8 @@ class OutputQuantization:
                 outputs = self.quantizer(outputs, self.pre_activation_ranges, training)
             outputs = self.activation(outputs)
         if self.output_ranges is not None:
-            outputs = keras.tree.map_structure(
-                lambda t: self.quantizer(t, self.output_ranges, training), outputs
-            )
+            outputs = keras.tree.map_structure(self._quantize_output(training), outputs)
         return outputs
+
+    def _quantize_output(self, training: bool):
+        return lambda t: self.quantizer.tied(t, self.output_ranges, self.tie, training)

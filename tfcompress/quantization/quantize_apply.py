@@ -11,6 +11,7 @@ from tfcompress.quantization.quantize_layer import QuantizeLayer
 from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
 from tfcompress.quantization.resolve import QAT_LEAVES, Precision, resolve_configs
 from tfcompress.quantization.scheme import QuantizeScheme, get_scheme
+from tfcompress.quantization.shared_ranges import tie_shared_ranges
 from tfcompress.utils.surgery import check_model, clone_graph, leaf_layers, require_graph
 
 SUBCLASSED_ADVICE = (
@@ -86,10 +87,13 @@ def apply_quantization(
     2. `plan_levels`: batch-norm folding and activation fusion, per graph level.
     3. `LayerQuantizer.replace`: each layer's new layer.
     4. `clone_graph` on new inputs (`InputQuantizers`), calling each new layer
-       through `LayerQuantizer.call`.
+       through `LayerQuantizer.call`; then `tie_shared_ranges` gives the tensors
+       TFLite gives one scale (a concat's inputs and output) one range.
     """
     configs = resolve_configs(model, scheme, precision, annotate_all)
     plans = plan_levels(model, configs)
     inputs = InputQuantizers(model, scheme)
     quantizer = LayerQuantizer(configs, plans, scheme, inputs)
-    return clone_graph(model, quantizer.replace, call=quantizer.call, input_tensors=inputs.tensors)
+    qat = clone_graph(model, quantizer.replace, call=quantizer.call, input_tensors=inputs.tensors)
+    tie_shared_ranges(qat)
+    return qat

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcompress.quantization.activation_quantizer import ActivationQuantizer
+from tfcompress.quantization.activation_quantizer import ActivationQuantizer, RangeTie
 from tfcompress.reporting.layer_specs import register_layer
 
 
@@ -38,13 +38,14 @@ class QuantizeLayer(keras.layers.Layer):
                 f"Received: {quantizer!r}"
             )
         self.quantizer = quantizer
+        self.tie = RangeTie()  # the range, tied to other tensors' (`shared_ranges.py`)
 
     def build(self, input_shape):
         self.ranges = self.quantizer.build(input_shape, self, "input")
         self.built = True
 
     def call(self, inputs, training=None):
-        return self.quantizer(inputs, self.ranges, training=bool(training))
+        return self.quantizer.tied(inputs, self.ranges, self.tie, bool(training))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -7,6 +7,7 @@ import inspect
 import keras
 import tensorflow as tf
 
+from tfcompress.quantization.activation_quantizer import RangeTie
 from tfcompress.quantization.activation_split import split_activation
 from tfcompress.quantization.batch_norm_folding import BatchNormFolding
 from tfcompress.quantization.cluster_preservation import ClusterPreservation
@@ -141,6 +142,11 @@ class QuantizeWrapper(keras.layers.Wrapper):
     def output_ranges(self) -> dict | None:
         """The output's range variables, or None (no output quantizer, or a fixed range)."""
         return self._output.output_ranges
+
+    @property
+    def output_tie(self) -> RangeTie:
+        """How the output's range is tied to other tensors' (`shared_ranges.py`)."""
+        return self._output.tie
 
     @property
     def pre_activation_ranges(self) -> dict | None:
