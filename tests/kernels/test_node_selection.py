@@ -93,6 +93,35 @@ def test_auto_claims_what_the_cost_model_expects_to_win(two_layers) -> None:
     assert forced.counters()["nodes_claimed"] == 3
 
 
+def test_tiny_layers_join_the_claimed_layer_they_read() -> None:
+    """Under `auto`, a layer too small to matter (fewer than 16,384 multiply-adds, expected
+    1.0x) is claimed when it reads a claimed node's output, so the graph is not split for it
+    (the head of `two_layers`, after a layer left to XNNPACK, stays with it: the test above);
+    the outputs stay the reference's."""
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential(
+        [
+            keras.Input((1024,)),
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+    set_block_sparse(model.layers[0], 0.1, np.random.default_rng(5))
+    content = int8_model(model, np.random.default_rng(6).normal(size=(64, 1024)).astype("float32"))
+    x = int8_input(content, 1, seed=3)
+    delegate = KernelDelegate()
+    np.testing.assert_array_equal(run(content, x, REF, delegate), run(content, x, REF))
+    sparse, head = delegate.nodes(claimed_only=False)
+    assert head.expected_speedup == 1.0 and head.rows * head.n * head.k < 16384
+    assert head.claimed == sparse.claimed  # claimed with it, or left with it
+    if delegate.host in ("avx2", "avx512vnni", "avx512vnni+amx"):  # the measured kinds
+        assert sparse.claimed and delegate.counters()["partitions"] == 1
+    # Only `auto` adds neighbours: a list claims what it names.
+    listed = KernelDelegate(nodes=[sparse.node])
+    run(content, x, REF, listed)
+    assert [n.node for n in listed.nodes()] == [sparse.node]
+
+
 def test_auto_weighs_conv_shapes() -> None:
     """Two 90% block-sparse 1x1 convs: from 8 input channels (our output stage dominates:
     measured 0.3x XNNPACK on the Zen 4) and from 384 (measured 2-2.5x there). On that CPU

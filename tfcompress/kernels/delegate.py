@@ -29,8 +29,10 @@ class KernelDelegate:
     With `kernel="auto"` the delegate claims a node only where its cost model
     (kernels/src/cost_model.h: shape, batch, block density, our ISA and what the
     default kernels use on this CPU, with constants measured by
-    `benchmarks/kernels.py`) expects ours to be at least 1.15x faster than the
-    interpreter's default kernels; the others stay with them. `nodes="all"` claims
+    `benchmarks/kernels.py`) expects ours to be at least 1.2x faster than the
+    interpreter's default kernels, and layers too small to matter (fewer than 16,384
+    multiply-adds) that read or feed a claimed one, so the graph is not split for them;
+    the others stay with the default kernels. `nodes="all"` claims
     every node it can run, `nodes=[...]` exactly those (e.g. `autotune`'s choice).
 
     Args:
