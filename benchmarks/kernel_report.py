@@ -159,8 +159,7 @@ def targets(layers: list[dict], e2e: list[dict]) -> list[list[str]]:
         tuned_verdict = verdict(tuned["median"], 1.0) if r["tuned_nodes"] else idle
         rows.append([f"{name} end to end: auto >= 0.95x XNNPACK", ratio(auto), auto_verdict])
         rows.append([f"{name} end to end: autotuned >= 1.0x", ratio(tuned), tuned_verdict])
-    rows.append(["MobileNetV2 (alpha 0.35 and 1.0) end to end", "-", "not measured yet"])
-    return rows
+    return rows  # MobileNetV2's targets: kernel_mobilenet.mobilenet_targets
 
 
 def floor_note(layers: list[dict], floor: dict) -> str:

@@ -21,11 +21,12 @@ constexpr double kDepthwiseGuess = 0.5;
 // Measured: AMD EPYC, AVX2 only (benchmarks/results/kernels-avx2.md): dense FC 0.98x at
 // batch 1 and 1.00x at 32, dense convs 0.92-1.15x.
 constexpr DenseRatio kAvx2OnAvx2 = {0.98, 1.0, 1.0, kDepthwiseGuess};
-// Measured: Intel Xeon (Sapphire Rapids) with AVX-512 VNNI and AMX
-// (benchmarks/results/kernels-avx512vnni-amx.md): dense FC 0.30-0.64x at batch 1 (noisy),
-// 0.11-0.12x at 32 (XNNPACK uses AMX), dense convs 0.13-0.16x; measured with the earlier
-// vpdpwssd kernel (about 1.5-2x slower on Zen 4 than the vpdpbusd one), not re-measured.
-constexpr DenseRatio kVnniOnAmx = {0.45, 0.11, 0.14, kDepthwiseGuess};
+// Measured: Intel Xeon (Sapphire Rapids) with AVX-512 VNNI and AMX, 2 cores
+// (benchmarks/results/kernels-avx512vnni-amx.md, `python -m benchmarks.kernels`, medians of
+// the per-round ratios XNNPACK / ours dense, with the vpdpbusd kernel and its batch-1 GEMV):
+// dense FC 1024x1024 1.08-1.10x at batch 1, 0.24-0.26x at 32 (XNNPACK uses AMX there), dense
+// convs 0.21-0.29x. Depthwise not measured alone: claiming one of MobileNetV2's cost 8-46 us.
+constexpr DenseRatio kVnniOnAmx = {1.05, 0.24, 0.24, kDepthwiseGuess};
 // Measured: AMD EPYC Zen 4 with AVX-512 VNNI, no AMX (2 cores, KVM, shared;
 // benchmarks/results/kernels-avx512vnni.md, `python -m benchmarks.kernels`, medians of the
 // per-round ratios XNNPACK / ours dense, with the vpdpbusd kernel): FC 1024x1024 1.01-1.03x
