@@ -93,11 +93,12 @@ def main() -> None:
 def render(args) -> None:
     """Writes one table from several runs' JSON (rows of a model, seed and method that an
     earlier file holds are not repeated); their commands are listed in the notes."""
-    records, commands, seen = [], [], set()
+    records, commands, seen, cpus = [], [], set(), []
     for path in args.render:
         with open(path, encoding="utf-8") as f:
             run = json.load(f)
         commands.append(f"`{run['environment']['command']}` ({run['environment']['date']})")
+        cpus.append(f"{run['environment']['cpu']}, {run['environment']['cores']} cores")
         for record in run["results"]:
             key = (record["model"], record["seed"], record["method"])
             if key not in seen:
@@ -105,7 +106,8 @@ def render(args) -> None:
                 records.append(record)
     args.models = list(dict.fromkeys(r["model"] for r in records))
     args.seeds = sorted({r["seed"] for r in records})
-    save(records, args, None, "Rows measured by: " + "; ".join(commands) + ".")
+    merged = "Rows measured by: " + "; ".join(commands) + "."
+    save(records, args, None, merged, cpu="; ".join(dict.fromkeys(cpus)))
 
 
 if __name__ == "__main__":

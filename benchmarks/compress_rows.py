@@ -172,18 +172,23 @@ def replanned(add, base, data, target: dict, args, seed: int, measured: dict, ro
 
 
 def baseline_rows(add, name, base, data, args, seed, workdir, latency_limit, rows, measured):
-    """The hand recipe (through `tc.compress`), uniform settings at its gzip size, tfmot,
+    """The hand recipe (through `tc.compress`), uniform settings at its gzip size (at the
+    planned row's for a model without one), tfmot,
     and for a latency model: its block-sparse recipe and uniform 16x4 blocks at the measured
     latency of the planned latency row (`rows`; `measured`: its sensitivity), each measured
     by `add`."""
     spec = MODELS[name]
-    if spec.recipe and {"recipe", "uniform", "tfmot"} & set(args.rows):
-        recipe = tc.Recipe.from_file(recipe_path(spec.recipe))
-        if "recipe" in args.rows:
+    planned_row = next((r for r in rows if r["method"] == "planned" and "recipe" in r), None)
+    if (spec.recipe or planned_row) and {"recipe", "uniform", "tfmot"} & set(args.rows):
+        if spec.recipe:
+            recipe = tc.Recipe.from_file(recipe_path(spec.recipe))
+            layers = {n: layer.to_dict() for n, layer in recipe.layers.items()}
+        else:  # no hand recipe (the MobileNets): the uniform rows match the planned row
+            recipe, layers = None, planned_row["recipe"]["layers"]
+        if recipe is not None and "recipe" in args.rows:
             done = run_compress(base, recipe, data, args, seed)
             add("recipe (tc.compress)", done.pop("content"), done["compress_s"], **done)
-        # Uniform settings at the recipe's gzip size: their kernels gzip as the recipe's do.
-        layers = {n: layer.to_dict() for n, layer in recipe.layers.items()}
+        # Uniform settings at that gzip size: their kernels gzip as the recipe's do.
         goal_bytes = kernel_bytes(base, layers)
         matched = {bits: matched_sparsity(base, goal_bytes, bits) for bits in (8, 4)}
         for bits, sparsity in matched.items() if "uniform" in args.rows else ():

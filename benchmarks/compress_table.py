@@ -8,11 +8,17 @@ import numpy as np
 
 from benchmarks.compress_models import MODELS
 from benchmarks.compress_rows import LATENCY_FACTOR
-from benchmarks.harness import RESULTS_DIR, write_results
+from benchmarks.harness import RESULTS_DIR, cpu_model, write_results
+from tfcompress.kernels import host_kind
 from tfcompress.reporting.plots import plot_tradeoff
 from tfcompress.reporting.table import render_table
 
-CPU = "AMD EPYC (Zen 4, AVX-512 VNNI, no AMX), 2 cores"
+
+def this_machine() -> str:
+    """The CPU this process runs on, its kind for our kernels, and its cores."""
+    return f"{cpu_model()} ({host_kind()}), {os.cpu_count()} cores"
+
+
 HEADERS = [
     "model",
     "method",
@@ -205,7 +211,7 @@ def _kind(method: str) -> str:
     return "planned" if method.startswith(("planned", "recipe", "latency recipe")) else "uniform"
 
 
-def plot_tradeoffs(records: list[dict], name: str) -> list[str]:
+def plot_tradeoffs(records: list[dict], name: str, cpu: str) -> list[str]:
     """Accuracy vs gzip bytes and vs latency per model (its first seed): the original, the
     uniform baselines (ours and tfmot's) and the per-layer recipes and plans, as PNGs beside
     the table."""
@@ -230,22 +236,26 @@ def plot_tradeoffs(records: list[dict], name: str) -> list[str]:
                 [{k: v for k, v in p.items() if v is not None} for p in points],
                 path,
                 x=x,
-                note=f"{model}, MNIST-5k seed {seed}; latency on {CPU}",
+                note=f"{model}, MNIST-5k seed {seed}; latency on {cpu}",
             )
             written.append(path)
     return written
 
 
-def save(records: list[dict], args, seconds: float | None, merged: str = "") -> tuple[str, str]:
-    """Writes results/<name>.md and .json (and the plots) for `records`."""
-    plot_tradeoffs(records, args.name)
+def save(
+    records: list[dict], args, seconds: float | None, merged: str = "", cpu: str | None = None
+) -> tuple[str, str]:
+    """Writes results/<name>.md and .json (and the plots) for `records`, measured on `cpu`
+    (default: this machine)."""
+    cpu = cpu or this_machine()
+    plot_tradeoffs(records, args.name, cpu)
     headers, rows, verdicts = table(records)
     notes = "\n\n".join(
         [
             "## Verdicts\n\n"
             + render_table(["model", "goal", "measured", "verdict"], verdicts, markdown=True),
             describe(args),
-            f"CPU: {CPU}, shared with other jobs: latency figures under ~2x apart are noise; "
+            f"CPU: {cpu}, shared with other jobs: latency figures under ~2x apart are noise; "
             "accuracy differs by about +-0.7 points between seeds without meaning anything.",
             merged or f"Runtime: {seconds / 60:.1f} min.",
         ]
