@@ -5,6 +5,7 @@ its own rate, sizes follow the non-zeros, and the 16x4 structure runs faster wit
 """
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -363,3 +364,17 @@ def test_float_export_has_no_bits_choice_and_starts_from_the_float_model():
     assert plan(None, empty, Target(max_gzip_bytes=6000)).layers == {}
     with pytest.raises(InfeasibleTargetError, match="below 5,000"):
         plan(None, empty, Target(max_gzip_bytes=4000))
+
+
+def test_a_hopeless_plan_is_warned_about():
+    """A size limit that forces a predicted loss far beyond max_accuracy_drop gets a warning
+    naming both (compress still checks the drop as measured); a reachable one gets none."""
+    sensitivity = synthetic(layers={"fc1": (20000, 40.0), "fc2": (1000, 40.0)})
+    with pytest.warns(
+        UserWarning, match=r"max_gzip_bytes the plan predicts .* max_accuracy_drop=1"
+    ):
+        plan(None, sensitivity, Target(max_gzip_bytes=5000, max_accuracy_drop=1.0))
+    mild = synthetic(layers={"fc1": (20000, 0.3), "fc2": (1000, 0.3)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan(None, mild, Target(max_gzip_bytes=5000, max_accuracy_drop=1.0))
