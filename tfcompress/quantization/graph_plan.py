@@ -8,7 +8,12 @@ and the folded BN disappears into the convolution's weights. A
 SeparableConv2D, split for QAT into a depthwise and a pointwise convolution,
 counts as its pointwise part: the BN folds into it and a ReLU fuses into it.
 A BN with no convolution before it runs as a 1x1 depthwise convolution
-(`standalone_batch_norm.py`), which a ReLU fuses into too.
+(`standalone_batch_norm.py`), which a ReLU fuses into too. An average pool
+rounds its means to its input's range (`shared_ranges.py`) unless it reads
+its input through a pass-through layer that other layers read too: there
+(NASNet's reduction cells, one PAD read by an average pool and two max pools)
+the converter leaves the Adds after the max pools in float, so it stays
+unquantized.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ FOLDS_INTO = (
 # Layers that only scale model inputs (a chain of them, as in EfficientNet) run in float
 # before the input quantizer.
 PREPROCESSING = (keras.layers.Rescaling, keras.layers.Normalization)
+POOLS = (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
 # Split for QAT (see `separable.py`) into parts ending in a 1x1 Conv2D, which the BN folds into.
 SPLIT_FOLDS_INTO = (keras.layers.SeparableConv2D,)
 FUSES_ACTIVATION = (
@@ -57,6 +63,7 @@ class GraphPlan:
     reads_input: set[str] = field(default_factory=set)  # layers fed only by model inputs
     preprocessing: set[str] = field(default_factory=set)  # float, from model inputs on
     quantized_ops: set[str] = field(default_factory=set)  # operations next to quantized layers
+    unrounded_pools: set[str] = field(default_factory=set)  # average pools left unquantized
 
 
 def _histories(value) -> list[str]:
@@ -101,7 +108,10 @@ def plan_levels(
     A layer is selected (to be quantized) when `configs` gives it a config.
     """
     selected = {layer.name for layer in model.layers if configs.get(layer) is not None}
-    plan = plan_graph(model, selected)
+    passthrough = {
+        layer.name for layer in model.layers if configs.get(layer) and configs[layer].is_passthrough
+    }
+    plan = plan_graph(model, selected, passthrough)
     plans = {layer: plan for layer in [*model.layers, *_operations(model)]}
     for layer in model.layers:
         if is_graph_model(layer):
@@ -109,11 +119,15 @@ def plan_levels(
     return plans
 
 
-def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
+def plan_graph(
+    model: keras.Model, selected: set[str], passthrough: frozenset[str] | set[str] = frozenset()
+) -> GraphPlan:
     """Plans folding and fusion among the `selected` (to be quantized) layers of `model`.
 
     An operation is quantized when it reads from or feeds a selected layer or a
     quantized operation; an Add, Subtract or Multiply one fuses a ReLU after it.
+    `passthrough` names the selected layers that keep their input's range (pads, crops,
+    max pools): an average pool reading through one that others read too is left unrounded.
     """
     producers, consumers, inputs = edges(model)
     # Decisions depend on the annotated layer, not on its annotation.
@@ -155,6 +169,14 @@ def plan_graph(model: keras.Model, selected: set[str]) -> GraphPlan:
         users = consumers.get(last, [])
         if follower is not None and _fuses(follower) and users[0] in selected:
             plan.fused_output.add(name)
+    for name, layer in layers.items():
+        if name in selected and isinstance(layer, POOLS):
+            source = producers.get(name, [])
+            while len(source) == 1 and source[0] in passthrough:
+                if len(consumers.get(source[0], [])) > 1:
+                    plan.unrounded_pools.add(name)
+                    break
+                source = producers.get(source[0], [])
     for op in _operations(model):  # in graph order: what an op reads is decided before it
         neighbours = {*producers.get(op.name, []), *consumers.get(op.name, [])}
         if neighbours & (selected | plan.quantized_ops):

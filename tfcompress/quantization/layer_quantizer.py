@@ -73,7 +73,7 @@ class LayerQuantizer:
         if config is None:
             return built_copy(inner)
         plan = self.plans[layer]
-        if config.is_passthrough:
+        if config.is_passthrough or layer.name in plan.unrounded_pools:
             new = built_copy(inner)
         elif layer.name in plan.preprocessing:
             new = built_copy(inner)

@@ -173,6 +173,10 @@ def _register_builtins() -> None:
         layers.LeakyReLU,
         layers.ELU,
         layers.PReLU,
+        # TFLite's int8 AVERAGE_POOL_2D keeps its input's scale and rounds each mean to it:
+        # the output range is tied to the input's (`shared_ranges.py`), so QAT rounds too.
+        layers.AveragePooling1D,
+        layers.AveragePooling2D,
     )
     for cls in quantized_output:
         register_quantize_config(cls, weights_and_output({}))
@@ -199,8 +203,6 @@ def _register_builtins() -> None:
         layers.Identity,
         layers.UpSampling1D,
         layers.UpSampling2D,
-        layers.AveragePooling1D,
-        layers.AveragePooling2D,
     )
     for cls in passthrough:
         register_quantize_config(cls, weights_and_output({}, False))

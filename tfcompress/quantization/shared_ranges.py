@@ -11,6 +11,13 @@ holds every other member's values in a chain of concats) lead: the others
 fake-quantize with its range, which it copies into their range variables as it
 moves, so the Keras model computes what the int8 file does and each layer saves
 the range it uses.
+
+An average pool (AVERAGE_POOL_2D) also writes its input's scale, rounding each
+mean to it: its output range follows its input's (or that input's group
+leader), so QAT rounds the means as the int8 file does (NASNet's 40 pools,
+unrounded, put a quarter of a step of error on average into every normal cell).
+An average pool whose input has no range at this graph level keeps its own;
+one `graph_plan` leaves unrounded passes its input's range on, as before.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
 from tfcompress.quantization.registry import default_quantize_config
 
 SAME_SCALE = (keras.layers.Concatenate,)
+# Layers whose int8 output has their input's scale, rounded to it: they follow their input.
+ROUNDS_TO_INPUT = (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
+
+
+def _rounds_to_input(layer: keras.Operation) -> bool:
+    return isinstance(layer, QuantizeWrapper) and isinstance(layer.layer, ROUNDS_TO_INPUT)
 
 
 def _holder(layer: keras.Operation) -> keras.Operation | None:
@@ -40,6 +53,8 @@ def _holder(layer: keras.Operation) -> keras.Operation | None:
 
 def _passes_range(layer: keras.Operation) -> bool:
     """A layer or operation whose output keeps its input's scale in the int8 model."""
+    if _rounds_to_input(layer) or isinstance(layer, ROUNDS_TO_INPUT):  # rounded or not
+        return True
     if is_operation(layer):
         return type(layer).__name__ in KEEPS_RANGE
     if isinstance(layer, (QuantizeWrapper, QuantizeLayer, keras.Model)):
@@ -64,7 +79,7 @@ def tie_shared_ranges(model: keras.Model) -> list[list[str]]:
         while name in by_name and name not in seen:
             seen.add(name)
             layer = by_name[name]
-            holder = _holder(layer)
+            holder = None if _rounds_to_input(layer) else _holder(layer)
             if holder is not None:
                 return holder
             sources = producers.get(name, [])
@@ -108,6 +123,16 @@ def tie_shared_ranges(model: keras.Model) -> list[list[str]]:
         for layer in followers:
             follow(layer, leader)
         tied.append([leader.name, *sorted(layer.name for layer in followers)])
+    for op in model.operations:  # average pools follow their input's range
+        sources = producers.get(op.name, [])
+        if not _rounds_to_input(op) or op.output_ranges is None or len(sources) != 1:
+            continue
+        holder = source(sources[0])
+        if holder is None:
+            continue
+        leader = layers[find(id(holder))] if id(holder) in parent else holder
+        follow(op, leader)
+        tied.append([leader.name, op.name])
     return tied
 
 
