@@ -50,7 +50,17 @@ def _images(x, side):
 # is printed.
 # Xception after its 3 epochs (EPOCHS): p99 9, max 17 steps (median 0) over 36 convolutions and
 # 12 residual adds, with 100% top-1 agreement on the 148 digits with a clear margin.
-STEPS_P99 = {"EfficientNetB0": 8, "ResNet50": 24, "DenseNet121": 24, "Xception": 12}  # others: 4
+# NASNetMobile (196 convs, 164 depthwise, 80 adds): p99 13, max 20 steps (median 3). Op by op
+# (each layer fed the int8 file's own inputs) every op is within one step of QAT Keras; the
+# gap is those roundings compounding, amplified where late separable-conv branches sit below
+# one step of the concat range they share.
+STEPS_P99 = {
+    "EfficientNetB0": 8,
+    "ResNet50": 24,
+    "DenseNet121": 24,
+    "Xception": 12,
+    "NASNetMobile": 16,
+}  # others: 4
 # With Keras' momentum (0.99, MobileNetV3's 0.999) 4 steps leave the BN moving statistics at
 # their initial values, and in inference MobileNetV3Small's logits were all exactly 0 (its
 # "100% agreement" compared two constants). At 0.5 they follow the batches, as a trained
