@@ -1,8 +1,8 @@
 """Compression to a target on MNIST-5k: per-layer recipes vs uniform settings vs tfmot.
 
-For each model and seed: the float model is trained to convergence; then every
-row starts from its weights, fine-tunes for the same epochs on the same data and
-is measured as an int8 `.tflite` in the interpreter (accuracy on the 1,000 test
+For each model and seed: the float model is trained (to convergence for LeNet and the
+small CNN); then every row starts from its weights, fine-tunes for the same epochs on
+the same data and is measured as an int8 `.tflite` in the interpreter (accuracy on the 1,000 test
 images, gzip bytes, latency with and without our kernels):
 
 * `float32` / `int8 (post-training)`: the starting point and plain int8;

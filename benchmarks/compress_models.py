@@ -66,7 +66,8 @@ def recipe_path(name: str) -> str:
 
 
 def pretrain(name: str, data, seed: int) -> keras.Model:
-    """The float model `name`, trained to convergence on `data` (Adam 1e-3, batch 64)."""
+    """The float model `name`, trained for its pretraining epochs on `data` (Adam 1e-3,
+    batch 64)."""
     keras.utils.set_random_seed(seed)
     model = MODELS[name].build()
     model.compile(keras.optimizers.Adam(1e-3), LOSS)

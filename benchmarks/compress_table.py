@@ -83,6 +83,11 @@ def _row(name: str, method: str, group: list[dict], floats: dict) -> list[str]:
     ]
 
 
+# A compressed row this many points above its float model shows the float model was not
+# trained to convergence, so "at most 1 point lost" says nothing about the compression.
+UNCONVERGED_GAIN = 2.0
+
+
 def _goal_verdicts(name, measured, floats) -> list[list[str]]:
     goal, verdicts = MODELS[name].goal, []
     for method in GOAL_METHODS:
@@ -95,12 +100,18 @@ def _goal_verdicts(name, measured, floats) -> list[list[str]]:
         per_seed = ", ".join(
             f"seed {r['seed']}: {q:.1f}x, {d:.1f}" for r, q, d in zip(group, ratios, drops)
         )
+        verdict = "met" if met else "not met"
+        if met and min(drops) < -UNCONVERGED_GAIN:  # fine-tuning went on training the model
+            verdict = (
+                "met, but hollow: the float model was not converged (the compressed row "
+                "gained points by training longer); compare it with the uniform rows"
+            )
         verdicts.append(
             [
                 name,
                 f"{method}: >= {goal}x smaller (gzip), <= 1 point lost on every seed",
                 f"{per_seed} points",
-                "met" if met else "not met",
+                verdict,
             ]
         )
     return verdicts
@@ -176,7 +187,9 @@ def describe(args) -> str:
     return (
         "MNIST-5k (4,000 / 1,000; the split and every training seeded by the seed: "
         f"{', '.join(map(str, args.seeds))}). Figures are means over seeds, the range over "
-        "seeds in brackets. The float model is trained to convergence (Adam 1e-3, batch 64) and "
+        "seeds in brackets. The float model is trained for its pretraining epochs below "
+        "(Adam 1e-3, batch 64; to convergence for LeNet-300-100 and the small CNN, not for the "
+        "MobileNets) and "
         "every compressed row starts from its weights and fine-tunes on the training set "
         f"({epochs}). Pruning: Adam 1e-3, PolynomialDecay 0 -> target ending at "
         f"{args.end_fraction:.0%} of the steps, every 10 steps. QAT: Adam 1e-4, "
