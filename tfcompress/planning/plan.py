@@ -193,9 +193,9 @@ def plan(
     `max_latency_ms`, `max_macs`) it minimises the predicted loss, and `max_accuracy_drop`
     is left for `tfcompress.compress` to check on the measured model (fine-tuning recovers
     most of the predicted loss; a warning says when the limits force a predicted loss over
-    20 times `max_accuracy_drop` and over 10 points, which it rarely does). With `max_accuracy_drop` alone it minimises the gzip size
-    subject to the predicted drop beyond the export (top-1 disagreement in points when the
-    sensitivity had no labels).
+    20 times `max_accuracy_drop` and over 10 points, which it rarely does). With
+    `max_accuracy_drop` alone it minimises the gzip size subject to the predicted drop beyond
+    the export (top-1 disagreement in points when the sensitivity had no labels).
 
     Args:
         model: The model the sensitivity was measured on (its layer names are checked), or
