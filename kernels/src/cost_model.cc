@@ -93,8 +93,8 @@ const char* HostName(Host host) {
 }
 
 double ExpectedSpeedup(Isa isa, Host host, const NodeCost& node) {
+  if (TooSmallToMatter(node.rows, node.n, node.k)) return 1.0;
   const double work = static_cast<double>(node.rows) * node.n * node.k;
-  if (work < kMinWork) return 1.0;
   const DenseRatio ratio = RatioFor(isa, host);
   if (node.is_depthwise) return ratio.depthwise;
   if (node.is_conv && isa == Isa::kAvx512Vnni && host == Host::kAvx512Vnni) {

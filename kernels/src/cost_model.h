@@ -48,6 +48,9 @@ constexpr double kClaimMinSpeedup = 1.2;
 // overhead dominates): expected speed-up 1.
 constexpr double kMinWork = 16384;
 
+// A GEMM of rows x n x k multiply-adds below kMinWork.
+inline bool TooSmallToMatter(double rows, double n, double k) { return rows * n * k < kMinWork; }
+
 }  // namespace tfc
 
 #endif  // TFCOMPRESS_KERNELS_COST_MODEL_H_

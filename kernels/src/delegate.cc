@@ -2,8 +2,9 @@
 //
 // Prepare claims int8 FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D nodes that AnalyzeNode
 // accepts and the node selection picks (with kernel "auto", those the cost model expects to run
-// faster than the default kernels, and layers too small to matter next to them); each connected group of claimed nodes becomes
-// one partition, run by the callbacks below. Tensors that live only inside a partition get our own buffers.
+// faster than the default kernels, and layers too small to matter next to them); each
+// connected group of claimed nodes becomes one partition, run by the callbacks below.
+// Tensors that live only inside a partition get our own buffers.
 #include <algorithm>
 #include <atomic>
 #include <climits>
@@ -161,8 +162,7 @@ void ClaimTinyNeighbours(std::vector<Candidate>* candidates) {
   for (bool changed = true; changed;) {
     changed = false;
     for (Candidate& c : *candidates) {
-      const double work = static_cast<double>(c.info.rows) * c.info.n * c.info.k;
-      if (c.info.claimed || work >= kMinWork) continue;
+      if (c.info.claimed || !TooSmallToMatter(c.info.rows, c.info.n, c.info.k)) continue;
       for (const Candidate& other : *candidates) {
         if (other.info.claimed && (other.output == c.input || other.input == c.output)) {
           c.info.claimed = 1;
