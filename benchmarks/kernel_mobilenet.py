@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.kernel_models import BLOCK
+from benchmarks.kernel_report import IDLE
 from benchmarks.kernel_runner import (
     interleaved,
     interpreter,
@@ -246,9 +247,6 @@ def mobilenet_targets(records: list[dict]) -> list[list[str]]:
                 [f"{label}: >= 1.5x XNNPACK", f"{best:.2f}x (best of ours)", verdict(best, 1.5)]
             )
     return out
-
-
-IDLE = "met (claims no node: it is the default interpreter; the ratio is noise)"
 
 
 def verdict(got: float, bound: float) -> str:

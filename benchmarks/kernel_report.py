@@ -7,6 +7,9 @@ from benchmarks.kernel_runner import VARIANTS
 from tfcompress.demo import KEPT_DENSE
 from tfcompress.reporting.table import render_table
 
+# The verdict of a variant that claims no node: it is the default interpreter.
+IDLE = "met (claims no node: it is the default interpreter; the ratio is noise)"
+
 
 def us(entry: dict) -> str:
     return f"{entry['median']:.1f} ({entry['min']:.1f})"
@@ -151,12 +154,11 @@ def targets(layers: list[dict], e2e: list[dict]) -> list[list[str]]:
         auto = r["speedups"]["ours_vs_xnnpack"]
         met = "met (left to XNNPACK)" if not claimed(r) else verdict(auto["median"], 1.5)
         rows.append([f"{fc}, batch 32, 90%: >= 1.5x XNNPACK, or left to it", ratio(auto), met])
-    idle = "met (claims no node: it is the default interpreter; the ratio is noise)"
     for r in e2e:
         name = f"{r['model']} {r['sparsity']:.0%}"
         auto, tuned = r["speedups"]["ours_vs_xnnpack"], r["speedups"]["ours_tuned_vs_xnnpack"]
-        auto_verdict = verdict(auto["median"], 0.95) if claimed(r) else idle
-        tuned_verdict = verdict(tuned["median"], 1.0) if r["tuned_nodes"] else idle
+        auto_verdict = verdict(auto["median"], 0.95) if claimed(r) else IDLE
+        tuned_verdict = verdict(tuned["median"], 1.0) if r["tuned_nodes"] else IDLE
         rows.append([f"{name} end to end: auto >= 0.95x XNNPACK", ratio(auto), auto_verdict])
         rows.append([f"{name} end to end: autotuned >= 1.0x", ratio(tuned), tuned_verdict])
     return rows  # MobileNetV2's targets: kernel_mobilenet.mobilenet_targets

@@ -17,7 +17,7 @@ from tfcompress.planning.options import (
     compressible,
     default_options,
 )
-from tfcompress.pruning.channel_graph import channel_chains
+from tfcompress.pruning.channel_graph import NOT_REMOVABLE, channel_chains
 from tfcompress.pruning.masks import structure_problem
 from tfcompress.utils.surgery import graph_layers
 from tfcompress.utils.validation import check_samples
@@ -176,10 +176,7 @@ def _fit_problem(layer: keras.layers.Layer, option: LayerOption, removable: set[
         if option.structure == "channels" and shape[-1] < 2:
             return "it has a single output channel"
         if option.structure == "channels" and layer.name not in removable:
-            return (
-                "its output channels reach an Add, a Concatenate, a depthwise convolution, a "
-                "model output or several layers, so they cannot be removed"
-            )
+            return NOT_REMOVABLE
         return None
     reason = dense_unsupported(layer)
     if reason is not None:

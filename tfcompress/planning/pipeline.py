@@ -26,7 +26,7 @@ from tfcompress.pruning import (
     shrink,
     strip_pruning,
 )
-from tfcompress.pruning.channel_graph import channel_chains
+from tfcompress.pruning.channel_graph import NOT_REMOVABLE, channel_chains
 from tfcompress.pruning.masks import structure_problem
 from tfcompress.pruning.prunable import prunable_weights
 from tfcompress.pruning.prune_low_magnitude_wrapper import CHANNEL_LAYERS
@@ -92,10 +92,7 @@ def _prune_problem(model: keras.Model, layer: keras.layers.Layer, structure: str
         if not isinstance(layer, CHANNEL_LAYERS):
             return f"channel pruning takes Dense and ConvND layers, not {type(layer).__name__}"
         if layer.name not in channel_chains(model):
-            return (
-                "its output channels reach an Add, a Concatenate, a model output or several "
-                "layers, so they cannot be removed"
-            )
+            return NOT_REMOVABLE
         return None
     weights = prunable_weights(layer)
     if not weights:

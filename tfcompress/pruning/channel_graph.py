@@ -34,6 +34,12 @@ PASS_THROUGH = (
     keras.layers.Flatten,
 )
 
+# Why a layer outside `channel_chains` cannot lose output channels.
+NOT_REMOVABLE = (
+    "its output channels reach an Add, a Concatenate, a depthwise convolution, a model output "
+    "or several layers, so `shrink` cannot remove them"
+)
+
 
 @dataclass
 class Chain:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 import keras
 import numpy as np
 
-from tfcompress.pruning.channel_graph import channel_chains
+from tfcompress.pruning.channel_graph import NOT_REMOVABLE, channel_chains
 from tfcompress.pruning.masks import structure_problem
 from tfcompress.pruning.prunable import is_prunable_layer, prunable_weights
 from tfcompress.pruning.prune_low_magnitude_wrapper import (
@@ -189,10 +189,7 @@ class _Pruning:
                     "*": f"channel pruning supports Dense and ConvND, not {type(layer).__name__}"
                 }
             if self.removable is not None and layer.name not in self.removable:
-                return {
-                    "*": "its output channels reach an Add, a Concatenate, a model output or "
-                    "several layers, so `shrink` could not remove them"
-                }
+                return {"*": NOT_REMOVABLE}
             return {}
         block, n_m = self.options["block_size"], self.options["sparsity_m_by_n"]
         weights = prunable_weights(layer) or []

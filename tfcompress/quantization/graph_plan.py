@@ -41,7 +41,8 @@ FOLDS_INTO = (
 # Layers that only scale model inputs (a chain of them, as in EfficientNet) run in float
 # before the input quantizer.
 PREPROCESSING = (keras.layers.Rescaling, keras.layers.Normalization)
-POOLS = (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
+# Average pools: their int8 output has their input's scale, each mean rounded to it.
+AVERAGE_POOLS = (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
 # Split for QAT (see `separable.py`) into parts ending in a 1x1 Conv2D, which the BN folds into.
 SPLIT_FOLDS_INTO = (keras.layers.SeparableConv2D,)
 FUSES_ACTIVATION = (
@@ -170,7 +171,7 @@ def plan_graph(
         if follower is not None and _fuses(follower) and users[0] in selected:
             plan.fused_output.add(name)
     for name, layer in layers.items():
-        if name in selected and isinstance(layer, POOLS):
+        if name in selected and isinstance(layer, AVERAGE_POOLS):
             source = producers.get(name, [])
             while len(source) == 1 and source[0] in passthrough:
                 if len(consumers.get(source[0], [])) > 1:

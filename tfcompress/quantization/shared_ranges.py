@@ -25,19 +25,17 @@ from __future__ import annotations
 import keras
 
 from tfcompress.quantization.activation_quantizer import RangeTie
-from tfcompress.quantization.graph_plan import edges
+from tfcompress.quantization.graph_plan import AVERAGE_POOLS, edges
 from tfcompress.quantization.operations import KEEPS_RANGE, is_operation
 from tfcompress.quantization.quantize_layer import QuantizeLayer
 from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
 from tfcompress.quantization.registry import default_quantize_config
 
 SAME_SCALE = (keras.layers.Concatenate,)
-# Layers whose int8 output has their input's scale, rounded to it: they follow their input.
-ROUNDS_TO_INPUT = (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
 
 
 def _rounds_to_input(layer: keras.Operation) -> bool:
-    return isinstance(layer, QuantizeWrapper) and isinstance(layer.layer, ROUNDS_TO_INPUT)
+    return isinstance(layer, QuantizeWrapper) and isinstance(layer.layer, AVERAGE_POOLS)
 
 
 def _holder(layer: keras.Operation) -> keras.Operation | None:
@@ -53,7 +51,7 @@ def _holder(layer: keras.Operation) -> keras.Operation | None:
 
 def _passes_range(layer: keras.Operation) -> bool:
     """A layer or operation whose output keeps its input's scale in the int8 model."""
-    if _rounds_to_input(layer) or isinstance(layer, ROUNDS_TO_INPUT):  # rounded or not
+    if _rounds_to_input(layer) or isinstance(layer, AVERAGE_POOLS):  # rounded or not
         return True
     if is_operation(layer):
         return type(layer).__name__ in KEEPS_RANGE
