@@ -164,6 +164,11 @@ WRONG_INVOCATIONS = [
         "--target_gzip_bytes",
     ),
     (
+        ["compress", "--model={d}/m.keras", "--data={d}/data.npz", "--target_gzip_bytes=9"]
+        + ["--replans=-1"],
+        "--replans",
+    ),
+    (
         [
             "compress",
             "--model={d}/m.keras",
@@ -257,7 +262,10 @@ def test_compress_and_sensitivity_end_to_end(files, tmp_path, capsys):
 
 
 def test_an_infeasible_target_is_one_line_on_its_flag(files, tmp_path, capsys, monkeypatch):
+    passed = []
+
     def infeasible(*args, **kwargs):
+        passed.append(kwargs["replans"])
         raise tc.InfeasibleTargetError(
             "The target cannot be met: max_latency_ms=0.01 ms, but no plan gets latency_ms "
             "below 0.05.\nClosest reachable point: latency_ms 0.05.",
@@ -274,3 +282,5 @@ def test_an_infeasible_target_is_one_line_on_its_flag(files, tmp_path, capsys, m
     err = capsys.readouterr().err.strip()
     assert err.startswith("tfcompress compress: --max_latency_ms: ") and len(err.splitlines()) == 1
     assert "--max_latency_ms=0.01 ms" in err and "below 0.05" in err
+    assert main([*argv[:-1], f"--output_dir={tmp_path}/p", "--replans=0"]) == 2
+    assert passed == [1, 0]  # --replans reaches compress, 1 by default

@@ -233,6 +233,14 @@ def _compress_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "latency_runs", 200, "Timed interpreter runs per model.", lower_bound=1, flag_values=fv
     )
+    flags.DEFINE_integer(
+        "replans",
+        1,
+        "With a target: how many times to plan again, on the measured sizes, when the "
+        ".tflite misses it (0: never).",
+        lower_bound=0,
+        flag_values=fv,
+    )
     flags.mark_flags_as_required(["model", "data"], flag_values=fv)
 
 
@@ -272,7 +280,7 @@ def _compress(fv: flags.FlagValues) -> int:
     try:
         result = compress(
             model, train, test, target=target, recipe=recipe, output_dir=output_dir,
-            latency_runs=fv.latency_runs,
+            latency_runs=fv.latency_runs, replans=fv.replans,
         )  # fmt: skip
     except InfeasibleTargetError as error:  # blamed on the limit that cannot be met
         flag = names.get(error.constraint, given[0])

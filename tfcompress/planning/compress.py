@@ -21,8 +21,8 @@ from tfcompress.planning.pipeline import (
     factorize_step,
     prune_step,
 )
-from tfcompress.planning.plan import plan
 from tfcompress.planning.recipe import Recipe
+from tfcompress.planning.replan import check_replans, compress_to_target
 from tfcompress.planning.sensitivity import sensitivity as measure_sensitivity
 from tfcompress.planning.sensitivity_result import Sensitivity
 from tfcompress.planning.target import QUANTITIES, Target
@@ -43,6 +43,7 @@ def compress(
     sensitivity: Sensitivity | None = None,
     verbose: int | str = "auto",
     latency_runs: int = 200,
+    replans: int = 1,
 ) -> CompressionResult:
     """Compresses a trained classifier to a target, or by a recipe, and measures the result.
 
@@ -64,8 +65,16 @@ def compress(
        `data`): accuracy, top-1 agreement with the Keras model it was exported
        from, latency, and again with our int8 kernels (`compare_kernels`; a note
        when the kernel library is missing, or `kernels: none`);
-    6. measure each target as the `.tflite` is (not as predicted): one warning
-       names every target missed.
+    6. measure each target as the `.tflite` is (not as predicted);
+    7. planned for a target the `.tflite` misses: plan again (up to `replans`
+       times, from the same sensitivity) with each byte, gzip-byte and MAC limit
+       scaled by what the last plan predicted over what its file measured (tighter
+       after a miss, looser where the file came out smaller, which gives accuracy
+       back), a missed latency limit tightened the same way (a met one is never
+       loosened: latency is noisy), the accuracy drop never scaled; run that plan
+       and keep the first result that meets the target, else the one that misses
+       it least (`attempts` and `notes` say which and why). One warning names
+       every target the result kept misses.
 
     Keras shows its progress bars while training. Labels are integers (sparse
     cross-entropy, on logits unless the model outputs probabilities).
@@ -87,12 +96,14 @@ def compress(
         verbose: Keras `fit` verbosity; "auto": a progress bar on a terminal,
             one line per epoch otherwise; 0: silent.
         latency_runs: Timed interpreter runs per latency.
+        replans: With a `target`: at most this many re-plans (step 7; 0: none);
+            each runs the whole recipe again.
 
     Returns:
         A `CompressionResult`.
 
     Raises:
-        ValueError: Bad data (shape, non-finite values, labels), not exactly one
+        ValueError: Bad data (shape, non-finite values, labels), a bad `replans`, not exactly one
             of target and recipe, a recipe that names layers the model lacks (the
             error lists its layers) or that a step cannot run (every problem listed).
         InfeasibleTargetError: The plan cannot meet the target.
@@ -139,43 +150,42 @@ def compress(
         raise ValueError(
             f"`latency_runs` must be a positive integer. Received: latency_runs={latency_runs!r}"
         )
+    replans = check_replans(replans)
     if recipe is not None:
         check_recipe(model, recipe.to_dict())
     folder = None if output_dir is None else new_output_dir(os.fspath(output_dir))
     check_x, check_y = validation if validation is not None else (x, y)
-    notes: list[str] = []
-    if target is not None:
+    float_bytes = export_tflite(model)
+
+    def run(recipe: Recipe) -> CompressionResult:
+        """The recipe's steps on a copy of `model`, verified and measured against `target`."""
+        plain = recipe.to_dict()
+        check_recipe(model, plain)
+        training = Training.for_recipe(model, plain, x, y, validation, verbose)
+        compressed = factorize_step(model, plain)
+        compressed = prune_step(compressed, plain, training)
+        compressed = cluster_step(compressed, plain, training)
+        exported = export_step(compressed, plain, training)
+        notes: list[str] = []
+        comparison, kernels, agreement = _verify(
+            model, float_bytes, exported, plain, (check_x, check_y), latency_runs, notes
+        )
+        targets = measured_targets(target, recipe, comparison, kernels)
+        return CompressionResult(
+            exported.tflite, exported.model, recipe, comparison, targets, kernels, agreement,
+            notes=notes,
+        )  # fmt: skip
+
+    if target is None:
+        result = run(recipe)
+    else:
         if sensitivity is None:
             if verbose:
                 print("Measuring each layer's sensitivity.")
             sensitivity = measure_sensitivity(
                 model, (x, y), (check_x, check_y), verbose="auto" if verbose else False
             )
-        recipe = plan(model, sensitivity, target)
-        if verbose:
-            print(f"Plan:\n{recipe.summary()}")
-    plain = recipe.to_dict()
-    check_recipe(model, plain)
-    training = Training.for_recipe(model, plain, x, y, validation, verbose)
-    compressed = factorize_step(model, plain)
-    compressed = prune_step(compressed, plain, training)
-    compressed = cluster_step(compressed, plain, training)
-    exported = export_step(compressed, plain, training)
-    float_bytes = export_tflite(model)
-    comparison, kernels, agreement = _verify(
-        model, float_bytes, exported, plain, (check_x, check_y), latency_runs, notes
-    )
-    targets = measured_targets(target, recipe, comparison, kernels)
-    result = CompressionResult(
-        exported.tflite,
-        exported.model,
-        recipe,
-        comparison,
-        targets,
-        kernels,
-        agreement,
-        notes=notes,
-    )
+        result = compress_to_target(run, model, sensitivity, target, replans, verbose)
     if folder is not None:
         result.files = write_outputs(
             folder, model, float_bytes, result, sensitivity if target else None
@@ -184,8 +194,11 @@ def compress(
     if folder is not None:
         atomic_write_text(os.path.join(folder, "result.json"), result.to_json())
     if not result.met:
+        replanned = len(result.attempts) - 1
         warnings.warn(
-            "compress: the compressed model misses its target, as measured: "
+            "compress: the compressed model misses its target, as measured"
+            + (f" (after {replanned} re-plan(s); see `notes`)" if replanned else "")
+            + ": "
             + "; ".join(result.missed()),
             stacklevel=2,
         )

@@ -34,7 +34,11 @@ class CompressionResult:
             the `.tflite` as in the Keras model it was exported from.
         files: What was written: name (`"model.tflite"`, ...) -> path; empty
             without `output_dir`.
-        notes: What was skipped, and why.
+        notes: What was skipped, and why; what each re-plan did.
+        attempts: Per plan run for a target (empty with a given recipe): the limits it
+            was `planned_for`, the `correction` (limit -> predicted / measured factor of
+            the plan before; empty for the first), its changed `layers`, its `targets`
+            as measured against the target given, `met` and `kept` (the one returned).
         seconds: Wall time of `compress`.
 
     Example:
@@ -49,7 +53,7 @@ class CompressionResult:
         >>> result.tflite[4:8]
         b'TFL3'
         >>> sorted(result.to_dict())[:3]
-        ['agreement', 'files', 'kernels']
+        ['agreement', 'attempts', 'files']
     """
 
     tflite: bytes
@@ -61,6 +65,7 @@ class CompressionResult:
     agreement: float | None = None
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    attempts: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -78,7 +83,8 @@ class CompressionResult:
         ]
 
     def to_dict(self) -> dict:
-        """Plain data: the recipe, the report, targets, kernels, agreement, files, notes."""
+        """Plain data: the recipe, the report, targets, kernels, agreement, files, notes,
+        attempts."""
         return {
             "recipe": self.recipe.to_dict(),
             "plan": getattr(self.recipe, "plan_info", None),
@@ -90,6 +96,7 @@ class CompressionResult:
             "tflite_bytes": len(self.tflite),
             "files": self.files,
             "notes": self.notes,
+            "attempts": self.attempts,
             "seconds": self.seconds,
         }
 
@@ -108,8 +115,24 @@ class CompressionResult:
             lines.append(
                 f"target {name} <= {t['limit']:,.4g}: measured {t['measured']:,.4g} ({verdict})"
             )
+        if len(self.attempts) > 1:
+            lines += [_attempt_line(i + 1, a) for i, a in enumerate(self.attempts)]
         lines += self.notes
         return "\n".join(lines)
+
+
+def _attempt_line(number: int, attempt: dict) -> str:
+    """`plan 2 for max_gzip_bytes <= 4,500 (x0.5): met (kept)`."""
+    corrected = attempt["correction"]
+    budget = ", ".join(
+        f"{name} <= {attempt['planned_for'][name]:,.4g} (x{factor:.3g})"
+        for name, factor in corrected.items()
+    )
+    missed = [name for name, t in attempt["targets"].items() if not t["met"]]
+    verdict = "met" if attempt["met"] else "missed " + ", ".join(missed)
+    return f"plan {number} for {budget or 'the target as given'}: {verdict}" + (
+        " (kept)" if attempt["kept"] else ""
+    )
 
 
 def _plain(value: Any) -> Any:

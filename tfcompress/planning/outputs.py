@@ -161,6 +161,8 @@ def _html_sections(result: CompressionResult, plots: dict) -> list[dict]:
                 for name, t in result.targets.items()]  # fmt: skip
         headers = ["target", "limit", "predicted", "measured", "met"]
         sections.append({"heading": "Targets", "table": {"headers": headers, "rows": rows}})
+    if len(result.attempts) > 1:
+        sections.append({"heading": "Plans run", "table": _attempts_table(result.attempts)})
     sections.append({"heading": "Recipe", "preformatted": result.recipe.to_yaml()})
     notes = list(result.notes)
     if result.agreement is not None:
@@ -175,3 +177,25 @@ def _html_sections(result: CompressionResult, plots: dict) -> list[dict]:
     for name, (png, _) in plots.items():
         sections.append({"image": png, "caption": name.replace("_", " ")})
     return sections
+
+
+def _attempts_table(attempts: list[dict]) -> dict:
+    """One row per plan `compress` ran for the target: what it was planned for, what it
+    changed, what it missed as measured, and whether it is the one kept."""
+    rows = []
+    for number, attempt in enumerate(attempts, 1):
+        planned = ", ".join(
+            f"{name} {attempt['planned_for'][name]:,.4g} (x{factor:.3g})"
+            for name, factor in attempt["correction"].items()
+        )
+        missed = [name for name, t in attempt["targets"].items() if not t["met"]]
+        rows.append(
+            [
+                number,
+                planned or "the target as given",
+                ", ".join(attempt["layers"]) or "none",
+                ", ".join(missed) or "none",
+                "yes" if attempt["kept"] else "",
+            ]
+        )
+    return {"headers": ["plan", "planned for", "layers changed", "missed", "kept"], "rows": rows}

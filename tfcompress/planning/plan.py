@@ -184,8 +184,8 @@ def plan(
     sizes are gzipped at level 9, as the files are measured. Predictions are made on the
     original weights: after the compress benchmark's fine-tuning and QAT (MNIST-5k, AMD EPYC
     Zen 4; benchmarks/results/compress.md) the files came out 21-37% smaller than predicted
-    on LeNet-300-100, so a size target is met with room; planning once more with the budget
-    scaled by predicted / measured gzip bytes uses it.
+    on LeNet-300-100, so a size target is met with room; `compress` plans once more with the
+    budget scaled by predicted / measured when its file misses the target (`replans`).
 
     The search is a multiple-choice knapsack (`tfcompress.planning.knapsack`): Lagrangian
     relaxation with bisection on each resource limit's multiplier, then greedy repair and
