@@ -112,3 +112,28 @@ def test_latency_measured_once_per_cpu(tmp_path, monkeypatch):
     content = tc.export_tflite(costs._single_layer_model(layer, None, None), mode="float32")
     timed = latency_cache.measure_latency(content, np.zeros((1, 64), "float32"))
     assert timed["latency_ms"] > 0 and timed["latency_ms_kernels"] is None
+
+
+def test_four_bits_are_timed_as_exported(tmp_path):
+    """`bits:4` gets its own latency entry, from a one-op file whose kernel is a packed INT4
+    tensor holding the option's 4-bit values (as `compress` exports them); our kernels do not
+    claim it."""
+    layer = keras.layers.Conv2D(8, 3, name="conv")
+    layer.build((None, 8, 8, 4))
+    layer.kernel.assign(np.random.default_rng(2).normal(size=(3, 3, 4, 8)).astype("float32"))
+    four, eight = LayerOption("bits", bits=4), LayerOption("bits", bits=8)
+    kernels = {o.key: changed_kernels(layer, o) for o in (four, eight)}
+    content, _ = costs.single_layer_tflite(layer, four, kernels["bits:4"])
+    (stored,) = [t for t in tc.TFLiteFile(content).tensors if t.dtype == "int4"]
+    expected = np.transpose(kernels["bits:4"][0], (3, 0, 1, 2))  # TFLite's [out, h, w, in]
+    scale = np.asarray(stored.scale)[:, None, None, None]
+    np.testing.assert_allclose(stored.data * scale, expected, rtol=1e-5, atol=1e-7)
+    assert set(np.unique(np.abs(stored.data))) <= set(range(8))
+
+    cache = latency_cache.LatencyCache(tmp_path)
+    found = costs.layer_latencies(layer, [None, eight, four], kernels, cache)
+    default_key, kernels_key = costs.latency_keys(layer, four, kernels["bits:4"])
+    assert default_key == kernels_key and default_key.endswith("|bits4")
+    assert default_key != costs.latency_keys(layer, eight, kernels["bits:8"])[0]
+    assert found["bits:4"] == (cache.get(default_key)["latency_ms"], None)
+    assert found["bits:4"][0] > 0 and found["bits:8"] == found["baseline"]

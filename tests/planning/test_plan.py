@@ -4,6 +4,7 @@ The sensitivities are made up but self-consistent: each layer's loss grows with 
 its own rate, sizes follow the non-zeros, and the 16x4 structure runs faster with our kernels.
 """
 
+import dataclasses
 import itertools
 import warnings
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from tfcompress.planning import LayerOption, Sensitivity, SensitivityEntry
+from tfcompress.planning.candidates import layer_table
 from tfcompress.planning.errors import InfeasibleTargetError
 from tfcompress.planning.knapsack import solve
 from tfcompress.planning.plan import plan
@@ -222,6 +224,49 @@ def test_latency_target_uses_our_kernels_where_they_are_faster():
     with pytest.raises(InfeasibleTargetError) as error:
         plan(None, sensitivity, Target(max_latency_ms=budget), kernels="none")
     assert error.value.constraint == "max_latency_ms"
+
+
+def _four_bits_slower(sensitivity, factor=3.0):
+    return Sensitivity(
+        [
+            dataclasses.replace(e, latency_ms=factor * e.latency_ms) if e.key == "bits:4" else e
+            for e in sensitivity.entries
+        ],
+        sensitivity.model,
+    )
+
+
+def test_a_latency_target_avoids_4_bits_where_they_run_slower():
+    """With `bits:4` timed 3x slower than int8 (as INT4 convolutions ran), a gzip target alone
+    still takes 4 bits, and so does gzip plus the int8 latency as a limit where 4 bits cost no
+    time; where they do, that limit keeps every layer at 8 bits (no option here is faster)."""
+    equal = synthetic(ranks=False, structures=("unstructured",))
+    slow = _four_bits_slower(equal)
+    gzip = Target(max_gzip_bytes=0.6 * equal.model["int8_gzip_bytes"])
+    both = gzip.replace(max_latency_ms=1.0001 * equal.model["latency_ms"])
+
+    def bits(sensitivity, target):
+        info = plan(None, sensitivity, target).plan_info
+        assert info["predicted"]["latency_ms"] is not None
+        return {row["bits"] for row in info["layers"].values()}, info
+
+    assert 4 in bits(equal, gzip)[0] and 4 in bits(slow, gzip)[0] and 4 in bits(equal, both)[0]
+    chosen, info = bits(slow, both)
+    assert chosen == {8} and info["predicted"]["latency_ms"] <= both.max_latency_ms
+    assert info["predicted"]["gzip_bytes"] <= gzip.max_gzip_bytes
+
+
+def test_a_pruned_layer_at_4_bits_runs_as_the_dense_4_bit_one():
+    """Our kernels take no INT4 weights: 16x4 blocks at 4 bits get the default interpreter's
+    4-bit latency, not our kernels' 8-bit one."""
+    sensitivity = _four_bits_slower(synthetic(ranks=False))
+    table = {c.key: c for c in layer_table(sensitivity, "fc1", "int8", "auto", True).candidates}
+    eight, four = table["prune:16x4:0.9"], table["prune:16x4:0.9+bits:4"]
+    assert (
+        eight.kernels and eight.costs["latency_ms"] < sensitivity.entry("fc1", "bits:8").latency_ms
+    )
+    assert not four.kernels
+    assert four.costs["latency_ms"] == pytest.approx(sensitivity.entry("fc1", "bits:4").latency_ms)
 
 
 def test_infeasible_target_names_the_limit_and_the_closest_point():

@@ -19,10 +19,16 @@ for a factorized Dense.
 
 Latency is that of the layer alone as an int8 `.tflite` at batch 1 (see
 `tfcompress.planning.latency_cache`). The interpreter's kernels run pruned weights dense,
-so every option but a rank has the dense layer's default latency; our kernels skip the
-empty 16x4 blocks, so 16x4 pruning is measured with them at each block density, the other
-structures (unstructured, 2:4, channels) take the dense layer's figure. One export is
-timed per distinct key (op, shapes, configuration, variant), and each is measured once per CPU.
+so every prune option has the dense layer's default latency; our kernels skip the empty
+16x4 blocks, so 16x4 pruning is measured with them at each block density, the other
+structures (unstructured, 2:4, channels) take the dense layer's figure. A rank is measured
+as its two factors, and 4 bits as the export writes them: the layer quantization-aware
+(`quantize_model(precision=4)`, ranges from one training-mode pass over the calibration
+samples) and exported from its ranges, its kernel a packed INT4 tensor, which our kernels
+do not claim. In the default interpreter 4 bits ran 3.5x slower than 8 for a 3x3 Conv2D
+16 -> 32 on 16x16, 2.4x for a 1x1 one 16 -> 96, 8x for a 3x3 DepthwiseConv2D on 16x16x96,
+and 0.85x for a Dense 512 -> 256 (AMD EPYC Zen 5, one core, medians of 3). One export is timed
+per distinct key (op, shapes, configuration, variant), and each is measured once per CPU.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from tfcompress.planning.changes import (
 )
 from tfcompress.planning.latency_cache import LatencyCache, measure_latency
 from tfcompress.planning.options import LayerOption
+from tfcompress.quantization import quantize_model
 from tfcompress.reporting.layer_specs import lookup
 
 CALIBRATION_SAMPLES = 8
@@ -193,10 +200,13 @@ def latency_keys(
     layer: keras.layers.Layer, option: LayerOption | None, kernels: list[np.ndarray] | None
 ) -> tuple[str, str]:
     """`(default_key, kernels_key)`: which measurement gives the option's `latency_ms` and
-    which its `latency_ms_kernels` (the dense layer's for all but ranks and 16x4 pruning)."""
+    which its `latency_ms_kernels` (the dense layer's for all but ranks, 4 bits and 16x4
+    pruning)."""
     base = _layer_key(layer)
     if option is not None and option.kind == "rank":
         return f"{base}|rank={option.rank}", f"{base}|rank={option.rank}"
+    if option is not None and option.kind == "bits" and option.bits == 4:
+        return f"{base}|bits4", f"{base}|bits4"
     if option is not None and option.kind == "prune" and option.structure == "16x4":
         density = block_density(to_matrix(kernels[0]))
         return f"{base}|dense", f"{base}|blocks16x4={density:.2f}"
@@ -219,13 +229,23 @@ def _single_layer_model(layer: keras.layers.Layer, option, kernels) -> keras.Mod
     return model
 
 
-def measure_layer(layer: keras.layers.Layer, option, kernels) -> dict:
-    """Exports the layer alone (with the option's weights) as int8 and times it."""
+def single_layer_tflite(layer: keras.layers.Layer, option, kernels) -> tuple[bytes, np.ndarray]:
+    """The layer alone (with the option's weights) as an int8 `.tflite`, 4-bit weights as
+    `compress` exports them (from quantization-aware ranges), and the calibration samples."""
     input_shape, _ = layer_shapes(layer)
     rng = np.random.default_rng(0)
     samples = rng.standard_normal((CALIBRATION_SAMPLES, *input_shape[1:])).astype("float32")
     model = _single_layer_model(layer, option, kernels)
-    content = export_tflite(model, mode="int8", representative_data=samples)
+    if option is None or not (option.kind == "bits" and option.bits == 4):
+        return export_tflite(model, mode="int8", representative_data=samples), samples
+    quantized = quantize_model(model, precision={layer.name: 4})
+    quantized(samples, training=True)  # the first training batch sets the activation ranges
+    return export_tflite(quantized, mode="int8"), samples
+
+
+def measure_layer(layer: keras.layers.Layer, option, kernels) -> dict:
+    """Exports the layer alone (with the option's weights) as int8 and times it."""
+    content, samples = single_layer_tflite(layer, option, kernels)
     return measure_latency(content, samples[:1])
 
 
