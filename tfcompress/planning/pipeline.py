@@ -124,6 +124,27 @@ def _schedule(settings: dict, sparsity: float, steps: int):
     )
 
 
+def _warn_if_short(specs: dict, settings: dict, steps: int) -> None:
+    """Warns when the masks' last update in `steps` fine-tuning steps (every `frequency`
+    from `begin_step`) leaves a layer well short of its sparsity."""
+    short = {}
+    for name, spec in specs.items():
+        schedule = _schedule(settings, spec["sparsity"], steps)
+        turns = [step for step in range(steps) if schedule.should_prune(step)]
+        reached = schedule.sparsity_at(turns[-1]) if turns else 0.0
+        if reached < spec["sparsity"] - 0.005:
+            short[name] = f"{reached:.1%} of {spec['sparsity']:.0%}"
+    if short:
+        listed = ", ".join(f"{name} {what}" for name, what in short.items())
+        warnings.warn(
+            f"Pruning reaches only {listed} in {steps} fine-tuning step(s): masks are "
+            f"updated every {settings['frequency']} steps (`pruning.frequency`) from step "
+            f"{settings['begin_step']}. Lower `pruning.frequency`, or fine-tune for more "
+            "epochs or on more data.",
+            stacklevel=3,
+        )
+
+
 def prune_step(model: keras.Model, recipe: dict, training: Training) -> keras.Model:
     """Prunes each listed layer in its own structure and to its own sparsity while
     fine-tuning (`UpdatePruningStep`; distilled when the recipe asks), then strips the
@@ -138,6 +159,8 @@ def prune_step(model: keras.Model, recipe: dict, training: Training) -> keras.Mo
             training.fit(model, tune["epochs"], tune["batch_size"], tune["learning_rate"])
         return model
     steps = training.steps(tune["epochs"], tune["batch_size"])
+
+    _warn_if_short(specs, recipe["pruning"], steps)
 
     def replace(layer: keras.layers.Layer) -> Replacement | None:
         spec = specs.get(layer.name)
