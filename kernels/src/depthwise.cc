@@ -132,10 +132,6 @@ __attribute__((target("avx2"))) void DepthwiseAvx2(const DepthwiseProblem& p, in
   DepthwiseLines(p, line_begin, line_end, WriteAvx2{p});
 }
 
-__attribute__((target("avx2,avx512f,avx512bw,avx512vl"))) void DepthwiseAvx512(
-    const DepthwiseProblem& p, int line_begin, int line_end) {
-  DepthwiseLines(p, line_begin, line_end, WriteAvx2{p});
-}
 #endif
 
 }  // namespace
@@ -150,6 +146,15 @@ void PackDepthwise(const DepthwiseProblem& p, DepthwisePacked* packed) {
     for (int o = 0; o < cout; ++o) packed->filter[t * padded + o] = p.filter[t * cout + o];
   for (int o = 0; o < cout; ++o) packed->bias[o] = p.out.bias != nullptr ? p.out.bias[o] : 0;
   BuildRequantTables(p.out, cout, &packed->tables);
+  packed->filter_pairs.assign(packed->filter.size(), 0);
+  packed->folded_bias = packed->bias;
+  for (int t = 0; t < taps; ++t) {
+    for (int o = 0; o < cout; ++o) {
+      const int16_t w = packed->filter[t * padded + o];
+      packed->filter_pairs[t * padded + o] = static_cast<uint16_t>(w);
+      packed->folded_bias[o] += p.input_offset * w;
+    }
+  }
 }
 
 void DepthwiseReference(const DepthwiseProblem& p, int line_begin, int line_end) {
@@ -194,7 +199,7 @@ DepthwiseFn DepthwiseKernelFor(Isa isa) {
   switch (DepthwiseIsa(isa)) {
 #if defined(__x86_64__)
     case Isa::kAvx2: return DepthwiseAvx2;
-    case Isa::kAvx512Vnni: return DepthwiseAvx512;
+    case Isa::kAvx512Vnni: return DepthwiseAvx512Vnni;
 #endif
     default: return DepthwisePortable;
   }

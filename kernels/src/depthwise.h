@@ -25,6 +25,10 @@ struct DepthwisePacked {
   std::vector<int16_t> filter;  // [kernel_h][kernel_w][padded channels]
   std::vector<int32_t> bias;    // [padded channels], zeros without a bias
   RequantTables tables;
+  // For the AVX-512 kernel: each weight zero-extended from int16 into an int32 lane (a
+  // vpdpwssd pair (w, 0)), and bias + input_offset * the sum of the channel's weights.
+  std::vector<int32_t> filter_pairs;  // [kernel_h][kernel_w][padded channels]
+  std::vector<int32_t> folded_bias;   // [padded channels]
 };
 
 struct DepthwiseProblem {
@@ -51,6 +55,11 @@ void DepthwiseReference(const DepthwiseProblem& p, int line_begin, int line_end)
 // Channels innermost with int32 accumulators for a whole output line, vectorized by the
 // compiler for the ISA given (portable, avx2, avx512vnni; others run the portable one).
 DepthwiseFn DepthwiseKernelFor(Isa isa);
+#if defined(__x86_64__)
+// The AVX-512 VNNI kernel (depthwise_avx512.cc): input rows padded with the input zero point
+// and widened to int32 once, every tap one vpdpwssd per 16 channels, 8 output pixels at once.
+void DepthwiseAvx512Vnni(const DepthwiseProblem& p, int line_begin, int line_end);
+#endif
 // The ISA DepthwiseKernelFor(isa) actually runs.
 Isa DepthwiseIsa(Isa isa);
 

@@ -13,18 +13,13 @@
 
 #include "block_store_x86.h"
 #include "kernels.h"
+#include "requant_avx512.h"
 #include "row_input.h"
-
-#define TFC_AVX512 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-
-// gcc 12 warns inside its own AVX-512 shift and multiply intrinsics, whose unused merge
-// operand is _mm512_undefined_epi32() (GCC bug 105593, fixed in gcc 13).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace tfc {
 namespace {
 
-constexpr int kMr = 8;  // input rows per tile: 8 accumulators, no spills
+constexpr int kMr = 8;  // input rows per tile: up to 16 accumulators, no spills
 
 TFC_AVX512 inline __m512i Broadcast(const uint8_t* x) {
   int32_t v;
@@ -42,64 +37,6 @@ TFC_AVX512 void ToUnsigned(const int8_t* src, int k, int padded_k, uint8_t* dst)
   }
   for (; i < k; ++i) dst[i] = static_cast<uint8_t>(src[i]) ^ 0x80;
   for (; i < padded_k; ++i) dst[i] = 0x80;
-}
-
-// Accumulates rows x[0..kRows) of block row br into acc_out[r * 16 + o]. A single
-// row (a GEMV) keeps kChains independent sums so vpdpbusd's latency is hidden.
-template <bool kSparse, int kRows>
-TFC_AVX512 void TileRows(const Weights& w, int br, const uint8_t* x, int stride,
-                         int32_t* acc_out) {
-  constexpr int kChains = kRows == 1 ? 4 : kRows < 4 ? 2 : 1;
-  alignas(64) int32_t offset[kBlockRows];
-  const int32_t* row_sum = w.row_sum.data() + br * kBlockRows;
-  for (int o = 0; o < kBlockRows; ++o) {
-    offset[o] = static_cast<int32_t>(0u - (static_cast<uint32_t>(row_sum[o]) << 7));
-  }
-  const __m512i start = _mm512_load_si512(offset);
-  __m512i acc[kChains][kRows];
-  for (int r = 0; r < kRows; ++r) {
-    acc[0][r] = start;
-    for (int c = 1; c < kChains; ++c) acc[c][r] = _mm512_setzero_si512();
-  }
-  const BlockRow row = RowOf(w, br);
-  const int8_t* b = row.blocks;
-  int j = 0;
-  for (; j + kChains <= row.count; j += kChains, b += kChains * kBlockBytes) {
-    for (int c = 0; c < kChains; ++c) {
-      const int k0 = (kSparse ? row.cols[j + c] : j + c) * kBlockCols;
-      const __m512i wv = _mm512_load_si512(b + c * kBlockBytes);
-      for (int r = 0; r < kRows; ++r) {
-        acc[c][r] = _mm512_dpbusd_epi32(acc[c][r], Broadcast(x + r * stride + k0), wv);
-      }
-    }
-  }
-  for (; j < row.count; ++j, b += kBlockBytes) {
-    const int k0 = (kSparse ? row.cols[j] : j) * kBlockCols;
-    const __m512i wv = _mm512_load_si512(b);
-    for (int r = 0; r < kRows; ++r) {
-      acc[0][r] = _mm512_dpbusd_epi32(acc[0][r], Broadcast(x + r * stride + k0), wv);
-    }
-  }
-  for (int r = 0; r < kRows; ++r) {
-    __m512i sum = acc[0][r];
-    for (int c = 1; c < kChains; ++c) sum = _mm512_add_epi32(sum, acc[c][r]);
-    _mm512_store_si512(acc_out + r * kBlockRows, sum);
-  }
-}
-
-template <bool kSparse>
-TFC_AVX512 void Tile(const Weights& w, int br, const uint8_t* x, int stride, int rows,
-                     int32_t* acc) {
-  switch (rows) {
-    case 8: return TileRows<kSparse, 8>(w, br, x, stride, acc);
-    case 7: return TileRows<kSparse, 7>(w, br, x, stride, acc);
-    case 6: return TileRows<kSparse, 6>(w, br, x, stride, acc);
-    case 5: return TileRows<kSparse, 5>(w, br, x, stride, acc);
-    case 4: return TileRows<kSparse, 4>(w, br, x, stride, acc);
-    case 3: return TileRows<kSparse, 3>(w, br, x, stride, acc);
-    case 2: return TileRows<kSparse, 2>(w, br, x, stride, acc);
-    default: return TileRows<kSparse, 1>(w, br, x, stride, acc);
-  }
 }
 
 // The output stage of the GEMV, its constants loaded once per call: requantizes 16 columns
@@ -190,6 +127,95 @@ TFC_AVX512 void Gemv(const Weights& w, const GemmProblem& p, const uint8_t* x,
   }
 }
 
+// Rows x[0..kRows) against kPairs adjacent block rows from br, then their outputs written to
+// y (row r at y + r * output_stride). Two block rows (dense only: they read the same inputs)
+// share every broadcast input, which halves the loads per vpdpbusd. Few rows keep kChains
+// independent sums so that vpdpbusd's latency is hidden.
+template <bool kSparse, bool kTwice, int kPairs, int kRows>
+TFC_AVX512 void TileRows(const Weights& w, const GemmProblem& p, int br, const uint8_t* x,
+                         int stride, int8_t* y) {
+  constexpr int kChains = kPairs * kRows == 1 ? 4 : kPairs * kRows < 4 ? 2 : 1;
+  __m512i acc[kChains][kPairs][kRows];
+  const int8_t* b[kPairs];
+  for (int q = 0; q < kPairs; ++q) {
+    const __m512i sum = _mm512_loadu_si512(w.row_sum.data() + (br + q) * kBlockRows);
+    const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7));
+    for (int r = 0; r < kRows; ++r) {
+      acc[0][q][r] = start;
+      for (int c = 1; c < kChains; ++c) acc[c][q][r] = _mm512_setzero_si512();
+    }
+    b[q] = RowOf(w, br + q).blocks;
+  }
+  const BlockRow row = RowOf(w, br);
+  int j = 0;
+  for (; j + kChains <= row.count; j += kChains) {
+    for (int c = 0; c < kChains; ++c) {
+      const int k0 = (kSparse ? row.cols[j + c] : j + c) * kBlockCols;
+      __m512i wv[kPairs];
+      for (int q = 0; q < kPairs; ++q) {
+        wv[q] = _mm512_load_si512(b[q] + static_cast<int64_t>(j + c) * kBlockBytes);
+      }
+      for (int r = 0; r < kRows; ++r) {
+        const __m512i in = Broadcast(x + r * stride + k0);
+        for (int q = 0; q < kPairs; ++q) acc[c][q][r] = _mm512_dpbusd_epi32(acc[c][q][r], in, wv[q]);
+      }
+    }
+  }
+  for (; j < row.count; ++j) {
+    const int k0 = (kSparse ? row.cols[j] : j) * kBlockCols;
+    for (int q = 0; q < kPairs; ++q) {
+      const __m512i wv = _mm512_load_si512(b[q] + static_cast<int64_t>(j) * kBlockBytes);
+      for (int r = 0; r < kRows; ++r) {
+        acc[0][q][r] = _mm512_dpbusd_epi32(acc[0][q][r], Broadcast(x + r * stride + k0), wv);
+      }
+    }
+  }
+  for (int q = 0; q < kPairs; ++q) {
+    const int n0 = (br + q) * kBlockRows;
+    const int count = std::min(kBlockRows, w.n - n0);
+    for (int r = 0; r < kRows; ++r) {
+      for (int c = 1; c < kChains; ++c) acc[0][q][r] = _mm512_add_epi32(acc[0][q][r], acc[c][q][r]);
+    }
+    if (p.out.tables != nullptr) {
+      const x86::Columns16<kTwice> k = x86::ColumnsOf<kTwice>(p.out, p.folded_bias, n0);
+      for (int r = 0; r < kRows; ++r) {
+        x86::StoreBlockRow(x86::Requantize16(acc[0][q][r], k), count,
+                           y + static_cast<int64_t>(r) * p.output_stride + n0);
+      }
+    } else {
+      alignas(64) int32_t sums[kBlockRows];
+      for (int r = 0; r < kRows; ++r) {
+        _mm512_store_si512(sums, acc[0][q][r]);
+        WriteRow(sums, p.folded_bias + n0, p.out, n0, count,
+                 y + static_cast<int64_t>(r) * p.output_stride);
+      }
+    }
+  }
+}
+
+using TileFn = void (*)(const Weights&, const GemmProblem&, int, const uint8_t*, int, int,
+                        int8_t*);
+
+template <bool kSparse, bool kTwice, int kPairs>
+TFC_AVX512 void Tile(const Weights& w, const GemmProblem& p, int br, const uint8_t* x, int stride,
+                     int rows, int8_t* y) {
+  switch (rows) {
+    case 8: return TileRows<kSparse, kTwice, kPairs, 8>(w, p, br, x, stride, y);
+    case 7: return TileRows<kSparse, kTwice, kPairs, 7>(w, p, br, x, stride, y);
+    case 6: return TileRows<kSparse, kTwice, kPairs, 6>(w, p, br, x, stride, y);
+    case 5: return TileRows<kSparse, kTwice, kPairs, 5>(w, p, br, x, stride, y);
+    case 4: return TileRows<kSparse, kTwice, kPairs, 4>(w, p, br, x, stride, y);
+    case 3: return TileRows<kSparse, kTwice, kPairs, 3>(w, p, br, x, stride, y);
+    case 2: return TileRows<kSparse, kTwice, kPairs, 2>(w, p, br, x, stride, y);
+    default: return TileRows<kSparse, kTwice, kPairs, 1>(w, p, br, x, stride, y);
+  }
+}
+
+template <bool kTwice>
+TileFn SingleTile(bool sparse) {
+  return sparse ? Tile<true, kTwice, 1> : Tile<false, kTwice, 1>;
+}
+
 }  // namespace
 
 // Loop order as the other x86 kernels: all input rows converted once; then per block
@@ -210,26 +236,17 @@ void GemmAvx512Vnni(const Weights& w, const GemmProblem& p, int block_row_begin,
     }
     return;
   }
-  alignas(64) int32_t acc[kMr * kBlockRows];
-  for (int br = block_row_begin; br < block_row_end; ++br) {
-    const int n0 = br * kBlockRows;
-    const int count = std::min(kBlockRows, w.n - n0);
+  const bool twice = p.out.round_twice;
+  const TileFn single = twice ? SingleTile<true>(w.sparse) : SingleTile<false>(w.sparse);
+  const TileFn paired = twice ? Tile<false, true, 2> : Tile<false, false, 2>;
+  for (int br = block_row_begin; br < block_row_end;) {
+    const bool pair = !w.sparse && br + 1 < block_row_end;
     for (int m0 = 0; m0 < p.m; m0 += kMr) {
-      const int rows = std::min(kMr, p.m - m0);
-      const uint8_t* xt = x + static_cast<size_t>(m0) * padded_k;
-      if (w.sparse) {
-        Tile<true>(w, br, xt, padded_k, rows, acc);
-      } else {
-        Tile<false>(w, br, xt, padded_k, rows, acc);
-      }
-      int8_t* y = p.output + static_cast<int64_t>(m0) * p.output_stride;
-      if (p.out.tables != nullptr) {
-        WriteRowsAvx2(acc, rows, p.folded_bias + n0, p.out, n0, count, y, p.output_stride);
-      } else {
-        for (int r = 0; r < rows; ++r, y += p.output_stride)
-          WriteRow(acc + r * kBlockRows, p.folded_bias + n0, p.out, n0, count, y);
-      }
+      (pair ? paired : single)(w, p, br, x + static_cast<size_t>(m0) * padded_k, padded_k,
+                               std::min(kMr, p.m - m0),
+                               p.output + static_cast<int64_t>(m0) * p.output_stride);
     }
+    br += pair ? 2 : 1;
   }
 }
 

@@ -90,21 +90,29 @@ def test_aarch64_qemu(aarch64_binary: Path, cpu: str, isa: str) -> None:
     assert f"isa={isa} " in run([qemu, "-cpu", cpu, str(aarch64_binary), "300", "5"])
 
 
+AVX512_FILES = ("kernels_avx512.cc", "requant_avx512.h", "depthwise_avx512.cc")
+
+
 def emulated_avx512_sources(folder: Path) -> Path:
-    """A copy of kernels/src whose AVX-512 kernel calls SIMDe instead of the CPU's
+    """A copy of kernels/src whose AVX-512 kernels call SIMDe instead of the CPU's
     instructions: the same code and data layout, runnable on any x86-64 with AVX2."""
     shutil.copytree(KERNELS / "src", folder)
-    path = folder / "kernels_avx512.cc"
-    text = path.read_text(encoding="utf-8")
-    for native, emulated in [
+    replacements = [
         ("#include <immintrin.h>", "#include <simde/x86/avx512.h>"),
         ('__attribute__((target("avx512f,avx512bw,avx512vnni")))', ""),
         ("_mm512_", "simde_mm512_"),
         ("__m512i", "simde__m512i"),
-    ]:
-        assert native in text, native
-        text = text.replace(native, emulated)
-    path.write_text(text, encoding="utf-8")
+    ]
+    found = set()
+    for name in AVX512_FILES:
+        path = folder / name
+        text = path.read_text(encoding="utf-8")
+        for native, emulated in replacements:
+            if native in text:
+                found.add(native)
+                text = text.replace(native, emulated)
+        path.write_text(text, encoding="utf-8")
+    assert found == {native for native, _ in replacements}, found
     return folder
 
 
