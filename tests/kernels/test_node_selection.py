@@ -124,8 +124,8 @@ def test_tiny_layers_join_the_claimed_layer_they_read() -> None:
 
 def test_auto_weighs_conv_shapes() -> None:
     """Two 90% block-sparse 1x1 convs: from 8 input channels (our output stage dominates:
-    measured 0.3x XNNPACK on the Zen 4) and from 384 (measured 2-2.5x there). On that CPU
-    kind auto leaves the first and claims the second; anywhere the outputs stay bit-exact."""
+    the Zen 5 fit expects 0.55x XNNPACK) and from 384 (2x and more). On that CPU kind auto
+    leaves the first and claims the second; anywhere the outputs stay bit-exact."""
     keras.utils.set_random_seed(23)
     model = keras.Sequential(
         [
@@ -147,7 +147,7 @@ def test_auto_weighs_conv_shapes() -> None:
     for node in (few, many):
         assert node.claimed == (node.expected_speedup >= MIN_SPEEDUP), node
     if delegate.host == "avx512vnni":  # where the conv shapes were measured
-        assert few.expected_speedup < 0.5 < 2 < many.expected_speedup
+        assert few.expected_speedup < 0.7 and 2 < many.expected_speedup
         assert many.claimed and not few.claimed
 
 
