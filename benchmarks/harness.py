@@ -26,6 +26,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def kernel_table_name(host: str, cpu_tag: str = "") -> str:
+    """`kernels-<CPU kind>[-<tag>]`: one kernel table per kind of CPU (`host_kind()`), and per
+    tagged CPU where two of one kind were measured (the Zen 4 and Zen 5 are both `avx512vnni`)."""
+    if cpu_tag and not cpu_tag.replace("-", "").isalnum():
+        raise ValueError(f"`cpu_tag` must be letters, digits and '-'. Received: {cpu_tag!r}")
+    return "kernels-" + host.replace("+", "-") + (f"-{cpu_tag}" if cpu_tag else "")
+
+
 def environment() -> dict:
     """Command, machine and package versions, recorded with every result."""
     versions = {}

@@ -190,6 +190,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--invokes", type=int, default=100)
     parser.add_argument("--output_dir", default=harness.RESULTS_DIR)
+    parser.add_argument(
+        "--cpu_tag",
+        default="",
+        help="added to the file name, for two CPUs of one kind (e.g. zen5): "
+        "kernels-<CPU kind>-<tag>-conv-shapes",
+    )
     args = parser.parse_args()
     shapes = measure_shapes(args)
     constants = fit(shapes)
@@ -228,7 +234,7 @@ def main() -> None:
         f"the mean of {args.invokes} calls; load average at the end {os.getloadavg()[0]:.1f}."
     )
     paths = harness.write_results(
-        f"kernels-{host_kind().replace('+', '-')}-conv-shapes",
+        f"{harness.kernel_table_name(host_kind(), args.cpu_tag)}-conv-shapes",
         "int8 convs by shape: ours vs XNNPACK (1 thread, thread CPU time)",
         ["conv", "rows", "n", "k", "block density", "kernel", "XNNPACK (us)", "ours (us)", "ratio"],
         rows,

@@ -345,6 +345,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--cpu_tag",
+        default="",
+        help="added to the file names, for two CPUs of one kind (e.g. zen5): "
+        "kernels-<CPU kind>-<tag>.{json,md}",
+    )
+    parser.add_argument(
         "--output_dir",
         default=harness.RESULTS_DIR,
         help="where kernels-<CPU kind>.json and .md go (default benchmarks/results)",
@@ -373,7 +379,7 @@ def main() -> None:
         "host": host_kind(),
     }
     print(f"CPU {machine['cpu']}, our kernel path {machine['isa']}", flush=True)
-    name = "kernels-" + machine["host"].replace("+", "-")
+    name = harness.kernel_table_name(machine["host"], args.cpu_tag)
     if args.only_mobilenet:
         print(write_mobilenet(name, run_mobilenet(args), args, machine))
         return

@@ -12,10 +12,11 @@ struct DenseRatio {
 };
 
 constexpr int kManyRows = 8;
-// DEPTHWISE_CONV_2D, XNNPACK over our depthwise kernel. Measured on the Zen 4 (AVX-512 VNNI,
-// 2 shared cores; thread CPU time of invoke(), 3x3 layers of MobileNetV2 shapes from
-// 96x96x16 to 6x6x336, strides 1 and 2): 0.32-0.49x. Elsewhere a guess, not measured.
-constexpr double kDepthwiseVnni = 0.45;
+// DEPTHWISE_CONV_2D, XNNPACK over our depthwise kernel. Measured on the AMD EPYC Zen 5
+// (AVX-512 VNNI, 2 shared cores) with the vpdpwssd kernel (depthwise_avx512.cc), one-node
+// 3x3 int8 models of MobileNetV2 shapes from 48x48x32 to 3x3x960, strides 1 and 2, in the
+// interpreter: 0.29-0.77x (the Zen 4 with the earlier kernel: 0.32-0.49x).
+constexpr double kDepthwiseVnni = 0.5;
 constexpr double kDepthwiseGuess = 0.5;
 
 // Measured: AMD EPYC, AVX2 only (benchmarks/results/kernels-avx2.md): dense FC 0.98x at
@@ -27,12 +28,13 @@ constexpr DenseRatio kAvx2OnAvx2 = {0.98, 1.0, 1.0, kDepthwiseGuess};
 // dense FC 1024x1024 1.08-1.10x at batch 1, 0.24-0.26x at 32 (XNNPACK uses AMX there), dense
 // convs 0.21-0.29x. Depthwise not measured alone: claiming one of MobileNetV2's cost 8-46 us.
 constexpr DenseRatio kVnniOnAmx = {1.05, 0.24, 0.24, kDepthwiseGuess};
-// Measured: AMD EPYC Zen 4 with AVX-512 VNNI, no AMX (2 cores, KVM, shared;
-// benchmarks/results/kernels-avx512vnni.md, `python -m benchmarks.kernels`, medians of the
-// per-round ratios XNNPACK / ours dense, with the vpdpbusd kernel): FC 1024x1024 1.01-1.03x
-// at batch 1, 0.77-1.07x at 32, dense convs 0.50-0.80x (the machine was loaded: +-20%).
+// Measured: AMD EPYC Zen 5 with AVX-512 VNNI, no AMX (2 cores, shared), with the kernel
+// that pairs block rows (benchmarks/results/kernels-avx512vnni-zen5.md, `python -m
+// benchmarks.kernels --cpu_tag zen5`, medians of the per-round ratios XNNPACK / ours dense):
+// FC 1024x1024 1.00x at batch 1 (both bandwidth-bound), 0.78x at 32. The Zen 4 with the
+// earlier kernel: 1.01-1.03x and 0.77-1.07x (kernels-avx512vnni.md).
 // Its conv entry is unused: convs on this CPU kind are costed by kConvVnniOnVnni below.
-constexpr DenseRatio kVnniOnVnni = {1.0, 0.9, 0.7, kDepthwiseVnni};
+constexpr DenseRatio kVnniOnVnni = {1.0, 0.78, 0.5, kDepthwiseVnni};
 // Guess, not measured: our NEON dot-product kernels against XNNPACK's on ARM.
 constexpr DenseRatio kNeonOnArm = {1.0, 1.0, 1.0, kDepthwiseGuess};
 // Guess: a lesser ISA than the CPU's best (forced with isa=...) or the portable kernel.
@@ -53,14 +55,15 @@ struct ConvTimes {
   double ours_output, ours_mac, ours_input_byte, ours_im2col_tap;
 };
 
-// Measured: AMD EPYC Zen 4, AVX-512 VNNI (2 shared cores), least-squares fit (relative
-// error) to thread CPU time of invoke() on 93 one-conv int8 models: 1x1 convs of the
-// MobileNetV2 shapes at alpha 0.35 and 1.0, 96x96 (rows 9-2304, 1-960 inputs, 8-1280
-// outputs), 3x3 convs (small CNN, MobileNetV2's first), 28x28x128 and 14x14x256, each dense
-// and 80%/90% block-sparse. Median error of a predicted time 13-17%; ratios of ours to
-// XNNPACK 0.23x (3x3 on one input channel) to 5.0x (9 rows, 960 inputs, 91% sparse).
-// `python -m benchmarks.kernel_shapes` (benchmarks/results/kernels-avx512vnni-conv-shapes.md).
-constexpr ConvTimes kConvVnniOnVnni = {0.15, 0.0052, 0.55, 0.0046, 0.014, 3.2};
+// Measured: AMD EPYC Zen 5, AVX-512 VNNI (2 shared cores), with the kernel that pairs block
+// rows and requantizes in AVX-512: least-squares fit (relative error) to thread CPU time of
+// invoke() on 93 one-conv int8 models: 1x1 convs of the MobileNetV2 shapes at alpha 0.35 and
+// 1.0, 96x96 (rows 9-2304, 1-960 inputs, 8-1280 outputs), 3x3 convs (small CNN, MobileNetV2's
+// first), 28x28x128 and 14x14x256, each dense and 80%/90% block-sparse. Median error of a
+// predicted time 6% (ours) and 11% (XNNPACK). `python -m benchmarks.kernel_shapes --cpu_tag
+// zen5` (benchmarks/results/kernels-avx512vnni-zen5-conv-shapes.md). The Zen 4 with the
+// earlier kernel fit 0.15, 0.0052, 0.55, 0.0046, 0.014, 3.2 (kernels-avx512vnni-conv-shapes.md).
+constexpr ConvTimes kConvVnniOnVnni = {0.087, 0.0024, 0.190, 0.0029, 0.022, 1.71};
 
 DenseRatio RatioFor(Isa isa, Host host) {
   switch (host) {

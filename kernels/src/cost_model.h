@@ -6,7 +6,7 @@
 // zeros. So the expected speed-up is
 //   ratio(dense) / (density + overhead)   (dense kernel: ratio(dense) / 1),
 // where ratio(dense) = XNNPACK time / our dense time, per CPU kind, op and batch.
-// CONV_2D where it was measured (Zen 4): both times from the shape, since our output stage
+// CONV_2D where it was measured (Zen 5): both times from the shape, since our output stage
 // and input conversion cost per output and per input byte, not per multiply-add, and
 // dominate at the few input channels of MobileNet-class layers (ConvTimes in cost_model.cc).
 // The constants come from benchmarks/kernels.py on the CPUs named next to them;

@@ -232,7 +232,7 @@ void TestCostModel() {
         "amx fc 50%", 0, 0, 0, "avx512vnni", true);
   Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAmx, fc(1, 1.0, false)) < claim,
         "amx dense fc left", 0, 0, 0, "avx512vnni", false);
-  // AVX-512 VNNI without AMX (Zen 4): dense layers stay with XNNPACK (a tie at best);
+  // AVX-512 VNNI without AMX (Zen 5): dense layers stay with XNNPACK (a tie at best);
   // block-sparse FCs and convs at 80% pay.
   Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, fc(1, 1.0, false)) < claim,
         "vnni dense fc left", 0, 0, 0, "avx512vnni", false);
@@ -248,7 +248,7 @@ void TestCostModel() {
   dense_conv.is_conv = true;
   Check(tfc::ExpectedSpeedup(Isa::kAvx512Vnni, Host::kAvx512Vnni, dense_conv) < claim,
         "vnni dense conv left", 0, 0, 0, "avx512vnni", false);
-  // Zen 4 convs by shape: few input channels (the output stage dominates) stay with XNNPACK
+  // Zen 5 convs by shape: few input channels (the output stage dominates) stay with XNNPACK
   // however sparse; many inputs at few rows pay; sparser never looks slower.
   auto pointwise = [](int rows, int n, int k, double density) {
     tfc::NodeCost node;
