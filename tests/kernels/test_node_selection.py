@@ -11,6 +11,7 @@ from kernel_cases import REF, XNNPACK, int8_model, run, set_block_sparse
 from kernel_cases import litert as litert_module
 
 from tfcompress.kernels import KernelDelegate, autotune, candidates, library_path
+from tfcompress.kernels.autotune import claimed_by_cost_model
 from tfcompress.kernels.delegate import _nodes_option
 
 MIN_SPEEDUP = 1.2  # kClaimMinSpeedup in kernels/src/cost_model.h
@@ -200,8 +201,10 @@ def test_autotune_keeps_the_nodes_that_pay(two_layers) -> None:
     calls: list = []
     chosen = autotune(content, x[:1], measure=fake_measure({a: 2.0, b: -1.0, c: 0.5}, calls=calls))
     assert chosen == sorted([a, c])
-    # Every node alone against none, then the chosen set against none and all.
-    assert calls == [[[], [a], [b], [c]], [[], sorted([a, c]), [a, b, c]]]
+    # Every node alone against none, then the chosen set against none, the cost model's
+    # choice (the sparse first layer) and all.
+    assert claimed_by_cost_model(content) == [a]
+    assert calls == [[[], [a], [b], [c]], [[], sorted([a, c]), [a], [a, b, c]]]
     assert json.loads(json.dumps(chosen)) == chosen
 
 
@@ -214,7 +217,32 @@ def test_autotune_returns_none_or_all_when_they_are_faster(two_layers) -> None:
     def interacting(configs):  # alone each pays; together they lose
         return [10 - 0.5 * len(cfg) if len(cfg) < 2 else 11 for cfg in configs]
 
-    assert autotune(content, x[:1], measure=interacting) == []
+    # The chosen set (all three) and all lose; the cost model's single node pays.
+    assert autotune(content, x[:1], measure=interacting) == claimed_by_cost_model(content) == [a]
+
+
+def test_autotune_keeps_the_cost_models_nodes_when_only_together_they_pay() -> None:
+    """Two 90% block-sparse layers that each gain 2.5% alone (under the 3% margin) but 5%
+    together, and a dense layer that loses: the cost model's set (the two sparse layers)
+    is the fastest finalist."""
+    keras.utils.set_random_seed(24)
+    model = keras.Sequential(
+        [
+            keras.Input((1024,)),
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(64),
+        ]
+    )
+    rng = np.random.default_rng(24)
+    for layer in model.layers[:2]:
+        set_block_sparse(layer, 0.1, rng)
+    x = rng.normal(size=(32, 1024)).astype("float32")
+    content = int8_model(model, x)
+    a, b, c = (n.node for n in candidates(content))
+    assert claimed_by_cost_model(content) == [a, b]
+    gains = {a: 0.25, b: 0.25, c: -1.0}
+    assert autotune(content, x[:1], measure=fake_measure(gains)) == [a, b]
 
 
 def test_autotune_in_the_interpreter(two_layers) -> None:

@@ -33,9 +33,11 @@ def autotune(
     interpreter as deployed (our kernels for the claimed nodes, the default
     kernels, XNNPACK, for the rest) with none of them claimed, with each one
     alone, and with every one. Nodes that alone make the model at least
-    `min_speedup` faster form the candidate set, which is timed against none and
-    all; the faster of it and all is returned if it beats none by `min_speedup`,
-    else no node (a tie goes to the interpreter's own kernels). Configurations are timed
+    `min_speedup` faster form the candidate set, which is timed against none, all
+    and the nodes the cost model claims (`KernelDelegate(kernel=kernel)`: in a model of many
+    small nodes each may gain too little alone to pass the margin, yet together they pay);
+    the fastest of these is returned if it beats none by `min_speedup`, else no node (a tie
+    goes to the interpreter's own kernels). Configurations are timed
     interleaved, `rounds` times each in rotating order, and compared by their
     median, so a shared, noisy machine biases none of them.
 
@@ -84,7 +86,10 @@ def autotune(
     singles = [[node] for node in nodes]
     none, *alone = measure([[], *singles])
     chosen = [node for node, t in zip(nodes, alone) if none / t >= min_speedup]
-    finalists = [[], chosen, nodes] if chosen not in ([], nodes) else [[], nodes]
+    finalists: list[list[int]] = []
+    for config in ([], chosen, claimed_by_cost_model(content, kernel, backend), nodes):
+        if config not in finalists:
+            finalists.append(config)
     none, *times = measure(finalists)
     # The fastest set that beats none by the margin; none when no set does (noise ties go
     # to the interpreter's own kernels).
@@ -99,6 +104,15 @@ def candidates(
     delegate = KernelDelegate(kernel=kernel, backend=backend, nodes=[])
     _interpreter(_content(model), 1, runtime(backend), [delegate])
     return delegate.nodes(claimed_only=False)
+
+
+def claimed_by_cost_model(
+    model: bytes | str | os.PathLike, kernel: str = "auto", backend: str = "auto"
+) -> list[int]:
+    """Sorted indices of the nodes our delegate claims by its cost model (`nodes="auto"`)."""
+    delegate = KernelDelegate(kernel=kernel, backend=backend)
+    _interpreter(_content(model), 1, runtime(backend), [delegate])
+    return sorted(node.node for node in delegate.nodes())
 
 
 def _content(model: bytes | str | os.PathLike) -> bytes:
