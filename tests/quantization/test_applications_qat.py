@@ -56,7 +56,7 @@ def _images(x, side):
 # conv read by five ReLUs (29% one or two steps, `test_shared_relus.py`). What is left is each
 # kernel's own one-step roundings (TFLite's builtin kernels round twice when requantizing, a
 # 1x1 depthwise BN's int32 bias is coarse) compounding over the cells: the int8 file run by
-# XNNPACK and by TFLite's builtin kernels disagrees as much (p99 10 steps, 96% top-1).
+# XNNPACK and by TFLite's builtin kernels disagrees as much (p99 11 steps, 94.5% top-1).
 # DenseNet121 likewise (p99 11-12, max 15-16, before and after those fixes): every op is within
 # one step, and XNNPACK vs the builtin kernels on its file: p99 13 steps, 83.5% top-1 (QAT Keras
 # vs XNNPACK 86.5%), its digits' top-1 margins being a few steps after 4 training steps.
