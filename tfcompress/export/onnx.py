@@ -22,6 +22,7 @@ from tfcompress.export.onnx_qdq import (
 )
 from tfcompress.pruning.prune import strip_pruning
 from tfcompress.pruning.update_pruning_step import collect_wrappers
+from tfcompress.quantization.pool_rounding import for_export
 from tfcompress.quantization.quantize_apply import is_quantized
 from tfcompress.utils.io import atomic_write_bytes, check_output_path
 from tfcompress.utils.surgery import is_graph_model
@@ -132,7 +133,8 @@ def _qdq_onnx(
     def serve(*inputs):
         return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
 
-    function = serve.get_concrete_function()
+    with for_export():  # QAT's average pools as the converter reads them
+        function = serve.get_concrete_function()
     inputs = [t.name for t in function.inputs if t.dtype != tf.resource]
     outputs = [t.name for t in function.outputs]
     graph_def = tf2onnx.tf_loader.from_function(function, inputs, outputs)

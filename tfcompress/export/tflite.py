@@ -24,6 +24,7 @@ from tfcompress.export.converter import (
 from tfcompress.export.flatbuffer import TFLiteFile
 from tfcompress.export.float_islands import warn_float_islands
 from tfcompress.export.isolated import convert_in_child
+from tfcompress.quantization.pool_rounding import for_export
 from tfcompress.utils.io import atomic_write_bytes, check_output_path
 from tfcompress.utils.surgery import collect, is_graph_model
 from tfcompress.utils.validation import (
@@ -59,7 +60,8 @@ def _serving_function(model: keras.Model, shapes: list[tuple], dtypes: list, bat
     def serve(*inputs):
         return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
 
-    serve.get_concrete_function()
+    with for_export():  # QAT's average pools as the converter reads them
+        serve.get_concrete_function()
     return serve
 
 

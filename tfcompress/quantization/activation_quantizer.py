@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfcompress.quantization.pool_rounding import exporting, rounded_like_average_pool
 from tfcompress.quantization.quantizer import ACTIVATION_BITS, Quantizer, check_bits
 
 
@@ -93,7 +94,9 @@ class ActivationQuantizer(Quantizer):
             "initialized": scalar("initialized", 0.0),
         }
 
-    def __call__(self, x, variables: dict, training: bool = False):
+    def __call__(self, x, variables: dict, training: bool = False, mean_window: int = 0):
+        """Fake-quantizes `x`; with `mean_window`, `x` is an average pool's mean of that many
+        values on this range's grid, its halves rounded as TFLite does (`pool_rounding.py`)."""
         x = tf.convert_to_tensor(x)
         lo_var, hi_var, init = variables["min"], variables["max"], variables["initialized"]
         if training:
@@ -115,13 +118,17 @@ class ActivationQuantizer(Quantizer):
             lo, hi = lo_var.value, hi_var.value
         lo = tf.minimum(lo, 0.0)
         hi = tf.maximum(hi, lo + 1e-6)
-        return tf.quantization.fake_quant_with_min_max_vars(x, lo, hi, num_bits=self.bits)
+        y = tf.quantization.fake_quant_with_min_max_vars(x, lo, hi, num_bits=self.bits)
+        if mean_window and not exporting():
+            pooled = rounded_like_average_pool(x, lo, hi, self.bits, mean_window)
+            y = y + tf.stop_gradient(pooled - y)  # fake quantization's gradients
+        return y
 
-    def tied(self, x, variables: dict, tie: RangeTie, training: bool = False):
+    def tied(self, x, variables: dict, tie: RangeTie, training: bool = False, mean_window: int = 0):
         """`__call__` for a tensor whose range is tied to others' (`RangeTie`)."""
         if tie.leader is not None:
-            return self(x, tie.leader, training=False)
-        y = self(x, variables, training)
+            return self(x, tie.leader, training=False, mean_window=mean_window)
+        y = self(x, variables, training, mean_window)
         if training:
             for follower in tie.followers:
                 for key in ("min", "max", "initialized"):

@@ -4,7 +4,8 @@ TFLite fuses a ReLU/ReLU6 into the CONV_2D, DEPTHWISE_CONV_2D,
 FULLY_CONNECTED or ADD before it and folds a BatchNormalization into the
 convolution before it. QAT must quantize where the int8 model has tensors,
 so the output of the op before a fused activation gets no range of its own,
-and the folded BN disappears into the convolution's weights. A
+and the folded BN disappears into the convolution's weights. Several identical
+ReLUs reading one tensor fuse too (the converter merges them into one). A
 SeparableConv2D, split for QAT into a depthwise and a pointwise convolution,
 counts as its pointwise part: the BN folds into it and a ReLU fuses into it.
 A BN with no convolution before it runs as a 1x1 depthwise convolution
@@ -78,19 +79,25 @@ def _histories(value) -> list[str]:
     return []
 
 
-def _fuses(layer: keras.layers.Layer) -> bool:
-    """A ReLU or ReLU6 TFLite can fuse into the op before it."""
+def fused_kind(layer: keras.layers.Layer) -> str | None:
+    """The kind ("relu" or "relu6") of a ReLU TFLite can fuse into the op before it, or None."""
     if isinstance(layer, keras.layers.ReLU):
         config = layer.get_config()
-        return (
-            config.get("negative_slope", 0) == 0
-            and config.get("threshold", 0) == 0
-            and config.get("max_value") in (None, 6.0, 6)
-        )
-    return isinstance(layer, keras.layers.Activation) and activation_name(layer) in (
-        "relu",
-        "relu6",
-    )
+        if config.get("negative_slope", 0) != 0 or config.get("threshold", 0) != 0:
+            return None
+        return {None: "relu", 6: "relu6"}.get(config.get("max_value"))
+    if isinstance(layer, keras.layers.Activation):
+        name = activation_name(layer)
+        return name if name in ("relu", "relu6") else None
+    return None
+
+
+def _relus_fuse(users: list[str], layers: dict, selected: set[str]) -> bool:
+    """True when every reader of a tensor is a selected ReLU of one kind: the converter merges
+    identical ReLUs of one tensor (their ranges tied, `shared_ranges.py`) into one op and fuses
+    that into the op before (NASNet's stem conv, read by five ReLUs)."""
+    kinds = {fused_kind(layers[u]) if u in layers and u in selected else None for u in users}
+    return bool(users) and len(kinds) == 1 and None not in kinds
 
 
 def _folds_into(layer: keras.layers.Layer) -> bool:
@@ -166,9 +173,7 @@ def plan_graph(
         last = plan.folds[name].name if name in plan.folds else name
         if _folds_into(layer) and activation_name(layer) != "linear":
             continue  # the activation is inside the layer already
-        follower = only_consumer(last)
-        users = consumers.get(last, [])
-        if follower is not None and _fuses(follower) and users[0] in selected:
+        if _relus_fuse(consumers.get(last, []), layers, selected):
             plan.fused_output.add(name)
     for name, layer in layers.items():
         if name in selected and isinstance(layer, AVERAGE_POOLS):
@@ -182,9 +187,8 @@ def plan_graph(
         neighbours = {*producers.get(op.name, []), *consumers.get(op.name, [])}
         if neighbours & (selected | plan.quantized_ops):
             plan.quantized_ops.add(op.name)
-            follower = only_consumer(op.name)
-            fusable = type(op).__name__ in FUSES_RELU and follower is not None
-            if fusable and _fuses(follower) and consumers[op.name][0] in selected:
+            fusable = type(op).__name__ in FUSES_RELU
+            if fusable and _relus_fuse(consumers.get(op.name, []), layers, selected):
                 plan.fused_output.add(op.name)
     return plan
 

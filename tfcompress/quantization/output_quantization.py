@@ -21,6 +21,8 @@ class OutputQuantization:
         quantizer: The `ActivationQuantizer`, or None to leave the ranges to the
             converter (the activation still runs).
         activation: The split-off activation's name, or None.
+        mean_window: For an average pool, the most values one mean averages: its halves
+            round as TFLite's do (`pool_rounding.py`); 0 otherwise.
 
     Example:
         >>> from tfcompress.quantization import ActivationQuantizer
@@ -30,8 +32,11 @@ class OutputQuantization:
         >>> y = output(keras.ops.ones((2, 4)), training=True)
     """
 
-    def __init__(self, quantizer: ActivationQuantizer | None, activation: str | None):
+    def __init__(
+        self, quantizer: ActivationQuantizer | None, activation: str | None, mean_window: int = 0
+    ):
         self.quantizer = quantizer
+        self.mean_window = mean_window
         self.activation_name = activation
         self.activation = keras.activations.get(activation) if activation else None
         self.output_ranges = self.pre_activation_ranges = None
@@ -57,4 +62,6 @@ class OutputQuantization:
         return outputs
 
     def _quantize_output(self, training: bool):
-        return lambda t: self.quantizer.tied(t, self.output_ranges, self.tie, training)
+        return lambda t: self.quantizer.tied(
+            t, self.output_ranges, self.tie, training, self.mean_window
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 
 import keras
 import tensorflow as tf
@@ -11,6 +12,7 @@ from tfcompress.quantization.activation_quantizer import RangeTie
 from tfcompress.quantization.activation_split import split_activation
 from tfcompress.quantization.batch_norm_folding import BatchNormFolding
 from tfcompress.quantization.cluster_preservation import ClusterPreservation
+from tfcompress.quantization.graph_plan import AVERAGE_POOLS
 from tfcompress.quantization.output_quantization import OutputQuantization
 from tfcompress.quantization.quantize_config import QuantizeConfig
 from tfcompress.quantization.registry import default_quantize_config, unregistered_error
@@ -104,7 +106,9 @@ class QuantizeWrapper(keras.layers.Wrapper):
         self.preserve_clusters = bool(preserve_clusters)
         self.num_centroids = None if num_centroids is None else [int(n) for n in num_centroids]
         self._folding = folding
-        self._output = OutputQuantization(quantize_config.output_quantizer, activation)
+        self._output = OutputQuantization(
+            quantize_config.output_quantizer, activation, _mean_window(layer)
+        )
         self._sparsity = self._clusters = None
         self._takes_training = "training" in inspect.signature(layer.call).parameters
 
@@ -241,6 +245,14 @@ class QuantizeWrapper(keras.layers.Wrapper):
             "preserve_clusters": self.preserve_clusters,
             "num_centroids": self.num_centroids,
         }
+
+
+def _mean_window(layer: keras.layers.Layer) -> int:
+    """The most values one output of an average pool averages (its pool size), else 0."""
+    if not isinstance(layer, AVERAGE_POOLS):
+        return 0
+    size = layer.pool_size
+    return math.prod(size) if isinstance(size, (tuple, list)) else int(size)
 
 
 def _dense_spec(value):

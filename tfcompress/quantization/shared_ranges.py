@@ -12,6 +12,10 @@ fake-quantize with its range, which it copies into their range variables as it
 moves, so the Keras model computes what the int8 file does and each layer saves
 the range it uses.
 
+Identical ReLUs (or ReLU6s) of one tensor are one op in the int8 file: the
+converter merges them (and fuses the one left into the op before when they are
+that tensor's only readers, see `graph_plan`), so they share one range too.
+
 An average pool (AVERAGE_POOL_2D) also writes its input's scale, rounding each
 mean to it: its output range follows its input's (or that input's group
 leader), so QAT rounds the means as the int8 file does (NASNet's 40 pools,
@@ -25,7 +29,7 @@ from __future__ import annotations
 import keras
 
 from tfcompress.quantization.activation_quantizer import RangeTie
-from tfcompress.quantization.graph_plan import AVERAGE_POOLS, edges
+from tfcompress.quantization.graph_plan import AVERAGE_POOLS, edges, fused_kind
 from tfcompress.quantization.operations import KEEPS_RANGE, is_operation
 from tfcompress.quantization.quantize_layer import QuantizeLayer
 from tfcompress.quantization.quantize_wrapper import QuantizeWrapper
@@ -111,6 +115,16 @@ def tie_shared_ranges(model: keras.Model) -> list[list[str]]:
             holder = source(name)
             if holder is not None and holder is not op:
                 union(op, holder)
+    relus: dict[tuple[str, str], list[QuantizeWrapper]] = {}  # by (tensor read, kind)
+    for op in model.operations:
+        kind = isinstance(op, QuantizeWrapper) and op.output_ranges is not None
+        kind = kind and fused_kind(op.layer)
+        sources = producers.get(op.name, [])
+        if kind and len(sources) == 1:
+            relus.setdefault((sources[0], kind), []).append(op)
+    for same in relus.values():
+        for other in same[1:]:
+            union(same[0], other)
     groups: dict[int, list[keras.Operation]] = {}
     for key, layer in layers.items():
         groups.setdefault(find(key), []).append(layer)
