@@ -39,55 +39,14 @@ TFC_AVX512 void ToUnsigned(const int8_t* src, int k, int padded_k, uint8_t* dst)
   for (; i < padded_k; ++i) dst[i] = 0x80;
 }
 
-// The output stage of the GEMV, its constants loaded once per call: requantizes 16 columns
-// n0.. of one row with a single rounding, (acc * M + 2^(s-1)) >> s, in 64-bit lanes (even
-// columns, then odd ones). The sum is offset by 2^62 so that a logical shift (which SIMDe
-// emulates too) is exact; the offset's 2^(62-s) comes off modulo 2^32 together with the zero
-// point added (zero16). vpmovsdb saturates to [-128, 127]: only a narrower activation range
-// needs a max or min.
-struct Output16 {
-  const int32_t* multiplier;
-  const int64_t* add;
-  const int64_t* right;
-  const int32_t* zero;
-  __m512i lo, hi;
-  bool clamp_lo, clamp_hi;
-};
-
-TFC_AVX512 inline Output16 OutputOf(const OutputStage& out) {
-  const RequantTables& t = *out.tables;
-  return {t.multiplier.data(), t.add16.data(), t.right16.data(), t.zero16.data(),
-          _mm512_set1_epi32(out.act_min), _mm512_set1_epi32(out.act_max), out.act_min > -128,
-          out.act_max < 127};
-}
-
-TFC_AVX512 inline __m512i Shift16(__m512i product, const Output16& o, int slot) {
-  return _mm512_srlv_epi64(_mm512_add_epi64(product, _mm512_loadu_si512(o.add + slot)),
-                           _mm512_loadu_si512(o.right + slot));
-}
-
-TFC_AVX512 inline void WriteRow16(__m512i acc, const Output16& o, int n0, int count,
-                                  int8_t* dst) {
-  const __m512i multiplier = _mm512_loadu_si512(o.multiplier + n0);
-  const __m512i even = Shift16(_mm512_mul_epi32(acc, multiplier), o, n0);
-  const __m512i odd = Shift16(
-      _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), _mm512_srli_epi64(multiplier, 32)), o,
-      n0 + 8);
-  __m512i v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-  v = _mm512_add_epi32(v, _mm512_loadu_si512(o.zero + n0));
-  if (o.clamp_lo) v = _mm512_max_epi32(v, o.lo);
-  if (o.clamp_hi) v = _mm512_min_epi32(v, o.hi);
-  const __m128i bytes = _mm512_cvtsepi32_epi8(v);
-  x86::StoreBlockRow(bytes, count, dst + n0);
-}
-
 TFC_AVX512 inline __m512i Dot(__m512i acc, const uint8_t* x, const int8_t* block) {
   return _mm512_dpbusd_epi32(acc, Broadcast(x), _mm512_load_si512(block));
 }
 
-// One input row (a GEMV): per block row, the sum starts at folded_bias - 128 * row_sum and
-// runs over the stored blocks in four chains (vpdpbusd's latency is 4 cycles on Zen 4),
-// then one zmm is requantized and written. Single rounding only (WriteRow16).
+// One input row (a GEMV): per block row, the sum starts at -128 * row_sum and runs over the
+// stored blocks in four chains (vpdpbusd's latency is 4 cycles on Zen 4), then one zmm is
+// requantized (x86::Requantize16, which adds the folded bias) and written. Single rounding
+// only.
 template <bool kSparse>
 TFC_AVX512 void Gemv(const Weights& w, const GemmProblem& p, const uint8_t* x,
                      int block_row_begin, int block_row_end) {
@@ -97,7 +56,6 @@ TFC_AVX512 void Gemv(const Weights& w, const GemmProblem& p, const uint8_t* x,
   const int32_t* row_sum = w.row_sum.data();
   const int8_t* blocks = w.blocks.get();
   const int32_t* folded_bias = p.folded_bias;
-  const Output16 output = OutputOf(p.out);
   const int n = w.n;
   int8_t* y = p.output;
   for (int br = block_row_begin; br < block_row_end; ++br) {
@@ -110,7 +68,7 @@ TFC_AVX512 void Gemv(const Weights& w, const GemmProblem& p, const uint8_t* x,
       return x + static_cast<size_t>(static_cast<uint32_t>(kSparse ? cols[j] : j - first)) *
                      kBlockCols;
     };
-    __m512i a0 = _mm512_sub_epi32(_mm512_loadu_si512(folded_bias + n0),
+    __m512i a0 = _mm512_sub_epi32(_mm512_setzero_si512(),
                                   _mm512_slli_epi32(_mm512_loadu_si512(row_sum + n0), 7));
     __m512i a1 = _mm512_setzero_si512(), a2 = a1, a3 = a1;
     int j = first;
@@ -123,7 +81,9 @@ TFC_AVX512 void Gemv(const Weights& w, const GemmProblem& p, const uint8_t* x,
     a0 = _mm512_add_epi32(a0, a1);
     a2 = _mm512_add_epi32(a2, a3);
     for (; j < end; ++j, b += kBlockBytes) a0 = Dot(a0, in(j), b);
-    WriteRow16(_mm512_add_epi32(a0, a2), output, n0, std::min(kBlockRows, n - n0), y);
+    const x86::Columns16<false> k = x86::ColumnsOf<false>(p.out, folded_bias, n0);
+    x86::StoreBlockRow(x86::Requantize16(_mm512_add_epi32(a0, a2), k),
+                       std::min(kBlockRows, n - n0), y + n0);
   }
 }
 

@@ -19,9 +19,12 @@
 namespace tfc::x86 {
 
 // Requantization constants of the 16 columns n0.. for a tile of rows, loaded once: TFLite's
-// single rounding (as WriteRow16: a, b add and c, d shift the even and odd 64-bit lanes) or
-// its double rounding (kTwice: a = left shift, b = remainder mask, c = right shift, d = half
-// the mask), then the zero point (per column when once: zero16).
+// single rounding, (acc * M + 2^(s-1)) >> s in 64-bit lanes (a, b add and c, d shift the even
+// and odd columns; the sum is offset by 2^62 so that a logical shift, which SIMDe emulates
+// too, is exact, and the offset's 2^(62-s) comes off modulo 2^32 with the zero point: zero16),
+// or its double rounding (kTwice: a = left shift, b = remainder mask, c = right shift, d =
+// half the mask), then the zero point. vpmovsdb saturates to [-128, 127]: only a narrower
+// activation range needs a max or min.
 template <bool kTwice>
 struct Columns16 {
   __m512i bias, multiplier, odd_multiplier, a, b, c, d, zero, lo, hi;
